@@ -1,0 +1,246 @@
+"""The Plan actor: one per active plan, owning its state machine and running its steps.
+
+It is a thin shell: the transitions are `lifecycle.advance*`, the calls are `StepExecutor`,
+the writes go to the Store actor. Order of work for a step with side effects:
+
+1. write-ahead: the step is saved RUNNING (attempts + 1) before the call is made;
+2. the call, with the step id as Idempotency-Key;
+3. the outcome is saved with the next write-ahead or the final save.
+
+A plan that must WAIT (a confirmation gate, a Spawner job) is saved WAITING and the actor
+stops (passivation): waiting plans hold no thread. Confirm or a job's completion starts a
+new actor from the database. Only `tell` reaches this actor, so any exception ends in
+`on_failure` and the Supervisor hears of it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, NamedTuple
+
+import pykka
+
+from madre import lifecycle
+from madre.contracts import FINAL_STATUSES, Plan, Status, Step, StepType, WaitReason
+from madre.errors import DownstreamError, IllegalTransition
+from madre.settle import SettleHub
+from madre.steps import LOCAL_STEPS, StepExecutor, UnknownStepType
+from madre.store.repository import AuditRow, IntentClose
+
+log = logging.getLogger("madre.plan")
+
+
+class Run(NamedTuple):
+    pass
+
+
+class ChildFailed(NamedTuple):
+    plan_id: str
+    incarnation: int
+    error: str
+
+
+class ChildStopped(NamedTuple):
+    plan_id: str
+    incarnation: int
+    reason: str  # done | error | passivated | gone
+
+
+class PlanActor(pykka.ThreadingActor):
+    def __init__(
+        self,
+        plan_id: str,
+        *,
+        plan: Plan | None,
+        incarnation: int,
+        store: Any,
+        executor: StepExecutor,
+        hub: SettleHub,
+        supervisor: pykka.ActorRef[Any],
+    ) -> None:
+        super().__init__()
+        self.plan_id = plan_id
+        self.incarnation = incarnation
+        self._plan = plan
+        self._store = store
+        self._executor = executor
+        self._hub = hub
+        self._supervisor = supervisor
+        self._audit: list[AuditRow] = []
+        self._stop_reason = "gone"
+
+    # ------------------------------------------------------------------ pykka hooks
+
+    def on_start(self) -> None:
+        # pykka does not call on_failure when on_start raises: report it ourselves.
+        try:
+            if self._plan is None:
+                self._plan = self._store.call(lambda repo: repo.load_plan(self.plan_id))
+            self.actor_ref.tell(Run())
+        except Exception as exc:
+            log.exception("plan actor could not start", extra={"plan_id": self.plan_id})
+            self._report_failure(exc)
+            self.stop()
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Run):
+            try:
+                self._run()
+            except _Superseded:
+                pass
+            return None
+        return super().on_receive(message)
+
+    def on_failure(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self._report_failure(exc)
+
+    def on_stop(self) -> None:
+        try:
+            self._supervisor.tell(ChildStopped(self.plan_id, self.incarnation, self._stop_reason))
+        except pykka.ActorDeadError:
+            pass
+
+    # ------------------------------------------------------------------ the plan
+
+    def _run(self) -> None:
+        plan = self._plan
+        if plan is None or plan.status in FINAL_STATUSES or plan.status is Status.WAITING:
+            # Nothing to do: already settled (a duplicate activation) or gone.
+            if plan is not None:
+                self._hub.publish(plan)
+            self._stop_reason = "gone"
+            self.stop()
+            return
+        if plan.status is Status.PENDING:
+            lifecycle.advance(plan, Status.RUNNING)
+            self._note("plan_started")
+        while (step := plan.next_step) is not None:
+            if step.is_confirmation_gate or step.type == StepType.SPAWNER_REQUEST:
+                if step.status is Status.WAITING or step.status is Status.PENDING:
+                    self._wait_on(step)
+                    return
+            if not self._executor.is_known(step.type):
+                self._fail(step, f"unknown step type {step.type!r}; this Madre cannot run it")
+                return
+            if not self._run_step(step):
+                return
+        self._finish()
+
+    def _run_step(self, step: Step) -> bool:
+        """Run one step; False when the plan ended because of it."""
+        plan = self._plan
+        assert plan is not None
+        lifecycle.advance_step(step, Status.RUNNING)
+        module = self._executor.module_of(step)
+        if step.type not in LOCAL_STEPS:
+            self._note(f"step_started:{step.type}", module=module, reason=f"step_{step.index}")
+            self._save()  # write-ahead: the attempt is durable before the call is made
+        try:
+            result = self._executor.run(step, plan)
+        except (DownstreamError, UnknownStepType) as exc:
+            reason = str(exc)
+            attempts = getattr(exc, "attempts", 1)
+            status_code = getattr(exc, "status_code", None)
+            lifecycle.advance_step(step, Status.ERROR, error=reason,
+                                   result={"attempts": attempts, "status_code": status_code})
+            self._note(f"step_failed:{step.type}", module=module, reason=reason)
+            if step.optional:
+                plan.warnings.append(f"optional_step_failed:{step.type}")
+                return True
+            self._fail(step, f"step {step.index} ({step.type}) failed: {reason}", already=True)
+            return False
+        lifecycle.advance_step(step, Status.DONE, result=result)
+        if step.type not in LOCAL_STEPS:
+            self._note(f"step_done:{step.type}", module=module, reason=f"step_{step.index}")
+        return True
+
+    def _wait_on(self, step: Step) -> None:
+        plan = self._plan
+        assert plan is not None
+        daughter = None
+        if step.type == StepType.SPAWNER_REQUEST:
+            reason = WaitReason.SPAWNER_JOB
+            if step.status is Status.PENDING:
+                lifecycle.advance_step(step, Status.WAITING)
+                daughter = {
+                    "step_id": step.step_id,
+                    "task_type": step.payload.get("task_type", "job"),
+                    "description": step.payload.get("description"),
+                    "params": step.payload.get("params", {}),
+                }
+                self._note("daughter_task_requested", module="spawner",
+                           reason=f"step_{step.index}")
+        else:
+            reason = WaitReason.CONFIRMATION
+            if step.status is Status.PENDING:
+                lifecycle.advance_step(step, Status.WAITING)
+        lifecycle.advance(plan, Status.WAITING, wait_reason=reason)
+        self._note("plan_waiting", reason=reason.value)
+        self._save(close=IntentClose(plan.intent_id, "waiting", reason.value), daughter=daughter)
+        self._settle("passivated")
+
+    def _fail(self, step: Step, reason: str, *, already: bool = False) -> None:
+        plan = self._plan
+        assert plan is not None
+        if not already:
+            if step.status in (Status.PENDING, Status.RUNNING, Status.WAITING):
+                lifecycle.advance_step(step, Status.ERROR, error=reason)
+        lifecycle.advance(plan, Status.ERROR, reason=reason)
+        self._note("plan_error", reason=reason)
+        self._save(close=IntentClose(plan.intent_id, "error", reason[:500]))
+        self._settle("error")
+
+    def _finish(self) -> None:
+        plan = self._plan
+        assert plan is not None
+        lifecycle.advance(plan, Status.DONE)
+        self._note("plan_done", reason=f"{len(plan.steps)} steps")
+        self._save(close=IntentClose(plan.intent_id, "done", f"Plan {plan.plan_id} executed"))
+        self._settle("done")
+
+    # ------------------------------------------------------------------ helpers
+
+    def _note(self, action: str, *, module: str = "madre", reason: str = "") -> None:
+        plan = self._plan
+        assert plan is not None
+        self._audit.append(
+            AuditRow(action=action, reason=reason, module=module, plan_id=plan.plan_id,
+                     intent_id=plan.intent_id, session_id=plan.session_id, actor="plan")
+        )
+
+    def _save(self, *, close: IntentClose | None = None, daughter: dict[str, Any] | None = None
+              ) -> None:
+        plan = self._plan
+        assert plan is not None
+        audit, self._audit = self._audit, []
+        try:
+            self._plan = self._store.call(
+                lambda repo: repo.save_plan(plan, audit=audit, close=close, daughter=daughter)
+            )
+        except IllegalTransition:
+            # Someone else moved the plan (a cancel, another instance): theirs wins.
+            log.warning("plan changed under its actor; stopping", extra={"plan_id": plan.plan_id})
+            self._plan = self._store.call(lambda repo: repo.load_plan(plan.plan_id))
+            if self._plan is not None:
+                self._hub.publish(self._plan)
+            self._stop_reason = "gone"
+            self.stop()
+            raise _Superseded from None
+
+    def _settle(self, reason: str) -> None:
+        assert self._plan is not None
+        self._hub.publish(self._plan)
+        self._stop_reason = reason
+        self.stop()
+
+    def _report_failure(self, exc: BaseException | None) -> None:
+        try:
+            self._supervisor.tell(
+                ChildFailed(self.plan_id, self.incarnation, f"{type(exc).__name__}: {exc}")
+            )
+        except pykka.ActorDeadError:
+            pass
+
+
+class _Superseded(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Raised out of a save when the stored plan moved on; ends the current message."""

@@ -1,0 +1,13 @@
+"""The Planner actor: turns a classified intent into a plan (rules in `madre.planning`)."""
+
+from __future__ import annotations
+
+import pykka
+
+from madre.contracts import Intent, Plan
+from madre.planning import build_plan
+
+
+class PlannerActor(pykka.ThreadingActor):
+    def plan(self, intent: Intent) -> Plan:
+        return build_plan(intent)

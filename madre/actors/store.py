@@ -1,0 +1,120 @@
+"""The Store actor: the one writer of the database, with group commit.
+
+Every write is a `Write(op, reply)` message; `op` is a function of the Repository. The
+actor queues writes and tells itself `Flush`; pykka delivers that only after every message
+already in the inbox, so under load one transaction (one fsync) carries a whole batch, and
+when idle a write commits alone with no added delay. Each op runs in a savepoint, so a bad
+write fails alone; replies are set only after COMMIT returned, so "acknowledged" means
+"durable".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, NamedTuple, TypeVar
+
+import pykka
+
+from madre.errors import StoreUnavailable
+from madre.store.db import write_transaction
+from madre.store.repository import Repository
+
+log = logging.getLogger("madre.store")
+
+T = TypeVar("T")
+MAX_BATCH = 256
+
+
+class Write(NamedTuple):
+    op: Callable[[Repository], Any]
+    reply: pykka.Future[Any]
+
+
+class Flush(NamedTuple):
+    pass
+
+
+class StoreActor(pykka.ThreadingActor):
+    def __init__(self, repository: Repository) -> None:
+        super().__init__()
+        self._repo = repository
+        self._pending: list[Write] = []
+        self._flush_scheduled = False
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, Write):
+            self._pending.append(message)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self.actor_ref.tell(Flush())
+        elif isinstance(message, Flush):
+            self._flush()
+        else:
+            return super().on_receive(message)
+        return None
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+        self._flush_scheduled = bool(self._pending)
+        if self._pending:
+            self.actor_ref.tell(Flush())
+        outcomes: list[tuple[Write, Any, BaseException | None]] = []
+        database = self._repo.database
+        try:
+            with database.connection_context(), write_transaction(database):
+                for write in batch:
+                    try:
+                        with database.atomic():  # SAVEPOINT: this write fails alone
+                            outcomes.append((write, write.op(self._repo), None))
+                    except Exception as exc:  # noqa: BLE001 - handed back to the caller
+                        outcomes.append((write, None, exc))
+        except Exception as exc:
+            log.exception("group commit of %d writes failed", len(batch))
+            failure = StoreUnavailable(f"the database refused the write: {exc}")
+            for write in batch:
+                write.reply.set_exception((type(failure), failure, failure.__traceback__))
+            return
+        for write, result, error in outcomes:
+            if error is None:
+                write.reply.set(result)
+            else:
+                write.reply.set_exception((type(error), error, error.__traceback__))
+
+    def on_stop(self) -> None:
+        if self._pending:
+            self._flush_scheduled = False
+            while self._pending:
+                self._flush()
+        self._repo.database.close()
+
+    def on_failure(self, *exc_info: Any) -> None:
+        for write in self._pending:
+            write.reply.set_exception(exc_info)  # type: ignore[arg-type]
+        self._pending.clear()
+
+
+class StoreClient:
+    """How everyone else writes: submit an op, get a future, or wait for it with a timeout."""
+
+    def __init__(self, ref: pykka.ActorRef[StoreActor], repository: Repository, *,
+                 timeout: float = 30.0) -> None:
+        self.ref = ref
+        self.repo = repository
+        self.timeout = timeout
+
+    def submit(self, op: Callable[[Repository], T]) -> pykka.Future[T]:
+        reply: pykka.Future[T] = pykka.ThreadingFuture()
+        try:
+            self.ref.tell(Write(op, reply))
+        except pykka.ActorDeadError as exc:
+            raise StoreUnavailable("the store is not running") from exc
+        return reply
+
+    def call(self, op: Callable[[Repository], T], *, timeout: float | None = None) -> T:
+        try:
+            return self.submit(op).get(timeout=timeout or self.timeout)
+        except pykka.Timeout as exc:
+            raise StoreUnavailable("the database did not answer in time") from exc
+        except pykka.ActorDeadError as exc:
+            raise StoreUnavailable("the store stopped before writing") from exc

@@ -1,0 +1,5 @@
+"""Madre's HTTP front end."""
+
+from madre.http.app import create_app
+
+__all__ = ["create_app"]

@@ -1,0 +1,42 @@
+"""`create_app(madre)`: the Starlette front end of one running Madre."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from madre.http.auth import TokenAuthMiddleware
+from madre.http.errors import EXCEPTION_HANDLERS
+from madre.http.routes import ROUTES
+from madre.runtime import Madre
+
+OPEN_PATHS = frozenset({"/health"})
+THREADS = 128  # request threads waiting on actors; each chat may wait seconds for its plan
+
+
+def create_app(madre: Madre) -> Starlette:
+    """The HTTP app over `madre`, which must be started (and is stopped) by the caller."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
+        yield
+
+    app = Starlette(
+        routes=ROUTES,
+        middleware=[
+            Middleware(
+                TokenAuthMiddleware,
+                token=madre.settings.token.get_secret_value(),
+                exempt=OPEN_PATHS,
+            )
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        lifespan=lifespan,
+    )
+    app.state.madre = madre
+    return app

@@ -1,0 +1,155 @@
+"""Configuration: the only module that reads the environment.
+
+Every knob is an environment variable (names in DESIGN.md). `Settings()` reads and
+validates them once; `load_settings()` turns a validation failure into `ConfigError`
+whose message names the variable, so start-up stops with a sentence, not a traceback.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from madre.errors import ConfigError
+
+DEFAULT_TOKEN = "vx11-local-token"
+
+MODULES = ("switch", "hermes", "hormiguero", "manifestator", "shub", "spawner")
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name)
+
+
+class Settings(BaseSettings):
+    """Madre's settings. Pass keyword arguments to override the environment (tests, embedding)."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+
+    token: SecretStr = Field(SecretStr(DEFAULT_TOKEN), validation_alias=_env("VX11_TOKEN"))
+    database_url: str = Field(
+        "sqlite:///data/runtime/vx11.db", validation_alias=_env("DATABASE_URL")
+    )
+    host: str = Field("127.0.0.1", validation_alias=_env("MADRE_HOST"))
+    port: int = Field(8001, ge=0, le=65535, validation_alias=_env("MADRE_PORT"))
+
+    switch_url: str = Field("http://127.0.0.1:8002", validation_alias=_env("SWITCH_URL"))
+    hermes_url: str = Field("http://127.0.0.1:8003", validation_alias=_env("HERMES_URL"))
+    hormiguero_url: str = Field("http://127.0.0.1:8004", validation_alias=_env("HORMIGUERO_URL"))
+    manifestator_url: str = Field(
+        "http://127.0.0.1:8005", validation_alias=_env("MANIFESTATOR_URL")
+    )
+    shub_url: str = Field("http://127.0.0.1:8007", validation_alias=_env("SHUB_URL"))
+    spawner_url: str = Field("http://127.0.0.1:8008", validation_alias=_env("SPAWNER_URL"))
+
+    confirm_ttl_seconds: float = Field(
+        900, gt=0, validation_alias=_env("MADRE_CONFIRM_TTL_SECONDS")
+    )
+    chat_wait_seconds: float = Field(5.0, ge=0, validation_alias=_env("MADRE_CHAT_WAIT_SECONDS"))
+    log_format: Literal["json", "text"] = Field("json", validation_alias=_env("MADRE_LOG_FORMAT"))
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", validation_alias=_env("MADRE_LOG_LEVEL")
+    )
+
+    # Outgoing calls: a parse must be quick (the fallback parser is always there); a step may
+    # take longer. Connect timeouts are short because every module lives on the same network.
+    parse_timeout_seconds: float = Field(
+        1.5, gt=0, validation_alias=_env("MADRE_PARSE_TIMEOUT_SECONDS")
+    )
+    step_timeout_seconds: float = Field(
+        10.0, gt=0, validation_alias=_env("MADRE_STEP_TIMEOUT_SECONDS")
+    )
+    connect_timeout_seconds: float = Field(
+        1.0, gt=0, validation_alias=_env("MADRE_CONNECT_TIMEOUT_SECONDS")
+    )
+    step_retries: int = Field(2, ge=0, le=10, validation_alias=_env("MADRE_STEP_RETRIES"))
+    retry_backoff_seconds: float = Field(
+        0.2, ge=0, validation_alias=_env("MADRE_RETRY_BACKOFF_SECONDS")
+    )
+    breaker_failures: int = Field(3, ge=1, validation_alias=_env("MADRE_BREAKER_FAILURES"))
+    breaker_reset_seconds: float = Field(
+        15.0, gt=0, validation_alias=_env("MADRE_BREAKER_RESET_SECONDS")
+    )
+    health_interval_seconds: float = Field(
+        10.0, gt=0, validation_alias=_env("MADRE_HEALTH_INTERVAL_SECONDS")
+    )
+
+    parser_actors: int = Field(4, ge=1, le=64, validation_alias=_env("MADRE_PARSER_ACTORS"))
+    max_body_bytes: int = Field(
+        256 * 1024, ge=1024, validation_alias=_env("MADRE_MAX_BODY_BYTES")
+    )
+    restart_max: int = Field(3, ge=0, validation_alias=_env("MADRE_RESTART_MAX"))
+    restart_period_seconds: float = Field(
+        60.0, gt=0, validation_alias=_env("MADRE_RESTART_PERIOD_SECONDS")
+    )
+
+    switch_parse_route: str = Field("/switch/route-v5", validation_alias=_env("MADRE_SWITCH_ROUTE"))
+    hermes_route: str = Field("/hermes/execute", validation_alias=_env("MADRE_HERMES_ROUTE"))
+    hormiguero_route: str = Field(
+        "/hormiguero/task", validation_alias=_env("MADRE_HORMIGUERO_ROUTE")
+    )
+    manifestator_route: str = Field(
+        "/manifestator/drift", validation_alias=_env("MADRE_MANIFESTATOR_ROUTE")
+    )
+    shub_route: str = Field("/shub/process", validation_alias=_env("MADRE_SHUB_ROUTE"))
+
+    @field_validator(
+        "switch_url", "hermes_url", "hormiguero_url", "manifestator_url", "shub_url", "spawner_url"
+    )
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https://, got {value!r}")
+        return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite://", "postgres://", "postgresql://")):
+            raise ValueError(
+                "must be sqlite:///<path> or postgresql://user@host/db, got " + repr(value)
+            )
+        return value
+
+    def module_url(self, module: str) -> str:
+        return str(getattr(self, f"{module}_url"))
+
+    @property
+    def binds_loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    def check_exposure(self) -> None:
+        """Refuse to serve a non-loopback address with the well-known default token."""
+        if not self.binds_loopback and self.token.get_secret_value() == DEFAULT_TOKEN:
+            raise ConfigError(
+                f"MADRE_HOST={self.host} exposes Madre beyond this machine with the default "
+                "token; set VX11_TOKEN to a secret of your own, or bind 127.0.0.1"
+            )
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment (and `overrides`), raising ConfigError that names the variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            problems.append(f"{_variable_name(field)}: {err['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+
+
+def _variable_name(field: str) -> str:
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info else None
+    if isinstance(alias, AliasChoices) and alias.choices:
+        return str(alias.choices[0])
+    return field

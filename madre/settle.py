@@ -1,0 +1,73 @@
+"""Waiting for a plan to settle (WAITING, DONE or ERROR) without polling.
+
+A caller registers a watch *before* it starts or wakes a plan, then waits on it; Plan actors
+publish every settled state. Chat uses this to answer with the plan's outcome, tests and
+embedders use it through `Madre.wait_for_plan`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+
+import pykka
+
+from madre.contracts import Plan, Status
+
+SETTLED = frozenset({Status.WAITING, Status.DONE, Status.ERROR})
+
+
+class Watch:
+    def __init__(self, hub: SettleHub, plan_id: str) -> None:
+        self._hub = hub
+        self.plan_id = plan_id
+        self.future: pykka.ThreadingFuture[Plan] = pykka.ThreadingFuture()
+
+    def wait(self, timeout: float) -> Plan | None:
+        """The settled plan, or None if it did not settle within `timeout` seconds."""
+        try:
+            return self.future.get(timeout=max(timeout, 0.0))
+        except pykka.Timeout:
+            return None
+        finally:
+            self._hub.forget(self)
+
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._hub.forget(self)
+
+
+class SettleHub:
+    """Thread-safe registry of watches per plan id."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._watches: defaultdict[str, list[Watch]] = defaultdict(list)
+
+    def watch(self, plan_id: str) -> Watch:
+        watch = Watch(self, plan_id)
+        with self._lock:
+            self._watches[plan_id].append(watch)
+        return watch
+
+    def forget(self, watch: Watch) -> None:
+        with self._lock:
+            watches = self._watches.get(watch.plan_id)
+            if watches and watch in watches:
+                watches.remove(watch)
+                if not watches:
+                    del self._watches[watch.plan_id]
+
+    def publish(self, plan: Plan) -> None:
+        """Wake every watch of `plan` if it has settled."""
+        if plan.status not in SETTLED:
+            return
+        with self._lock:
+            watches = self._watches.pop(plan.plan_id, [])
+        for watch in watches:
+            try:
+                watch.future.set(plan)
+            except Exception:  # noqa: BLE001,S110 - already set by an earlier publish
+                pass

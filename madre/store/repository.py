@@ -1,0 +1,526 @@
+"""Every query Madre makes, one documented method each; contracts in, contracts out.
+
+Write methods (`record_*`, `create_*`, `save_*`, `consume_*`, `append_*`) are called only
+by the Store actor inside its group-commit transaction, so they never open one of their own.
+Read methods (`get_*`, `list_*`, `find_*`, `session_mode`) run anywhere, each in a pooled
+connection of its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import json
+from typing import Any
+
+import peewee
+
+from madre import lifecycle
+from madre.contracts import (
+    AuditEntry,
+    ConfirmationState,
+    IntentView,
+    Mode,
+    Plan,
+    PlanDetail,
+    PlanList,
+    PlanSummary,
+    Provider,
+    Risk,
+    Status,
+    WaitReason,
+)
+from madre.errors import BadRequest, IllegalTransition
+from madre.policy import token_matches
+from madre.store.db import connection
+from madre.store.models import Models, naive_utcnow
+
+KEY_INTENT = "madre:intent_id"
+KEY_MODE = "madre:mode"
+KEY_CONFIRM_HASH = "madre:confirm_hash"
+KEY_CONFIRM_EXPIRES = "madre:confirm_expires_at"
+KEY_CONFIRMED_AT = "madre:confirmed_at"
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditRow:
+    """One madre_actions row to append. Never carries a token in clear."""
+
+    action: str
+    reason: str = ""
+    module: str = "madre"
+    plan_id: str | None = None
+    intent_id: str | None = None
+    session_id: str | None = None
+    actor: str | None = None
+    detail: dict[str, Any] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class IntentClose:
+    """How an intents_log row ends: its result_status and a note for people."""
+
+    intent_id: str
+    result_status: str
+    notes: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Confirmation:
+    token_hash: str
+    expires_at: dt.datetime
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfirmOutcome:
+    """The result of one confirmation attempt, decided in one write transaction."""
+
+    verdict: str  # "confirmed" | "unknown" | "not_waiting" | "invalid" | "expired"
+    plan: Plan | None = None
+    detail: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class IntentRecord:
+    intent_id: str
+    plan_id: str | None
+    result_status: str
+
+
+def to_db_time(moment: dt.datetime) -> dt.datetime:
+    return moment.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def from_db_time(value: dt.datetime | str | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+
+
+def _clip(text: str | None, limit: int = 255) -> str:
+    return (text or "")[:limit]
+
+
+class Repository:
+    """Queries over one database and its models."""
+
+    def __init__(self, database: peewee.Database, models: Models) -> None:
+        self.database = database
+        self.m = models
+
+    # ------------------------------------------------------------------ writes (Store actor)
+
+    def record_intent(
+        self, *, intent_id: str, source: str, payload: dict[str, Any], session_id: str | None
+    ) -> int:
+        """INSERT the intents_log row of a new intent (status `received`)."""
+        row = self.m.IntentLog.create(
+            intent_id=intent_id,
+            source=_clip(source, 64),
+            payload_json=json.dumps(payload, default=str),
+            result_status="received",
+            session_id=session_id,
+        )
+        return int(row.id)
+
+    def create_plan(
+        self,
+        plan: Plan,
+        *,
+        confirmation: Confirmation | None,
+        audit: list[AuditRow],
+        close: IntentClose | None = None,
+    ) -> Plan:
+        """INSERT the tasks row and its context rows, mark the intent planned, audit."""
+        now = naive_utcnow()
+        self.m.Task.create(
+            uuid=plan.plan_id,
+            name="madre_plan",
+            module="madre",
+            action=_clip(plan.dsl.action if plan.dsl else "plan", 100),
+            status=plan.status.value,
+            created_at=to_db_time(plan.created_at),
+            updated_at=now,
+            intent_id=plan.intent_id,
+            session_id=plan.session_id,
+            source=plan.source,
+            mode=plan.mode.value,
+            risk=plan.risk.value,
+            wait_reason=plan.wait_reason.value if plan.wait_reason else None,
+            plan_json=plan.model_dump_json(),
+            error=plan.reason if plan.status is Status.ERROR else None,
+            version=plan.version,
+        )
+        rows = [
+            {"task_id": plan.plan_id, "key": KEY_INTENT, "value": plan.intent_id},
+            {
+                "task_id": plan.plan_id,
+                "key": KEY_MODE,
+                "value": plan.mode.value,
+                "scope": f"session:{plan.session_id}"[:50],
+            },
+        ]
+        if confirmation is not None:
+            rows.append(
+                {"task_id": plan.plan_id, "key": KEY_CONFIRM_HASH, "value": confirmation.token_hash}
+            )
+            rows.append(
+                {
+                    "task_id": plan.plan_id,
+                    "key": KEY_CONFIRM_EXPIRES,
+                    "value": confirmation.expires_at.isoformat(),
+                }
+            )
+        for row in rows:
+            row.setdefault("scope", "global")
+            row["created_at"] = now
+        self.m.Context.insert_many(rows).execute()
+        self.m.IntentLog.update(plan_id=plan.plan_id, result_status="planned").where(
+            self.m.IntentLog.intent_id == plan.intent_id
+        ).execute()
+        if close is not None:
+            self.close_intent(close)
+        self.append_audit(audit)
+        return plan
+
+    def save_plan(
+        self,
+        plan: Plan,
+        *,
+        audit: list[AuditRow] = (),  # type: ignore[assignment]
+        close: IntentClose | None = None,
+        daughter: dict[str, Any] | None = None,
+    ) -> Plan:
+        """UPDATE the tasks row if nobody else changed it since `plan.version` was read.
+
+        Returns the saved plan with its new version. Raises IllegalTransition when the stored
+        row moved on (a cancel, a second instance): the caller must reload, not overwrite.
+        """
+        saved = plan.model_copy(update={"version": plan.version + 1})
+        if daughter is not None:
+            saved = self._attach_daughter(saved, daughter)
+        final = saved.status in (Status.DONE, Status.ERROR)
+        updated = (
+            self.m.Task.update(
+                status=saved.status.value,
+                wait_reason=saved.wait_reason.value if saved.wait_reason else None,
+                plan_json=saved.model_dump_json(),
+                updated_at=naive_utcnow(),
+                version=saved.version,
+                error=saved.reason if saved.status is Status.ERROR else None,
+                result=_final_result(saved) if final else None,
+            )
+            .where(
+                (self.m.Task.uuid == plan.plan_id) & (self.m.Task.version == plan.version)
+            )
+            .execute()
+        )
+        if updated != 1:
+            current = self.m.Task.get_or_none(self.m.Task.uuid == plan.plan_id)
+            raise IllegalTransition(
+                current.status if current else "missing", saved.status, plan_id=plan.plan_id
+            )
+        if close is not None:
+            self.close_intent(close)
+        self.append_audit(list(audit))
+        return saved
+
+    def _attach_daughter(self, plan: Plan, daughter: dict[str, Any]) -> Plan:
+        """INSERT the daughter_tasks row a SPAWNER_REQUEST step asks for; note its id."""
+        step_id = daughter["step_id"]
+        row = self.m.DaughterTask.create(
+            intent_id=plan.intent_id,
+            source="madre",
+            priority=int(daughter.get("priority", 3)),
+            status="pending",
+            task_type=_clip(str(daughter.get("task_type", "job")), 50),
+            description=daughter.get("description"),
+            metadata_json=json.dumps(
+                {"plan_id": plan.plan_id, "step_id": step_id, "intent_id": plan.intent_id,
+                 "params": daughter.get("params", {})},
+                default=str,
+            ),
+            plan_json=json.dumps({"plan_id": plan.plan_id, "step": {"id": step_id}}),
+            plan_id=plan.plan_id,
+            step_id=step_id,
+        )
+        for step in plan.steps:
+            if step.step_id == step_id:
+                step.result = {"daughter_task_id": int(row.id), "status": "requested"}
+        return plan
+
+    def close_intent(self, close: IntentClose) -> None:
+        """UPDATE the intents_log row with its final result_status."""
+        self.m.IntentLog.update(
+            result_status=close.result_status,
+            notes=close.notes,
+            processed_by_madre_at=naive_utcnow(),
+        ).where(self.m.IntentLog.intent_id == close.intent_id).execute()
+
+    def append_audit(self, rows: list[AuditRow]) -> None:
+        """INSERT madre_actions rows (append-only)."""
+        if rows:
+            now = naive_utcnow()
+            self.m.MadreAction.insert_many([self._audit_fields(r, now) for r in rows]).execute()
+
+    def append_audit_returning_id(self, row: AuditRow) -> int:
+        """INSERT one madre_actions row and return its id (the `action_id` of an answer)."""
+        return int(self.m.MadreAction.create(**self._audit_fields(row, naive_utcnow())).id)
+
+    @staticmethod
+    def _audit_fields(r: AuditRow, now: dt.datetime) -> dict[str, Any]:
+        return {
+            "module": _clip(r.module, 64),
+            "action": _clip(r.action, 64),
+            "reason": _clip(r.reason),
+            "plan_id": r.plan_id,
+            "intent_id": r.intent_id,
+            "session_id": r.session_id,
+            "actor": _clip(r.actor, 64) if r.actor else None,
+            "detail_json": json.dumps(r.detail, default=str) if r.detail else None,
+            "created_at": now,
+        }
+
+    def consume_confirmation(
+        self, *, plan_id: str, token: str, now: dt.datetime, actor: str
+    ) -> ConfirmOutcome:
+        """Check a confirmation token and, if it wins, move the plan WAITING → RUNNING.
+
+        One conditional UPDATE (status still WAITING, version unchanged) decides the single
+        winner among concurrent confirms. Refusals are audited; tokens never are.
+        """
+        task = self.m.Task.get_or_none(self.m.Task.uuid == plan_id)
+        if task is None:
+            return ConfirmOutcome("unknown", detail=f"no plan {plan_id}")
+        plan = Plan.model_validate_json(task.plan_json)
+        base = AuditRow(
+            action="confirmation_rejected", plan_id=plan_id, intent_id=plan.intent_id,
+            session_id=plan.session_id, actor=actor,
+        )
+        if task.status != Status.WAITING or task.wait_reason != WaitReason.CONFIRMATION:
+            detail = f"plan {plan_id} is {task.status}, not waiting for a confirmation"
+            self.append_audit([dataclasses.replace(base, reason="not_waiting")])
+            return ConfirmOutcome("not_waiting", plan=plan, detail=detail)
+        stored = self._context_value(plan_id, KEY_CONFIRM_HASH)
+        expires = from_db_time(self._context_value(plan_id, KEY_CONFIRM_EXPIRES))
+        if stored is None or not token_matches(token, stored):
+            self.append_audit([dataclasses.replace(base, reason="invalid_token")])
+            return ConfirmOutcome("invalid", plan=plan, detail="the confirmation token is wrong")
+        if expires is not None and now >= expires:
+            expired = self._expire(plan, now=now, actor=actor)
+            return ConfirmOutcome("expired", plan=expired, detail="the token expired")
+        gate = plan.next_step
+        if gate is not None and gate.is_confirmation_gate:
+            lifecycle.advance_step(gate, Status.DONE, result={"confirmed_at": now.isoformat()},
+                                   now=now)
+        lifecycle.advance(plan, Status.RUNNING, now=now)
+        saved = self.save_plan(
+            plan,
+            audit=[AuditRow(action="plan_confirmed", reason=f"plan_id:{plan_id}",
+                            plan_id=plan_id, intent_id=plan.intent_id,
+                            session_id=plan.session_id, actor=actor)],
+            close=IntentClose(plan.intent_id, "running", "confirmed"),
+        )
+        self.m.Context.create(task_id=plan_id, key=KEY_CONFIRMED_AT, value=now.isoformat(),
+                              created_at=naive_utcnow())
+        return ConfirmOutcome("confirmed", plan=saved)
+
+    def _expire(self, plan: Plan, *, now: dt.datetime, actor: str) -> Plan:
+        gate = plan.next_step
+        if gate is not None and gate.is_confirmation_gate:
+            lifecycle.advance_step(gate, Status.ERROR, error="confirmation_expired", now=now)
+        lifecycle.advance(plan, Status.ERROR, reason="confirmation_expired", now=now)
+        return self.save_plan(
+            plan,
+            audit=[AuditRow(action="confirmation_expired", reason="token expired",
+                            plan_id=plan.plan_id, intent_id=plan.intent_id,
+                            session_id=plan.session_id, actor=actor)],
+            close=IntentClose(plan.intent_id, "error", "confirmation_expired"),
+        )
+
+    # ------------------------------------------------------------------ reads (any thread)
+
+    def load_plan(self, plan_id: str) -> Plan | None:
+        """The stored plan, or None. Safe inside or outside a write transaction."""
+        row = (
+            self.m.Task.select(self.m.Task.plan_json)
+            .where(self.m.Task.uuid == plan_id)
+            .first()
+        )
+        return Plan.model_validate_json(row.plan_json) if row and row.plan_json else None
+
+    def get_plan(self, plan_id: str) -> Plan | None:
+        with connection(self.database):
+            return self.load_plan(plan_id)
+
+    def find_intent(self, intent_id: str) -> IntentRecord | None:
+        with connection(self.database):
+            row = self.m.IntentLog.get_or_none(self.m.IntentLog.intent_id == intent_id)
+            if row is None:
+                return None
+            return IntentRecord(row.intent_id, row.plan_id, row.result_status)
+
+    def find_plan_by_token(self, token: str) -> str | None:
+        """The plan a confirmation token was issued for (looked up by its hash)."""
+        from madre.policy import hash_token
+
+        with connection(self.database):
+            row = (
+                self.m.Context.select(self.m.Context.task_id)
+                .where(
+                    (self.m.Context.key == KEY_CONFIRM_HASH)
+                    & (self.m.Context.value == hash_token(token))
+                )
+                .first()
+            )
+            return str(row.task_id_id) if row else None
+
+    def session_mode(self, session_id: str) -> Mode | None:
+        """The mode the session's newest plan ran in (sessions outlive restarts this way)."""
+        with connection(self.database):
+            row = (
+                self.m.Context.select(self.m.Context.value)
+                .where(
+                    (self.m.Context.scope == f"session:{session_id}"[:50])
+                    & (self.m.Context.key == KEY_MODE)
+                )
+                .order_by(self.m.Context.id.desc())
+                .first()
+            )
+            return Mode(row.value) if row else None
+
+    def list_plans(
+        self,
+        *,
+        status: Status | None = None,
+        session_id: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> PlanList:
+        """Plans newest first; `cursor` continues after the last plan of the previous page."""
+        task = self.m.Task
+        query = task.select(
+            task.id, task.uuid, task.intent_id, task.session_id, task.source, task.status,
+            task.mode, task.risk, task.error, task.plan_json, task.created_at, task.updated_at,
+        )
+        if status is not None:
+            query = query.where(task.status == status.value)
+        if session_id is not None:
+            query = query.where(task.session_id == session_id)
+        if cursor is not None:
+            query = query.where(task.id < decode_cursor(cursor))
+        with connection(self.database):
+            rows = list(query.order_by(task.id.desc()).limit(limit + 1))
+        page = rows[:limit]
+        summaries = [
+            PlanSummary(
+                plan_id=r.uuid, intent_id=r.intent_id, session_id=r.session_id, source=r.source,
+                status=Status(r.status), mode=Mode(r.mode) if r.mode else None,
+                risk=Risk(r.risk) if r.risk else None, reason=r.error,
+                steps=len(json.loads(r.plan_json).get("steps", [])) if r.plan_json else 0,
+                created_at=from_db_time(r.created_at), updated_at=from_db_time(r.updated_at),
+            )
+            for r in page
+        ]
+        more = len(rows) > limit
+        return PlanList(plans=summaries, next_cursor=encode_cursor(page[-1].id) if more else None)
+
+    def plan_detail(self, plan_id: str) -> PlanDetail | None:
+        """Everything about one plan, for people: intent, steps, confirmation, audit history."""
+        with connection(self.database):
+            task = self.m.Task.get_or_none(self.m.Task.uuid == plan_id)
+            if task is None:
+                return None
+            context = {
+                row.key: row.value
+                for row in self.m.Context.select().where(self.m.Context.task_id == plan_id)
+                .order_by(self.m.Context.id)
+            }
+            history = list(
+                self.m.MadreAction.select()
+                .where(self.m.MadreAction.plan_id == plan_id)
+                .order_by(self.m.MadreAction.id)
+            )
+        plan = Plan.model_validate_json(task.plan_json)
+        expires = from_db_time(context.get(KEY_CONFIRM_EXPIRES))
+        confirmation = ConfirmationState(
+            required=KEY_CONFIRM_HASH in context,
+            expires_at=expires,
+            confirmed_at=from_db_time(context.get(KEY_CONFIRMED_AT)),
+            expired=plan.reason == "confirmation_expired",
+        )
+        return PlanDetail(
+            plan_id=plan.plan_id,
+            session_id=plan.session_id,
+            status=plan.status,
+            reason=plan.reason,
+            wait_reason=plan.wait_reason,
+            created_at=plan.created_at,
+            updated_at=plan.updated_at,
+            intent=IntentView(
+                intent_id=plan.intent_id, source=plan.source, dsl=plan.dsl, risk=plan.risk,
+                mode=plan.mode, provider=plan.provider or Provider.FALLBACK_LOCAL,
+                warnings=plan.warnings, targets=plan.targets,
+            ),
+            steps=plan.steps,
+            confirmation=confirmation,
+            history=[
+                AuditEntry(
+                    id=a.id, module=a.module, action=a.action, reason=a.reason or None,
+                    actor=a.actor, created_at=from_db_time(a.created_at),
+                )
+                for a in history
+            ],
+        )
+
+    def unfinished_plan_ids(self) -> list[str]:
+        """Plans left PENDING or RUNNING (recovery on boot)."""
+        with connection(self.database):
+            return [
+                r.uuid
+                for r in self.m.Task.select(self.m.Task.uuid)
+                .where(self.m.Task.status.in_([Status.PENDING.value, Status.RUNNING.value]))
+                .order_by(self.m.Task.id)
+            ]
+
+    def _context_value(self, plan_id: str, key: str) -> str | None:
+        row = (
+            self.m.Context.select(self.m.Context.value)
+            .where((self.m.Context.task_id == plan_id) & (self.m.Context.key == key))
+            .order_by(self.m.Context.id.desc())
+            .first()
+        )
+        return row.value if row else None
+
+
+def _final_result(plan: Plan) -> str:
+    return json.dumps(
+        {
+            "status": plan.status.value,
+            "reason": plan.reason,
+            "steps": [
+                {"type": s.type, "status": s.status.value, "result": s.result, "error": s.error}
+                for s in plan.steps
+            ],
+        },
+        default=str,
+    )
+
+
+def encode_cursor(row_id: int) -> str:
+    return base64.urlsafe_b64encode(f"t:{row_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, number = raw.partition(":")
+        value = int(number)
+        if prefix != "t" or value < 1:
+            raise ValueError(raw)
+    except ValueError as exc:
+        raise BadRequest("cursor is not one this server gave out; start without it") from exc
+    return value
