@@ -35,12 +35,18 @@ class Flush(NamedTuple):
     pass
 
 
+class Stats(NamedTuple):
+    """Ask for (commits, writes) so far."""
+
+
 class StoreActor(pykka.ThreadingActor):
     def __init__(self, repository: Repository) -> None:
         super().__init__()
         self._repo = repository
         self._pending: list[Write] = []
         self._flush_scheduled = False
+        self.commits = 0  # transactions committed: fewer than `writes` under load (group commit)
+        self.writes = 0
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Write):
@@ -50,6 +56,8 @@ class StoreActor(pykka.ThreadingActor):
                 self.actor_ref.tell(Flush())
         elif isinstance(message, Flush):
             self._flush()
+        elif isinstance(message, Stats):
+            return (self.commits, self.writes)
         else:
             return super().on_receive(message)
         return None
@@ -75,6 +83,8 @@ class StoreActor(pykka.ThreadingActor):
             for write in batch:
                 write.reply.set_exception((type(failure), failure, failure.__traceback__))
             return
+        self.commits += 1
+        self.writes += len(batch)
         for write, result, error in outcomes:
             if error is None:
                 write.reply.set(result)
@@ -110,6 +120,10 @@ class StoreClient:
         except pykka.ActorDeadError as exc:
             raise StoreUnavailable("the store is not running") from exc
         return reply
+
+    def stats(self) -> tuple[int, int]:
+        """(transactions committed, writes carried) since the store started."""
+        return tuple(self.ref.ask(Stats(), timeout=self.timeout))  # type: ignore[return-value]
 
     def call(self, op: Callable[[Repository], T], *, timeout: float | None = None) -> T:
         try:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 import pathlib
 from collections.abc import Iterator
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import peewee
 from playhouse import db_url
+from playhouse.pool import PooledSqliteDatabase
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
@@ -40,10 +41,10 @@ def open_database(url: str) -> peewee.Database:
                 "DATABASE_URL must name a SQLite file (each actor thread would see its own "
                 "empty :memory: database)"
             )
-        pathlib.Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        pooled = urlunsplit(("sqlite+pool", parts.netloc, parts.path, parts.query, ""))
-        return db_url.connect(
-            pooled,
+        file = pathlib.Path(path).expanduser()
+        file.parent.mkdir(parents=True, exist_ok=True)
+        return PooledSqliteDatabase(
+            str(file),
             pragmas=SQLITE_PRAGMAS,
             max_connections=64,
             stale_timeout=300,
@@ -52,7 +53,7 @@ def open_database(url: str) -> peewee.Database:
             autoconnect=True,
         )
     if scheme in ("postgres", "postgresql"):
-        pooled = urlunsplit(("postgresql+pool", parts.netloc, parts.path, parts.query, ""))
+        pooled = "postgresql+pool" + url[len(parts.scheme):]
         return db_url.connect(
             pooled, max_connections=48, stale_timeout=300, timeout=10, autoconnect=True
         )

@@ -1,0 +1,3 @@
+from madre.cli import main
+
+main()

@@ -1,0 +1,134 @@
+"""Fixtures: a database (SQLite file, and PostgreSQL when configured), loopback stand-ins of
+the VX11 modules, a running Madre, an HTTP client over it, and a real uvicorn server.
+
+Every test that takes `madre` runs twice: on SQLite (a file in tmp_path) and on PostgreSQL.
+The PostgreSQL run needs MADRE_TEST_DATABASE_URL (`.ci/run` sets it); without it those
+runs are skipped with that reason.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from madre import Madre, Settings, create_app
+from madre.standins import LoopbackServer, StandinCluster
+from madre.store.models import TABLE_NAMES
+
+TOKEN = "test-token-0123456789"
+PG_ENV = "MADRE_TEST_DATABASE_URL"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    url = os.environ.get(PG_ENV)
+    return f"postgresql: {url}" if url else f"postgresql: skipped ({PG_ENV} is not set)"
+
+
+def _reset_postgres(url: str) -> None:
+    import psycopg2
+
+    conn = psycopg2.connect(url.replace("postgresql+pool://", "postgresql://"))
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            existing = [t for t in TABLE_NAMES if _table_exists(cur, t)]
+            if existing:
+                cur.execute(f"TRUNCATE {', '.join(existing)} RESTART IDENTITY CASCADE")
+    finally:
+        conn.close()
+
+
+def _table_exists(cur: Any, name: str) -> bool:
+    cur.execute("SELECT to_regclass(%s)", (f"public.{name}",))
+    return cur.fetchone()[0] is not None
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/madre.db"
+    url = os.environ.get(PG_ENV)
+    if not url:
+        pytest.skip(f"PostgreSQL run skipped: set {PG_ENV}=postgresql://user@host/db to run it")
+    _reset_postgres(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def standins_session() -> Iterator[StandinCluster]:
+    with StandinCluster(token=TOKEN) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def standins(standins_session: StandinCluster) -> Iterator[StandinCluster]:
+    standins_session.reset()
+    standins_session.madre_url = None
+    yield standins_session
+    standins_session.release_all()
+    standins_session.reset()
+
+
+def make_settings(database_url: str, standins: StandinCluster | None, **overrides: Any
+                  ) -> Settings:
+    urls = {f"{k.lower()}": v for k, v in standins.env().items()} if standins else {}
+    values: dict[str, Any] = {
+        "token": TOKEN,
+        "database_url": database_url,
+        "chat_wait_seconds": 10.0,
+        "parse_timeout_seconds": 1.0,
+        "step_timeout_seconds": 2.0,
+        "connect_timeout_seconds": 0.5,
+        "step_retries": 1,
+        "retry_backoff_seconds": 0.01,
+        "health_interval_seconds": 0.2,
+        "parser_actors": 2,
+        **urls,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@pytest.fixture
+def settings(database_url: str, standins: StandinCluster) -> Settings:
+    return make_settings(database_url, standins)
+
+
+@pytest.fixture
+def madre(settings: Settings) -> Iterator[Madre]:
+    with Madre(settings) as runtime:
+        yield runtime
+
+
+@pytest.fixture
+def client(madre: Madre) -> Iterator[Any]:
+    from starlette.testclient import TestClient
+
+    with TestClient(create_app(madre), headers={"X-VX11-Token": TOKEN}) as http:
+        yield http
+
+
+@pytest.fixture
+def live_url(madre: Madre, standins: StandinCluster) -> Iterator[str]:
+    """Madre's app served by a real uvicorn on a loopback port; the Spawner stand-in
+    reports finished jobs to it."""
+    with LoopbackServer(create_app(madre), lifespan="on", name="madre") as server:
+        standins.madre_url = server.url
+        yield server.url
+
+
+@pytest.fixture(autouse=True)
+def no_thread_leaks() -> Iterator[None]:
+    """Every test ends with no non-daemon thread it started still alive."""
+    before = set(threading.enumerate())
+    yield
+    leaked = [t for t in threading.enumerate()
+              if t not in before and t.is_alive() and not t.daemon]
+    for thread in leaked:
+        thread.join(timeout=5)
+    still = [t.name for t in leaked if t.is_alive()]
+    assert not still, f"threads outlived the test: {still}"
