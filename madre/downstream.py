@@ -51,6 +51,9 @@ class SessionPool:
 
     def _new_session(self) -> requests.Session:
         session = requests.Session()
+        # No proxies or .netrc from the environment: modules are addressed directly, and
+        # looking those up costs file-system checks on every request.
+        session.trust_env = False
         session.headers["User-Agent"] = f"madre/{__version__}"
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=4, max_retries=0)
         session.mount("http://", adapter)

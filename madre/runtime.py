@@ -233,11 +233,13 @@ class Madre:
         self._check_open()
         session_id = request.session_id or new_id()
         intent_id = new_id()
-        self._record_intent(intent_id, "operator", {
+        recorded = self._record_intent_soon(intent_id, "operator", {
             "message": request.message, "session_id": session_id,
             "context": request.context or {}, "dry_run": request.dry_run,
         }, session_id)
-        session_mode = self.repo.session_mode(session_id) or Mode.MADRE
+        # A session minted just now has no history to read.
+        session_mode = (self.repo.session_mode(session_id) if request.session_id else None
+                        ) or Mode.MADRE
         parsed = self._parser().parse(
             request.message, session_mode, session_id=session_id, intent_id=intent_id
         ).get(timeout=ASK_TIMEOUT)
@@ -249,6 +251,7 @@ class Madre:
             targets=[parsed.dsl.target] if parsed.dsl.target else [],
             warnings=parsed.warnings,
         )
+        self._confirm_recorded(recorded)
         if decision.denied:
             self._deny(intent, request_kind="chat")
             return self._chat_answer(intent, None, decision, waited=0)
@@ -437,6 +440,19 @@ class Madre:
                 return False
             raise
         return True
+
+    def _record_intent_soon(self, intent_id: str, source: str, payload: dict[str, Any],
+                            session_id: str | None) -> Any:
+        """Queue the intents_log row without waiting: parsing goes on meanwhile, and every
+        later write of this intent is queued behind it in the same Store actor."""
+        return self.store.submit(lambda repo: repo.record_intent(
+            intent_id=intent_id, source=source, payload=payload, session_id=session_id))
+
+    def _confirm_recorded(self, recorded: Any) -> None:
+        try:
+            recorded.get(timeout=ASK_TIMEOUT)
+        except pykka.Timeout as exc:
+            raise StoreUnavailable("the database did not record the intent in time") from exc
 
     def _duplicate_answer(self, intent_id: str) -> IntentResponse:
         record = self.repo.find_intent(intent_id)

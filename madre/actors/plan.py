@@ -68,6 +68,7 @@ class PlanActor(pykka.ThreadingActor):
         self._supervisor = supervisor
         self._audit: list[AuditRow] = []
         self._stop_reason = "gone"
+        self._unconfirmed: Any = None  # the future of a write-ahead not waited for yet
 
     # ------------------------------------------------------------------ pykka hooks
 
@@ -134,7 +135,10 @@ class PlanActor(pykka.ThreadingActor):
         module = self._executor.module_of(step)
         if step.type not in LOCAL_STEPS:
             self._note(f"step_started:{step.type}", module=module, reason=f"step_{step.index}")
-            self._save()  # write-ahead: the attempt is durable before the call is made
+            # Write-ahead of the attempt, not waited for: the step's Idempotency-Key was made
+            # durable with the plan, so a crash before this commits re-runs the call with the
+            # same key either way. The next save checks that this one succeeded.
+            self._save(wait=False)
         try:
             result = self._executor.run(step, plan)
         except (DownstreamError, UnknownStepType) as exc:
@@ -208,15 +212,28 @@ class PlanActor(pykka.ThreadingActor):
                      intent_id=plan.intent_id, session_id=plan.session_id, actor="plan")
         )
 
-    def _save(self, *, close: IntentClose | None = None, daughter: dict[str, Any] | None = None
-              ) -> None:
+    def _save(self, *, close: IntentClose | None = None, daughter: dict[str, Any] | None = None,
+              wait: bool = True) -> None:
         plan = self._plan
         assert plan is not None
         audit, self._audit = self._audit, []
+        # What the store writes must not change under it while this actor goes on: copy the
+        # parts this actor mutates (steps, warnings); the rest is only ever reassigned.
+        snapshot = plan.model_copy(update={"steps": [s.model_copy() for s in plan.steps],
+                                           "warnings": list(plan.warnings)})
+
+        def op(repo: Any) -> Plan:
+            return repo.save_plan(snapshot, audit=audit, close=close, daughter=daughter)
+
         try:
-            self._plan = self._store.call(
-                lambda repo: repo.save_plan(plan, audit=audit, close=close, daughter=daughter)
-            )
+            if self._unconfirmed is not None:
+                pending, self._unconfirmed = self._unconfirmed, None
+                pending.get(timeout=self._store.timeout)
+            if wait:
+                self._plan = self._store.call(op)
+            else:
+                self._unconfirmed = self._store.submit(op)
+                plan.version += 1  # what the store will have once the write commits
         except IllegalTransition:
             # Someone else moved the plan (a cancel, another instance): theirs wins.
             log.warning("plan changed under its actor; stopping", extra={"plan_id": plan.plan_id})

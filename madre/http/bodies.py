@@ -12,6 +12,10 @@ from madre.http.errors import RequestRejected
 
 M = TypeVar("M", bound=BaseModel)
 
+MAX_DEPTH = 32
+"""Deepest nesting of objects and arrays a body may have (deeper ones are refused with a 422
+before they reach code that recurses: validation, deep copies between actors, JSON dumps)."""
+
 
 async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
@@ -33,6 +37,53 @@ def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
             for err in exc.errors(include_url=False, include_input=False)]
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _unstorable(text: str) -> str | None:
+    """Why `text` cannot be stored or forwarded as it is, or None when it can."""
+    if "\x00" in text:
+        return "must not contain NUL (\\u0000) characters"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode (no unpaired surrogate escapes such as \\ud800)"
+    return None
+
+
+def check_values(data: Any) -> None:
+    """Refuse, with a 422 naming the place, what JSON allows but Madre cannot keep: nesting
+    deeper than MAX_DEPTH, and strings (values or keys) holding NUL or unpaired surrogates.
+    Iterative, so a hostile body cannot exhaust the stack here either."""
+    stack: list[tuple[Any, list[Any]]] = [(data, [])]
+    while stack:
+        value, loc = stack.pop()
+        if len(loc) > MAX_DEPTH:
+            raise RequestRejected(
+                422, "validation_error", f"the body is nested more than {MAX_DEPTH} levels deep",
+                errors=[{"loc": loc[:MAX_DEPTH + 1], "msg": f"nested more than {MAX_DEPTH} levels",
+                         "type": "too_deep"}])
+        if isinstance(value, str):
+            problem = _unstorable(value)
+            if problem:
+                where = ".".join(str(p) for p in loc) or "body"
+                raise RequestRejected(422, "validation_error", f"{where}: text {problem}",
+                                      errors=[{"loc": loc, "msg": f"text {problem}",
+                                               "type": "string_unstorable"}])
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                problem = _unstorable(key)
+                if problem:
+                    where = ".".join(str(p) for p in [*loc, "[key]"])
+                    raise RequestRejected(422, "validation_error", f"{where}: a key {problem}",
+                                          errors=[{"loc": [*loc, "[key]"], "msg": f"key {problem}",
+                                                   "type": "string_unstorable"}])
+                stack.append((item, [*loc, key]))
+        elif isinstance(value, list):
+            stack.extend((item, [*loc, i]) for i, item in enumerate(value))
+
+
 def validate(model: type[M], data: Any) -> M:
     try:
         return model.model_validate(data)
@@ -51,12 +102,20 @@ async def parse_json(request: Request, model: type[M], *, limit: int,
     media = content_type.split(";")[0].strip().lower()
     body = await read_body(request, limit)
     if not body.strip() and defaults is not None:
+        check_values(defaults)
         return validate(model, defaults)
     if media and media != "application/json" and not media.endswith("+json"):
         raise RequestRejected(415, "unsupported_media_type",
                               f"send the body as application/json, not {media}")
+    if not body.strip():
+        raise RequestRejected(400, "invalid_json", "the body is empty; send a JSON object")
     try:
-        data = json.loads(body)
+        data = json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:
+        raise RequestRejected(
+            422, "validation_error", f"the body is nested more than {MAX_DEPTH} levels deep",
+            errors=[{"loc": ["body"], "msg": f"nested more than {MAX_DEPTH} levels",
+                     "type": "too_deep"}]) from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise RequestRejected(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -65,4 +124,5 @@ async def parse_json(request: Request, model: type[M], *, limit: int,
                                        "type": "dict_type"}])
     if defaults:
         data = {**defaults, **data}
+    check_values(data)
     return validate(model, data)

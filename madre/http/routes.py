@@ -22,12 +22,14 @@ from madre.contracts import (
     IntentRequest,
     Status,
 )
-from madre.errors import NotFound
+from madre.errors import BadRequest, NotFound
 from madre.http.bodies import parse_json
 from madre.http.errors import RequestRejected
 from madre.runtime import Madre
+from madre.store.repository import decode_cursor
 
 MAX_PAGE = 200
+MAX_ROW_ID = 2**63 - 1
 
 
 def json_response(model: BaseModel, status_code: int = 200) -> Response:
@@ -46,8 +48,9 @@ def _limit(request: Request) -> int:
 
 def _plan_id(request: Request) -> str:
     plan_id = str(request.path_params["plan_id"])
-    if not plan_id or len(plan_id) > MAX_ID_CHARS:
-        raise NotFound(f"no plan {plan_id[:MAX_ID_CHARS]}")
+    if not plan_id or len(plan_id) > MAX_ID_CHARS or "\x00" in plan_id:
+        # No plan has such an id; asking the database would only fail (PostgreSQL refuses NUL).
+        raise NotFound("no plan has that id")
     return plan_id
 
 
@@ -85,7 +88,8 @@ def _query_status(raw: str | None) -> Status | None:
 def _query_limit(raw: str | None) -> int:
     if raw is None or raw == "":
         return 50
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PAGE:
+    # ASCII digits only, and few of them: int() of thousands of digits raises, of "١" succeeds.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4) or not 1 <= int(raw) <= MAX_PAGE:
         raise RequestRejected(422, "validation_error",
                               f"limit must be a whole number from 1 to {MAX_PAGE}",
                               errors=[{"loc": ["query", "limit"], "msg": f"1..{MAX_PAGE}",
@@ -93,16 +97,30 @@ def _query_limit(raw: str | None) -> int:
     return int(raw)
 
 
+def _query_cursor(raw: str | None) -> str | None:
+    """The cursor as given, once it is known to name a row id the database can compare
+    (SQLite raises on integers past 64 bits instead of finding no rows)."""
+    if not raw:
+        return None
+    if decode_cursor(raw) > MAX_ROW_ID:  # BadRequest (400) when it is not a cursor at all
+        raise BadRequest("cursor is not one this server gave out; start without it")
+    return raw
+
+
 async def list_plans(request: Request) -> Response:
     query = request.query_params
     session_id = query.get("session_id") or None
-    if session_id is not None and len(session_id) > MAX_ID_CHARS:
-        raise RequestRejected(422, "validation_error", "session_id is too long")
+    if session_id is not None and (len(session_id) > MAX_ID_CHARS or "\x00" in session_id):
+        raise RequestRejected(422, "validation_error",
+                              f"session_id must be at most {MAX_ID_CHARS} characters, without NUL",
+                              errors=[{"loc": ["query", "session_id"],
+                                       "msg": f"at most {MAX_ID_CHARS} characters, no NUL",
+                                       "type": "string_invalid"}])
     kwargs: dict[str, Any] = {
         "status": _query_status(query.get("status")),
         "session_id": session_id,
         "limit": _query_limit(query.get("limit")),
-        "cursor": query.get("cursor") or None,
+        "cursor": _query_cursor(query.get("cursor")),
     }
     return json_response(await run_in_threadpool(_madre(request).list_plans, **kwargs))
 

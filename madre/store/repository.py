@@ -35,6 +35,7 @@ from madre.errors import BadRequest, IllegalTransition
 from madre.policy import token_matches
 from madre.store.db import connection
 from madre.store.models import Models, naive_utcnow
+from madre.store.sql import Statements
 
 KEY_INTENT = "madre:intent_id"
 KEY_MODE = "madre:mode"
@@ -110,6 +111,7 @@ class Repository:
     def __init__(self, database: peewee.Database, models: Models) -> None:
         self.database = database
         self.m = models
+        self.sql = Statements(database)
 
     # ------------------------------------------------------------------ writes (Store actor)
 
@@ -117,14 +119,10 @@ class Repository:
         self, *, intent_id: str, source: str, payload: dict[str, Any], session_id: str | None
     ) -> int:
         """INSERT the intents_log row of a new intent (status `received`)."""
-        row = self.m.IntentLog.create(
-            intent_id=intent_id,
-            source=_clip(source, 64),
-            payload_json=json.dumps(payload, default=str),
-            result_status="received",
-            session_id=session_id,
-        )
-        return int(row.id)
+        return self.sql.insert_returning_id("insert_intent", (
+            _clip(source, 64), json.dumps(payload, default=str), self.sql.ts(naive_utcnow()),
+            "received", intent_id, session_id,
+        ))
 
     def create_plan(
         self,
@@ -135,52 +133,26 @@ class Repository:
         close: IntentClose | None = None,
     ) -> Plan:
         """INSERT the tasks row and its context rows, mark the intent planned, audit."""
-        now = naive_utcnow()
-        self.m.Task.create(
-            uuid=plan.plan_id,
-            name="madre_plan",
-            module="madre",
-            action=_clip(plan.dsl.action if plan.dsl else "plan", 100),
-            status=plan.status.value,
-            created_at=to_db_time(plan.created_at),
-            updated_at=now,
-            intent_id=plan.intent_id,
-            session_id=plan.session_id,
-            source=plan.source,
-            mode=plan.mode.value,
-            risk=plan.risk.value,
-            wait_reason=plan.wait_reason.value if plan.wait_reason else None,
-            plan_json=plan.model_dump_json(),
-            error=plan.reason if plan.status is Status.ERROR else None,
-            version=plan.version,
-        )
+        now = self.sql.ts(naive_utcnow())
+        self.sql.run("insert_task", (
+            plan.plan_id, "madre_plan", "madre",
+            _clip(plan.dsl.action if plan.dsl else "plan", 100), plan.status.value,
+            self.sql.ts(to_db_time(plan.created_at)), now,
+            plan.reason if plan.status is Status.ERROR else None, plan.intent_id,
+            plan.session_id, plan.source, plan.mode.value, plan.risk.value,
+            plan.wait_reason.value if plan.wait_reason else None, plan.model_dump_json(),
+            plan.version,
+        ))
         rows = [
-            {"task_id": plan.plan_id, "key": KEY_INTENT, "value": plan.intent_id},
-            {
-                "task_id": plan.plan_id,
-                "key": KEY_MODE,
-                "value": plan.mode.value,
-                "scope": f"session:{plan.session_id}"[:50],
-            },
+            (plan.plan_id, KEY_INTENT, plan.intent_id, "global", now),
+            (plan.plan_id, KEY_MODE, plan.mode.value, f"session:{plan.session_id}"[:50], now),
         ]
         if confirmation is not None:
-            rows.append(
-                {"task_id": plan.plan_id, "key": KEY_CONFIRM_HASH, "value": confirmation.token_hash}
-            )
-            rows.append(
-                {
-                    "task_id": plan.plan_id,
-                    "key": KEY_CONFIRM_EXPIRES,
-                    "value": confirmation.expires_at.isoformat(),
-                }
-            )
-        for row in rows:
-            row.setdefault("scope", "global")
-            row["created_at"] = now
-        self.m.Context.insert_many(rows).execute()
-        self.m.IntentLog.update(plan_id=plan.plan_id, result_status="planned").where(
-            self.m.IntentLog.intent_id == plan.intent_id
-        ).execute()
+            rows.append((plan.plan_id, KEY_CONFIRM_HASH, confirmation.token_hash, "global", now))
+            rows.append((plan.plan_id, KEY_CONFIRM_EXPIRES, confirmation.expires_at.isoformat(),
+                         "global", now))
+        self.sql.run_many("insert_context", rows)
+        self.sql.run("plan_intent", (plan.plan_id, "planned", plan.intent_id))
         if close is not None:
             self.close_intent(close)
         self.append_audit(audit)
@@ -203,21 +175,12 @@ class Repository:
         if daughter is not None:
             saved = self._attach_daughter(saved, daughter)
         final = saved.status in (Status.DONE, Status.ERROR)
-        updated = (
-            self.m.Task.update(
-                status=saved.status.value,
-                wait_reason=saved.wait_reason.value if saved.wait_reason else None,
-                plan_json=saved.model_dump_json(),
-                updated_at=naive_utcnow(),
-                version=saved.version,
-                error=saved.reason if saved.status is Status.ERROR else None,
-                result=_final_result(saved) if final else None,
-            )
-            .where(
-                (self.m.Task.uuid == plan.plan_id) & (self.m.Task.version == plan.version)
-            )
-            .execute()
-        )
+        updated = self.sql.run("update_task", (
+            saved.status.value, saved.wait_reason.value if saved.wait_reason else None,
+            saved.model_dump_json(), self.sql.ts(naive_utcnow()), saved.version,
+            saved.reason if saved.status is Status.ERROR else None,
+            _final_result(saved) if final else None, plan.plan_id, plan.version,
+        ))
         if updated != 1:
             current = self.m.Task.get_or_none(self.m.Task.uuid == plan.plan_id)
             raise IllegalTransition(
@@ -254,35 +217,26 @@ class Repository:
 
     def close_intent(self, close: IntentClose) -> None:
         """UPDATE the intents_log row with its final result_status."""
-        self.m.IntentLog.update(
-            result_status=close.result_status,
-            notes=close.notes,
-            processed_by_madre_at=naive_utcnow(),
-        ).where(self.m.IntentLog.intent_id == close.intent_id).execute()
+        self.sql.run("close_intent", (close.result_status, close.notes,
+                                      self.sql.ts(naive_utcnow()), close.intent_id))
 
     def append_audit(self, rows: list[AuditRow]) -> None:
         """INSERT madre_actions rows (append-only)."""
-        if rows:
-            now = naive_utcnow()
-            self.m.MadreAction.insert_many([self._audit_fields(r, now) for r in rows]).execute()
+        now = self.sql.ts(naive_utcnow())
+        self.sql.run_many("insert_action", [self._audit_values(r, now) for r in rows])
 
     def append_audit_returning_id(self, row: AuditRow) -> int:
         """INSERT one madre_actions row and return its id (the `action_id` of an answer)."""
-        return int(self.m.MadreAction.create(**self._audit_fields(row, naive_utcnow())).id)
+        return self.sql.insert_returning_id(
+            "insert_action", self._audit_values(row, self.sql.ts(naive_utcnow())))
 
     @staticmethod
-    def _audit_fields(r: AuditRow, now: dt.datetime) -> dict[str, Any]:
-        return {
-            "module": _clip(r.module, 64),
-            "action": _clip(r.action, 64),
-            "reason": _clip(r.reason),
-            "plan_id": r.plan_id,
-            "intent_id": r.intent_id,
-            "session_id": r.session_id,
-            "actor": _clip(r.actor, 64) if r.actor else None,
-            "detail_json": json.dumps(r.detail, default=str) if r.detail else None,
-            "created_at": now,
-        }
+    def _audit_values(r: AuditRow, now: Any) -> tuple[Any, ...]:
+        return (
+            _clip(r.module, 64), _clip(r.action, 64), _clip(r.reason), now, r.plan_id,
+            r.intent_id, r.session_id, _clip(r.actor, 64) if r.actor else None,
+            json.dumps(r.detail, default=str) if r.detail else None,
+        )
 
     def consume_confirmation(
         self, *, plan_id: str, token: str, now: dt.datetime, actor: str
@@ -381,16 +335,9 @@ class Repository:
     def session_mode(self, session_id: str) -> Mode | None:
         """The mode the session's newest plan ran in (sessions outlive restarts this way)."""
         with connection(self.database):
-            row = (
-                self.m.Context.select(self.m.Context.value)
-                .where(
-                    (self.m.Context.scope == f"session:{session_id}"[:50])
-                    & (self.m.Context.key == KEY_MODE)
-                )
-                .order_by(self.m.Context.id.desc())
-                .first()
-            )
-            return Mode(row.value) if row else None
+            value = self.sql.first_value("session_mode",
+                                         (f"session:{session_id}"[:50], KEY_MODE))
+        return Mode(value) if value else None
 
     def list_plans(
         self,

@@ -1,0 +1,81 @@
+"""Hand-written SQL for the writes every chat makes.
+
+peewee builds each query's SQL anew, and under load that building was a third of the Store
+actor's time. The hot writes are fixed statements, so they are written here once, with the
+backend's parameter style, and executed with `execute_sql`. Cold paths keep the models.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import peewee
+
+from madre.store.db import is_sqlite
+
+_STATEMENTS = {
+    "insert_intent": (
+        "INSERT INTO intents_log (source, payload_json, created_at, result_status, intent_id,"
+        " session_id) VALUES (?, ?, ?, ?, ?, ?)"
+    ),
+    "plan_intent": "UPDATE intents_log SET plan_id = ?, result_status = ? WHERE intent_id = ?",
+    "close_intent": (
+        "UPDATE intents_log SET result_status = ?, notes = ?, processed_by_madre_at = ?"
+        " WHERE intent_id = ?"
+    ),
+    "insert_task": (
+        "INSERT INTO tasks (uuid, name, module, action, status, created_at, updated_at, error,"
+        " intent_id, session_id, source, mode, risk, wait_reason, plan_json, version)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ),
+    "update_task": (
+        "UPDATE tasks SET status = ?, wait_reason = ?, plan_json = ?, updated_at = ?,"
+        " version = ?, error = ?, result = ? WHERE uuid = ? AND version = ?"
+    ),
+    "insert_context": (
+        "INSERT INTO context (task_id, key, value, scope, created_at) VALUES (?, ?, ?, ?, ?)"
+    ),
+    "session_mode": (
+        "SELECT value FROM context WHERE scope = ? AND key = ? ORDER BY id DESC LIMIT 1"
+    ),
+    "insert_action": (
+        "INSERT INTO madre_actions (module, action, reason, created_at, plan_id, intent_id,"
+        " session_id, actor, detail_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ),
+}
+
+
+class Statements:
+    """The hot statements in this database's dialect, with a timestamp adapter."""
+
+    def __init__(self, database: peewee.Database) -> None:
+        self._db = database
+        self._sqlite = is_sqlite(database)
+        param = database.param
+        self._sql = {name: sql.replace("?", param) for name, sql in _STATEMENTS.items()}
+
+    def ts(self, moment: dt.datetime | None) -> Any:
+        """A naive-UTC timestamp as the backend stores it (the text peewee writes on SQLite)."""
+        if moment is None or not self._sqlite:
+            return moment
+        return moment.isoformat(" ")
+
+    def run(self, name: str, params: tuple[Any, ...]) -> int:
+        """Execute statement `name`; the number of rows it changed."""
+        cursor = self._db.execute_sql(self._sql[name], params)
+        return int(cursor.rowcount)
+
+    def first_value(self, name: str, params: tuple[Any, ...]) -> Any:
+        """The first column of the first row statement `name` selects, or None."""
+        row = self._db.execute_sql(self._sql[name], params).fetchone()
+        return row[0] if row else None
+
+    def run_many(self, name: str, rows: list[tuple[Any, ...]]) -> None:
+        if rows:
+            cursor = self._db.cursor()
+            cursor.executemany(self._sql[name], rows)
+
+    def insert_returning_id(self, name: str, params: tuple[Any, ...]) -> int:
+        cursor = self._db.execute_sql(self._sql[name] + " RETURNING id", params)
+        return int(cursor.fetchone()[0])
