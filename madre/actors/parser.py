@@ -18,10 +18,11 @@ import pykka
 from pydantic import ValidationError
 
 from madre.breaker import CircuitBreaker
-from madre.contracts import DSL, Mode, ParseResult, Provider
+from madre.contracts import DSL, Mode, ParseResult, Provider, Risk
 from madre.downstream import ModuleClient
 from madre.errors import DownstreamError
 from madre.parsing import fallback_parse
+from madre.policy import classify_dsl
 
 log = logging.getLogger("madre.parser")
 
@@ -45,18 +46,32 @@ def dsl_from_switch(answer: dict[str, Any], text: str) -> DSL | None:
     return dsl
 
 
+_RISK_RANK = {Risk.LOW: 0, Risk.MED: 1, Risk.HIGH: 2}
+
+
+def _caution(dsl: DSL) -> tuple[bool, int]:
+    """How cautious the policy is about a reading: denied first, then by risk."""
+    decision = classify_dsl(dsl)
+    return decision.denied, _RISK_RANK[decision.risk]
+
+
 def merge(switch_dsl: DSL, local: DSL) -> DSL:
     """Switch's reading, completed by what the local parser found, never less cautious."""
     if "destructive_intent_detected" in local.warnings and switch_dsl.action != local.action:
         return local
     parameters = {**local.parameters, **switch_dsl.parameters}
-    return switch_dsl.model_copy(
+    merged = switch_dsl.model_copy(
         update={
             "target": switch_dsl.target or local.target,
             "parameters": parameters,
             "warnings": sorted(set(switch_dsl.warnings) | set(local.warnings)),
         }
     )
+    # A model that reads "restart the hormiguero" as small talk must not lower the risk the
+    # local rules see (MED) to LOW: the more cautious reading wins.
+    if _caution(local) > _caution(merged):
+        return local
+    return merged
 
 
 class ParserActor(pykka.ThreadingActor):

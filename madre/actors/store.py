@@ -3,9 +3,9 @@
 Every write is a `Write(op, reply)` message; `op` is a function of the Repository. The
 actor queues writes and tells itself `Flush`; pykka delivers that only after every message
 already in the inbox, so under load one transaction (one fsync) carries a whole batch, and
-when idle a write commits alone with no added delay. Each op runs in a savepoint, so a bad
-write fails alone; replies are set only after COMMIT returned, so "acknowledged" means
-"durable".
+when idle a write commits alone with no added delay. A write that fails makes the batch run
+again one write per transaction, so it fails alone; replies are set only after COMMIT
+returned, so "acknowledged" means "durable". The actor keeps its connection for its life.
 """
 
 from __future__ import annotations
@@ -67,22 +67,12 @@ class StoreActor(pykka.ThreadingActor):
         self._flush_scheduled = bool(self._pending)
         if self._pending:
             self.actor_ref.tell(Flush())
-        outcomes: list[tuple[Write, Any, BaseException | None]] = []
-        database = self._repo.database
         try:
-            with database.connection_context(), write_transaction(database):
-                for write in batch:
-                    try:
-                        with database.atomic():  # SAVEPOINT: this write fails alone
-                            outcomes.append((write, write.op(self._repo), None))
-                    except Exception as exc:  # noqa: BLE001 - handed back to the caller
-                        outcomes.append((write, None, exc))
+            outcomes = self._commit_batch(batch)
         except Exception as exc:
             log.exception("group commit of %d writes failed", len(batch))
             failure = StoreUnavailable(f"the database refused the write: {exc}")
-            for write in batch:
-                write.reply.set_exception((type(failure), failure, failure.__traceback__))
-            return
+            outcomes = [(write, None, failure) for write in batch]
         self.commits += 1
         self.writes += len(batch)
         for write, result, error in outcomes:
@@ -90,6 +80,28 @@ class StoreActor(pykka.ThreadingActor):
                 write.reply.set(result)
             else:
                 write.reply.set_exception((type(error), error, error.__traceback__))
+
+    def _commit_batch(self, batch: list[Write]) -> list[tuple[Write, Any, BaseException | None]]:
+        """Run the batch in one transaction; if a write fails, roll back and run each write in
+        a transaction of its own, so the bad one fails alone and the others still commit.
+        (Savepoints per write would cost two statements each on every batch.)"""
+        database = self._repo.database
+        if database.is_closed():
+            database.connect()
+        try:
+            with write_transaction(database):
+                return [(write, write.op(self._repo), None) for write in batch]
+        except Exception:
+            if len(batch) == 1:
+                raise
+        outcomes: list[tuple[Write, Any, BaseException | None]] = []
+        for write in batch:
+            try:
+                with write_transaction(database):
+                    outcomes.append((write, write.op(self._repo), None))
+            except Exception as exc:  # noqa: BLE001 - handed back to the caller
+                outcomes.append((write, None, exc))
+        return outcomes
 
     def on_stop(self) -> None:
         if self._pending:
