@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType
 
 import uvicorn
 
@@ -27,7 +32,29 @@ def serve(settings: Settings) -> None:
         )
         log.info("madre serving", extra={"url": f"http://{settings.host}:{settings.port}",
                                          "database": settings.database_url.split("@")[-1]})
-        uvicorn.Server(config).run()
+        with _sigterm_exits():
+            uvicorn.Server(config).run()
+    except KeyboardInterrupt:
+        pass  # a second Ctrl-C: uvicorn gave up waiting; stop Madre all the same
     finally:
         madre.stop()
         log.info("madre stopped")
+
+
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
+
+
+@contextlib.contextmanager
+def _sigterm_exits() -> Iterator[None]:
+    """After its graceful shutdown uvicorn re-raises the signal it caught; for SIGTERM the
+    default action would kill the process before Madre stops. Make it a clean SystemExit(0)
+    so the `finally` that stops Madre runs (SIGINT already arrives as KeyboardInterrupt)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _exit_cleanly)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -112,6 +112,9 @@ class Settings(BaseSettings):
             raise ValueError(
                 "must be sqlite:///<path> or postgresql://user@host/db, got " + repr(value)
             )
+        if value.startswith("sqlite") and (value.endswith(":memory:") or value == "sqlite://"):
+            raise ValueError("must name a SQLite file: every actor thread would see its own "
+                             "empty :memory: database")
         return value
 
     def module_url(self, module: str) -> str:

@@ -230,6 +230,14 @@ def test_mixing_stems_runs_in_audio_engineer_mode_with_switch_shub_and_noop(
     assert [a["step"] for a in answer["actions"]] == ["CALL_SWITCH", "CALL_SHUB", "NOOP"]
 
 
+def test_a_session_remembers_its_mode_and_another_session_does_not_share_it(
+    client: TestClient,
+) -> None:
+    chat(client, "mix these 3 stems", session_id="sess-audio")
+    assert chat(client, "hello there", session_id="sess-audio")["mode"] == "AUDIO_ENGINEER"
+    assert chat(client, "hello there", session_id="sess-other")["mode"] == "MADRE"
+
+
 def test_chat_says_which_parser_understood_the_message(client: TestClient) -> None:
     answer = chat(client, "hello there")
     assert answer["provider"] == "switch"

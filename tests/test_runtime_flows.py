@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import make_settings
+from conftest import TOKEN, make_settings
 
 from madre import Madre
 from madre.contracts import (
@@ -20,12 +21,16 @@ from madre.contracts import (
     ControlStatus,
     IntentRequest,
     Mode,
+    Plan,
     Provider,
     Risk,
     Status,
+    Step,
     StepType,
     WaitReason,
 )
+from madre.errors import DownstreamError
+from madre.steps import StepExecutor
 
 WAIT = 10.0
 
@@ -332,3 +337,109 @@ def test_a_control_targeting_the_spawner_inserts_a_daughter_task_and_waits(madre
     assert answer.status is ControlStatus.ACCEPTED
     assert_daughter_requested(madre, standins, answer.plan_id,
                               madre.get_plan(answer.plan_id).intent.intent_id)
+
+
+# --------------------------------------------------------------------------- steps for real
+
+
+def test_every_step_call_carries_the_token_and_its_step_id_as_idempotency_key(madre, standins):
+    plan_ids = [madre.control(ControlRequest(target=target, action="ping")).plan_id
+                for target in ("switch", "hermes", "hormiguero", "manifestator", "shub")]
+    plan_ids.append(madre.chat(ChatRequest(message="mix these 3 stems")).plan_id)
+    for plan_id in plan_ids:
+        assert madre.wait_for_plan(plan_id, WAIT).status is Status.DONE
+
+    call_steps = {s.step_id: s.type for plan_id in plan_ids
+                  for s in madre.get_plan(plan_id).steps if s.type.startswith("CALL_")}
+    received = step_calls(standins)
+
+    assert len(call_steps) == 7  # five controls and the chat's CALL_SWITCH + CALL_SHUB
+    assert sorted(r.idempotency_key for r in received) == sorted(call_steps)
+    assert {r.token for r in received} == {TOKEN}
+    for r in received:
+        assert call_steps[r.idempotency_key] == f"CALL_{r.module.upper()}" or (
+            r.module == "hormiguero" and call_steps[r.idempotency_key] == "CALL_HORMIGUERO_TASK")
+
+
+def test_a_required_step_that_keeps_failing_ends_the_plan_in_error_after_retries(madre, standins,
+                                                                                 settings):
+    standins.behaviours["shub"].mode = "fail"
+
+    answer = madre.chat(ChatRequest(message="mix these 3 stems"))
+
+    assert answer.status is Status.ERROR
+    detail = madre.get_plan(answer.plan_id)
+    assert detail.status is Status.ERROR
+    assert "CALL_SHUB" in detail.reason and "shub" in detail.reason
+    switch_step, shub_step, last = detail.steps
+    assert switch_step.status is Status.DONE
+    assert shub_step.status is Status.ERROR
+    assert shub_step.error and "500" in shub_step.error
+    assert shub_step.attempts == settings.step_retries + 1 > 1
+    assert last.status is Status.PENDING  # nothing ran after the failure
+    # every retry was the same call: same Idempotency-Key each time
+    assert standins.recorder.idempotency_counts("shub") == {
+        shub_step.step_id: settings.step_retries + 1}
+
+
+def test_a_hanging_module_ends_the_plan_in_error_within_the_step_timeout(start_madre, standins,
+                                                                        request):
+    runtime = start_madre(step_retries=0)
+    standins.behaviours["shub"].mode = "hang"
+    request.addfinalizer(standins.behaviours["shub"].release_all)
+    timeout = runtime.settings.step_timeout_seconds
+
+    started = time.monotonic()
+    answer = runtime.chat(ChatRequest(message="mix these 3 stems"))
+    elapsed = time.monotonic() - started
+
+    assert answer.status is Status.ERROR
+    assert timeout <= elapsed < timeout + 3
+    detail = runtime.get_plan(answer.plan_id)
+    assert "CALL_SHUB" in detail.reason and "timeout" in detail.reason
+
+
+@pytest.mark.parametrize("mode", ["html", "garbage"])
+def test_an_answer_that_is_not_json_ends_the_plan_in_error_with_a_readable_reason(madre, standins,
+                                                                                  mode):
+    standins.behaviours["shub"].mode = mode
+
+    answer = madre.chat(ChatRequest(message="mix these 3 stems"))
+
+    assert answer.status is Status.ERROR
+    detail = madre.get_plan(answer.plan_id)
+    assert detail.reason.startswith("step 1 (CALL_SHUB) failed: shub: answered ")
+    assert detail.reason.endswith("not JSON")
+    assert detail.steps[1].attempts == 1  # a bad answer is not retried
+    assert "Traceback" not in detail.reason
+
+
+def test_a_healthcheck_with_every_module_down_still_ends_done(madre, standins):
+    for behaviour in standins.behaviours.values():
+        behaviour.mode = "fail"
+
+    answer = madre.chat(ChatRequest(message="what is the status of the system"))
+
+    assert answer.status is Status.DONE
+    assert step_types(madre, answer.plan_id) == [StepType.SYSTEM_HEALTHCHECK, StepType.NOOP]
+
+
+class FailingHealthcheck(StepExecutor):
+    """A real executor whose SYSTEM_HEALTHCHECK fails as a module call would."""
+
+    def run(self, step: Step, plan: Plan) -> dict[str, Any]:
+        if step.type == StepType.SYSTEM_HEALTHCHECK:
+            raise DownstreamError("madre", "the health board could not be read", attempts=1)
+        return super().run(step, plan)
+
+
+def test_an_optional_healthcheck_that_fails_only_warns(madre, standins):
+    madre.executor = FailingHealthcheck({}, {}, madre.board)  # this plan makes no calls
+
+    answer = madre.chat(ChatRequest(message="what is the status of the system"))
+
+    assert answer.status is Status.DONE
+    assert "optional_step_failed:SYSTEM_HEALTHCHECK" in answer.warnings
+    check, noop = madre.get_plan(answer.plan_id).steps
+    assert check.status is Status.ERROR and check.error
+    assert noop.status is Status.DONE

@@ -145,6 +145,9 @@ class PlanActor(pykka.ThreadingActor):
             reason = str(exc)
             attempts = getattr(exc, "attempts", 1)
             status_code = getattr(exc, "status_code", None)
+            # The call's own retries are attempts of this step too: GET /madre/plans/{id}
+            # must show that a failed step was tried more than once.
+            step.attempts += max(0, attempts - 1)
             lifecycle.advance_step(step, Status.ERROR, error=reason,
                                    result={"attempts": attempts, "status_code": status_code})
             self._note(f"step_failed:{step.type}", module=module, reason=reason)

@@ -1,0 +1,55 @@
+"""Settings come from the environment through one object; bad values name their variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from madre.errors import ConfigError
+from madre.settings import DEFAULT_TOKEN, load_settings
+
+
+def test_defaults_serve_loopback_on_8001_with_sqlite_at_data_runtime(monkeypatch) -> None:
+    for name in ("VX11_TOKEN", "DATABASE_URL", "MADRE_HOST", "MADRE_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings()
+    assert (settings.host, settings.port) == ("127.0.0.1", 8001)
+    assert settings.database_url == "sqlite:///data/runtime/vx11.db"
+    assert settings.token.get_secret_value() == DEFAULT_TOKEN
+    assert settings.confirm_ttl_seconds == 900
+
+
+def test_environment_variables_override_the_defaults(monkeypatch) -> None:
+    monkeypatch.setenv("MADRE_PORT", "9001")
+    monkeypatch.setenv("SWITCH_URL", "http://switch.internal:8002/")
+    monkeypatch.setenv("MADRE_CONFIRM_TTL_SECONDS", "60")
+    settings = load_settings()
+    assert settings.port == 9001
+    assert settings.switch_url == "http://switch.internal:8002"
+    assert settings.confirm_ttl_seconds == 60
+
+
+def test_the_token_never_shows_in_the_settings_repr(monkeypatch) -> None:
+    monkeypatch.setenv("VX11_TOKEN", "s3cr3t-token-value")
+    assert "s3cr3t-token-value" not in repr(load_settings())
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("MADRE_PORT", "99999"), ("DATABASE_URL", "sqlite3:x"), ("HERMES_URL", "ftp://h"),
+     ("MADRE_CHAT_WAIT_SECONDS", "soon"), ("MADRE_LOG_LEVEL", "LOUD")],
+)
+def test_an_invalid_value_raises_config_error_naming_the_variable(monkeypatch, variable,
+                                                                   value) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=variable):
+        load_settings()
+
+
+def test_binding_a_public_address_with_the_default_token_is_refused() -> None:
+    settings = load_settings(host="0.0.0.0", token=DEFAULT_TOKEN)
+    with pytest.raises(ConfigError, match="VX11_TOKEN"):
+        settings.check_exposure()
+
+
+def test_binding_a_public_address_with_an_own_token_is_allowed() -> None:
+    load_settings(host="0.0.0.0", token="my-own-secret").check_exposure()
