@@ -46,6 +46,7 @@ from madre.contracts import (
     PlanDetail,
     PlanList,
     Provider,
+    Risk,
     Status,
     WaitReason,
     new_id,
@@ -377,6 +378,8 @@ class Madre:
         Raises NotFound (404), InvalidToken (403), TokenExpired (410), NotWaiting (409).
         """
         self._check_open()
+        if not isinstance(token, str) or not token:
+            raise InvalidToken("give the confirm_token this plan was issued", plan_id=plan_id)
         watch = self.hub.watch(plan_id)
         try:
             outcome = self.store.call(lambda repo: repo.consume_confirmation(
@@ -455,14 +458,21 @@ class Madre:
             raise StoreUnavailable("the database did not record the intent in time") from exc
 
     def _duplicate_answer(self, intent_id: str) -> IntentResponse:
+        """The answer an intent got the first time (without its token, which is shown once)."""
         record = self.repo.find_intent(intent_id)
         plan = self.repo.get_plan(record.plan_id) if record and record.plan_id else None
+        if plan is None:  # denied, or still being planned by the first request
+            denied = record is not None and record.result_status == "denied"
+            return IntentResponse(
+                intent_id=intent_id, plan_id=None, task_id=None,
+                status=Status.ERROR if denied else Status.PENDING,
+                risk=Risk.HIGH if denied else Risk.LOW, requires_confirmation=False,
+                duplicate=True,
+            )
         return IntentResponse(
-            intent_id=intent_id, plan_id=plan.plan_id if plan else None,
-            task_id=plan.plan_id if plan else None,
-            status=plan.status if plan else Status.ERROR,
-            risk=plan.risk if plan else "LOW",  # type: ignore[arg-type]
-            requires_confirmation=bool(plan and plan.steps and plan.steps[0].is_confirmation_gate),
+            intent_id=intent_id, plan_id=plan.plan_id, task_id=plan.plan_id, status=plan.status,
+            risk=plan.risk,
+            requires_confirmation=bool(plan.steps and plan.steps[0].is_confirmation_gate),
             duplicate=True,
         )
 

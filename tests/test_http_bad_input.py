@@ -194,6 +194,25 @@ def test_an_unpaired_surrogate_escape_is_refused_with_422(refused: Any, path: st
     refused(422, "validation_error", "POST", path, content=raw, headers=JSON)
 
 
+@pytest.mark.parametrize("correlation_id", ["line\nbreak", "caf\u00e9", "\U0001f3b5", "tab\there"],
+                         ids=["newline", "accent", "emoji", "tab"])
+def test_a_correlation_id_that_cannot_travel_in_a_header_is_refused_with_422(
+    refused: Any, correlation_id: str
+) -> None:
+    body = refused(422, "validation_error", "POST", "/madre/intent",
+                   json={"text": "hello", "correlation_id": correlation_id})
+    assert body["errors"][0]["loc"] == ["correlation_id"]
+
+
+def test_a_printable_ascii_correlation_id_with_spaces_and_punctuation_is_accepted(
+    client: TestClient,
+) -> None:
+    resp = client.post("/madre/intent", json={"text": "hello",
+                                              "correlation_id": "order 42/a-b_c.d~e:f"})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["intent_id"] == "order 42/a-b_c.d~e:f"
+
+
 def test_a_body_nested_deeper_than_32_levels_is_refused_with_422(refused: Any) -> None:
     payload = {"target": "hermes", "action": "run", "params": nested(40)}
     refused(422, "validation_error", "POST", "/madre/control", json=payload)

@@ -133,7 +133,9 @@ def test_a_token_of_another_plan_is_refused(madre, standins):
 
 
 def test_an_expired_token_is_refused_and_the_plan_ends_in_error(start_madre, standins):
-    runtime = start_madre(confirm_ttl_seconds=0.001)
+    # One microsecond: a confirm always comes later than that. (With 0.001 s a fast SQLite
+    # could issue, store and confirm within the millisecond, and the token was still valid.)
+    runtime = start_madre(confirm_ttl_seconds=0.000001)
     pending = ask_to_delete_on_hermes(runtime)
 
     with pytest.raises(TokenExpired):

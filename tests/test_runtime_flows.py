@@ -443,3 +443,20 @@ def test_an_optional_healthcheck_that_fails_only_warns(madre, standins):
     check, noop = madre.get_plan(answer.plan_id).steps
     assert check.status is Status.ERROR and check.error
     assert noop.status is Status.DONE
+
+
+def test_an_intent_retried_with_the_same_correlation_id_gets_the_first_answer_back(madre,
+                                                                                    standins):
+    request = IntentRequest(source="hormiguero", action="ping", target="hermes",
+                            correlation_id="scan-42")
+    first = madre.submit_intent(request)
+
+    again = madre.submit_intent(request)
+
+    assert again.duplicate and not first.duplicate
+    assert again.intent_id == first.intent_id == "scan-42"
+    assert again.plan_id == first.plan_id
+    assert madre.wait_for_plan(first.plan_id, WAIT).status is Status.DONE
+    assert len(table_rows(madre, "intents_log")) == 1
+    assert len(table_rows(madre, "tasks")) == 1
+    assert len(standins.recorder.calls("hermes")) == 1

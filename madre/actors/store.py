@@ -88,12 +88,24 @@ class StoreActor(pykka.ThreadingActor):
         database = self._repo.database
         if database.is_closed():
             database.connect()
+        op_error: BaseException | None = None
         try:
             with write_transaction(database):
-                return [(write, write.op(self._repo), None) for write in batch]
+                outcomes_ok: list[tuple[Write, Any, BaseException | None]] = []
+                for write in batch:
+                    try:
+                        outcomes_ok.append((write, write.op(self._repo), None))
+                    except Exception as exc:
+                        op_error = exc
+                        raise
+                return outcomes_ok
         except Exception:
             if len(batch) == 1:
-                raise
+                if op_error is not None:
+                    # The write itself failed (a duplicate intent id, a superseded plan save):
+                    # its own error goes back to its caller, as on the one-by-one path below.
+                    return [(batch[0], None, op_error)]
+                raise  # BEGIN or COMMIT failed: the database is unavailable
         outcomes: list[tuple[Write, Any, BaseException | None]] = []
         for write in batch:
             try:

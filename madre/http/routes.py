@@ -68,8 +68,21 @@ async def control(request: Request) -> Response:
     return json_response(await run_in_threadpool(_madre(request).control, body))
 
 
+def _check_correlation_id(value: str | None) -> None:
+    """A correlation id becomes the intent id, which travels on to the modules in the
+    X-Correlation-Id header: only printable ASCII can go there (a newline or an emoji made
+    the outgoing request raise, and the intake answer a 500)."""
+    if value is not None and not all(" " <= c <= "~" for c in value):
+        raise RequestRejected(
+            422, "validation_error",
+            "correlation_id: use printable ASCII characters only (it is sent on in a header)",
+            errors=[{"loc": ["correlation_id"], "msg": "printable ASCII characters only",
+                     "type": "string_pattern_mismatch"}])
+
+
 async def intent(request: Request) -> Response:
     body = await parse_json(request, IntentRequest, limit=_limit(request))
+    _check_correlation_id(body.correlation_id)
     return json_response(await run_in_threadpool(_madre(request).submit_intent, body))
 
 

@@ -9,6 +9,7 @@ connection of its own.
 from __future__ import annotations
 
 import base64
+import hashlib
 import dataclasses
 import datetime as dt
 import json
@@ -89,6 +90,15 @@ class IntentRecord:
     result_status: str
 
 
+def session_scope(session_id: str) -> str:
+    """The context.scope (50 characters) of a session; long ids are hashed, never cut, so two
+    sessions can never share a scope."""
+    scope = f"session:{session_id}"
+    if len(scope) <= 50:
+        return scope
+    return "session#" + hashlib.sha256(session_id.encode()).hexdigest()[:42]
+
+
 def to_db_time(moment: dt.datetime) -> dt.datetime:
     return moment.astimezone(dt.UTC).replace(tzinfo=None)
 
@@ -145,7 +155,7 @@ class Repository:
         ))
         rows = [
             (plan.plan_id, KEY_INTENT, plan.intent_id, "global", now),
-            (plan.plan_id, KEY_MODE, plan.mode.value, f"session:{plan.session_id}"[:50], now),
+            (plan.plan_id, KEY_MODE, plan.mode.value, session_scope(plan.session_id), now),
         ]
         if confirmation is not None:
             rows.append((plan.plan_id, KEY_CONFIRM_HASH, confirmation.token_hash, "global", now))
@@ -336,7 +346,7 @@ class Repository:
         """The mode the session's newest plan ran in (sessions outlive restarts this way)."""
         with connection(self.database):
             value = self.sql.first_value("session_mode",
-                                         (f"session:{session_id}"[:50], KEY_MODE))
+                                         (session_scope(session_id), KEY_MODE))
         return Mode(value) if value else None
 
     def list_plans(

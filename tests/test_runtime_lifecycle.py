@@ -1,0 +1,306 @@
+"""The runtime's life: plans with steps it cannot run, start and stop without stray threads,
+a start that fails part-way, recovery on boot, and the Supervisor restarting crashed plan actors.
+
+Tests that take `madre` or `settings` run on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import pykka
+import pytest
+from conftest import make_settings
+
+from madre import Madre
+from madre.actors.supervisor import Spawn
+from madre.contracts import (
+    ChatRequest,
+    ControlRequest,
+    Plan,
+    Status,
+    Step,
+    StepType,
+    WaitReason,
+    new_id,
+)
+from madre.downstream import ModuleClient
+from madre.health import HealthBoard
+from madre.steps import CALL_MODULES, StepExecutor
+
+WAIT = 10.0
+
+
+def table_rows(madre: Madre, table: str) -> list[dict[str, Any]]:
+    with madre.database.connection_context():
+        cursor = madre.database.execute_sql(f"SELECT * FROM {table} ORDER BY id")  # noqa: S608
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def audit_actions(madre: Madre, plan_id: str) -> list[str]:
+    return [r["action"] for r in table_rows(madre, "madre_actions") if r["plan_id"] == plan_id]
+
+
+def settled(madre: Madre, plan_id: str) -> Plan:
+    plan = madre.wait_for_plan(plan_id, WAIT)
+    assert plan is not None, f"plan {plan_id} did not settle"
+    return plan
+
+
+def threads_left_behind(before: set[threading.Thread]) -> list[str]:
+    """Threads started since `before` that are still alive once they have had a moment to end
+    (an actor's thread finishes its last lines just after it reports stopped)."""
+    new = [t for t in threading.enumerate() if t not in before]
+    for thread in new:
+        thread.join(timeout=5)
+    return [t.name for t in new if t.is_alive()]
+
+
+def hand_built_plan(*types: str) -> Plan:
+    return Plan(intent_id=new_id(), session_id=new_id(), source="test",
+                steps=[Step(index=i, type=t) for i, t in enumerate(types)])
+
+
+# --------------------------------------------------------------------------- unknown step types
+
+
+def test_a_stored_plan_with_an_unknown_step_type_is_reported_and_fails_naming_the_type(madre,
+                                                                                        standins):
+    plan = hand_built_plan("NOOP", "CALL_MARS", "NOOP")
+    madre.store.call(lambda repo: repo.create_plan(plan, confirmation=None, audit=[]))
+
+    shown = madre.get_plan(plan.plan_id)
+    assert [s.type for s in shown.steps] == ["NOOP", "CALL_MARS", "NOOP"]
+    assert shown.status is Status.PENDING
+
+    madre.supervisor.tell(Spawn(plan))
+    ended = settled(madre, plan.plan_id)
+
+    assert ended.status is Status.ERROR
+    assert "CALL_MARS" in ended.reason
+    first, unknown, last = madre.get_plan(plan.plan_id).steps
+    assert first.status is Status.DONE
+    assert unknown.status is Status.ERROR and "CALL_MARS" in unknown.error
+    assert last.status is Status.PENDING
+
+
+def test_a_waiting_plan_rewritten_with_an_unknown_step_fails_naming_it_once_confirmed(madre,
+                                                                                    standins):
+    pending = madre.control(ControlRequest(target="hermes", action="delete"))
+    stored = madre.get_plan(pending.plan_id)
+    plan = madre.repo.get_plan(pending.plan_id)
+    plan.steps[1].type = "CALL_TELEPORTER"  # as a newer Madre sharing the database might store
+
+    def rewrite(repo: Any) -> int:
+        task = repo.m.Task
+        return task.update(plan_json=plan.model_dump_json()).where(
+            task.uuid == pending.plan_id).execute()
+
+    assert madre.store.call(rewrite) == 1
+    assert madre.get_plan(pending.plan_id).steps[1].type == "CALL_TELEPORTER"
+    assert stored.steps[1].type == StepType.CALL_HERMES
+
+    madre.confirm(pending.plan_id, pending.confirm_token)
+    ended = settled(madre, pending.plan_id)
+
+    assert ended.status is Status.ERROR
+    assert "CALL_TELEPORTER" in ended.reason
+    assert standins.recorder.calls("hermes") == []
+
+
+# --------------------------------------------------------------------------- threads, start, stop
+
+
+def test_no_thread_outlives_madre_across_three_starts_and_stops(settings, standins):
+    before = set(threading.enumerate())
+
+    for round_ in range(3):
+        with Madre(settings) as runtime:
+            answer = runtime.chat(ChatRequest(message=f"mix these {round_ + 2} stems"))
+            assert answer.status is Status.DONE
+            runtime.control(ControlRequest(target="hermes", action="delete"))  # a passive plan
+        assert threads_left_behind(before) == []
+        assert pykka.ActorRegistry.get_all() == []
+
+
+def test_stopping_twice_is_harmless_and_a_stopped_madre_refuses_work(settings, standins):
+    runtime = Madre(settings).start()
+    runtime.stop()
+    runtime.stop()
+
+    assert not runtime.running
+    with pytest.raises(Exception, match="not running"):
+        runtime.chat(ChatRequest(message="hello"))
+
+
+def test_a_start_that_cannot_create_the_database_folder_raises_and_leaves_no_thread(tmp_path,
+                                                                                   standins):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    settings = make_settings(f"sqlite:///{blocker}/madre.db", standins)
+    before = set(threading.enumerate())
+
+    runtime = Madre(settings)
+    with pytest.raises(OSError):
+        runtime.start()
+
+    assert not runtime.running
+    assert threads_left_behind(before) == []
+    assert pykka.ActorRegistry.get_all() == []
+
+
+def test_a_start_against_an_unreachable_postgresql_raises_and_leaves_no_thread(standins):
+    settings = make_settings("postgresql://postgres@127.0.0.1:1/nowhere", standins)
+    before = set(threading.enumerate())
+
+    with pytest.raises(Exception, match="(?i)connect"):
+        Madre(settings).start()
+
+    assert threads_left_behind(before) == []
+    assert pykka.ActorRegistry.get_all() == []
+
+
+class FailsAfterEverythingStarted(Madre):
+    """A real Madre whose last start-up step (recovery) fails: every actor, the store and the
+    health prober are already running when it raises."""
+
+    def _recover(self) -> None:
+        self.started_actors = len(pykka.ActorRegistry.get_all())
+        raise RuntimeError("recovery failed on purpose")
+
+
+def test_a_start_that_fails_after_the_actors_started_stops_them_all(settings, standins):
+    before = set(threading.enumerate())
+    runtime = FailsAfterEverythingStarted(settings)
+
+    with pytest.raises(RuntimeError, match="recovery failed on purpose"):
+        runtime.start()
+
+    assert runtime.started_actors >= 5  # store, policy, planner, parsers, supervisor
+    assert not runtime.running
+    assert threads_left_behind(before) == []
+    assert pykka.ActorRegistry.get_all() == []
+
+
+# --------------------------------------------------------------------------- recovery on boot
+
+
+def test_a_plan_left_pending_is_run_by_the_next_madre_on_start(madre, settings, standins):
+    plan = hand_built_plan("NOOP", "NOOP")
+    madre.store.call(lambda repo: repo.create_plan(plan, confirmation=None, audit=[]))
+    madre.stop()  # it was never spawned: still PENDING in the database
+
+    with Madre(settings) as again:
+        ended = settled(again, plan.plan_id)
+
+    assert ended.status is Status.DONE
+
+
+def test_a_waiting_plan_stays_passive_across_a_restart_and_can_be_confirmed_after(madre, settings,
+                                                                                  standins):
+    pending = madre.control(ControlRequest(target="hermes", action="delete"))
+    madre.stop()
+
+    with Madre(settings) as again:
+        assert again.get_plan(pending.plan_id).status is Status.WAITING
+        assert again.active_plan_actors() == 0
+        assert standins.recorder.calls("hermes") == []
+        again.confirm(pending.plan_id, pending.confirm_token)
+        ended = settled(again, pending.plan_id)
+
+    assert ended.status is Status.DONE
+    assert len(standins.recorder.calls("hermes")) == 1
+
+
+# --------------------------------------------------------------------------- supervision
+
+
+class CrashingExecutor(StepExecutor):
+    """The real executor, except that for steps whose params say `crash` it raises RuntimeError
+    after the call was made, `crashes` times (None: every time)."""
+
+    def __init__(self, clients: Mapping[str, ModuleClient], routes: Mapping[str, str],
+                 board: HealthBoard, *, crashes: int | None) -> None:
+        super().__init__(clients, routes, board)
+        self._lock = threading.Lock()
+        self._crashes_left = crashes
+        self.crashed = 0
+
+    def run(self, step: Step, plan: Plan) -> dict[str, Any]:
+        result = super().run(step, plan)
+        if step.payload.get("params", {}).get("crash"):
+            with self._lock:
+                if self._crashes_left is None or self._crashes_left > 0:
+                    if self._crashes_left is not None:
+                        self._crashes_left -= 1
+                    self.crashed += 1
+                    raise RuntimeError("the executor crashed on purpose")
+        return result
+
+
+def crashing_executor(madre: Madre, *, crashes: int | None) -> CrashingExecutor:
+    s = madre.settings
+    routes = {"switch": s.switch_parse_route, "hermes": s.hermes_route,
+              "hormiguero": s.hormiguero_route, "manifestator": s.manifestator_route,
+              "shub": s.shub_route}
+    clients = {m: madre.clients[m] for m in CALL_MODULES.values()}
+    return CrashingExecutor(clients, routes, madre.board, crashes=crashes)
+
+
+def test_a_crashed_plan_actor_is_restarted_and_its_plan_still_reaches_done(madre, standins):
+    madre.executor = crashing_executor(madre, crashes=1)
+
+    answer = madre.control(ControlRequest(target="hermes", action="ping", params={"crash": True}))
+    ended = settled(madre, answer.plan_id)
+
+    assert ended.status is Status.DONE
+    assert madre.executor.crashed == 1
+    assert audit_actions(madre, answer.plan_id).count("plan_actor_restarted") == 1
+    step = ended.steps[0]
+    assert step.attempts == 2
+    # the step in flight at the crash ran again with the same Idempotency-Key
+    assert standins.recorder.idempotency_counts("hermes") == {step.step_id: 2}
+
+
+def test_a_plan_actor_that_keeps_crashing_is_given_up_and_other_plans_are_unaffected(madre,
+                                                                                     standins):
+    madre.executor = crashing_executor(madre, crashes=None)
+    restart_max = madre.settings.restart_max
+    standins.behaviours["manifestator"].set("slow", delay=1.5)
+    healthy = madre.control(ControlRequest(target="manifestator", action="ping"))
+    assert standins.recorder.wait_for_calls("manifestator", 1, timeout=WAIT)  # in flight now
+
+    doomed = madre.control(ControlRequest(target="hermes", action="ping", params={"crash": True}))
+    gave_up = settled(madre, doomed.plan_id)
+
+    assert gave_up.status is Status.ERROR
+    assert gave_up.reason.startswith("supervisor_gave_up")
+    assert "RuntimeError" in gave_up.reason
+    assert madre.executor.crashed == restart_max + 1
+    actions = audit_actions(madre, doomed.plan_id)
+    assert actions.count("plan_actor_restarted") == restart_max
+    assert "supervisor_gave_up" in actions
+    assert madre.get_plan(healthy.plan_id).status is Status.RUNNING  # still going meanwhile
+
+    standins.behaviours["manifestator"].release_all()
+    finished = settled(madre, healthy.plan_id)
+    assert finished.status is Status.DONE
+    assert "plan_actor_restarted" not in audit_actions(madre, healthy.plan_id)
+    intent = [r for r in table_rows(madre, "intents_log") if r["plan_id"] == doomed.plan_id]
+    assert intent[0]["result_status"] == "error"
+
+
+def test_a_plan_parked_for_confirmation_stays_parked_while_another_plan_crashes(madre, standins):
+    """A crash in one plan does not wake plans parked for a confirmation."""
+    parked = madre.control(ControlRequest(target="hermes", action="delete"))
+    madre.executor = crashing_executor(madre, crashes=None)
+
+    doomed = madre.control(ControlRequest(target="shub", action="ping", params={"crash": True}))
+    assert settled(madre, doomed.plan_id).status is Status.ERROR
+
+    plan = madre.get_plan(parked.plan_id)
+    assert plan.status is Status.WAITING and plan.wait_reason is WaitReason.CONFIRMATION
+    assert standins.recorder.calls("hermes") == []

@@ -1,0 +1,295 @@
+"""What Madre writes: the five tables, the intents log, the audit trail, nothing deleted, and
+the Store actor's group commit.
+
+Every test runs on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from madre import Madre
+from madre.contracts import ChatRequest, ControlRequest, IntentRequest, Status
+from madre import lifecycle
+from madre.errors import IllegalTransition, InvalidToken
+from madre.store.models import TABLE_NAMES
+
+WAIT = 10.0
+
+
+def table_rows(madre: Madre, table: str) -> list[dict[str, Any]]:
+    with madre.database.connection_context():
+        cursor = madre.database.execute_sql(f"SELECT * FROM {table} ORDER BY id")  # noqa: S608
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def intent_row(madre: Madre, intent_id: str) -> dict[str, Any]:
+    [row] = [r for r in table_rows(madre, "intents_log") if r["intent_id"] == intent_id]
+    return row
+
+
+def audit_actions(madre: Madre, plan_id: str) -> list[str]:
+    return [r["action"] for r in table_rows(madre, "madre_actions") if r["plan_id"] == plan_id]
+
+
+def is_subsequence(wanted: list[str], actual: list[str]) -> bool:
+    remaining = iter(actual)
+    return all(any(a == w for a in remaining) for w in wanted)
+
+
+def settled(madre: Madre, plan_id: str) -> Any:
+    plan = madre.wait_for_plan(plan_id, WAIT)
+    assert plan is not None, f"plan {plan_id} did not settle"
+    return plan
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def test_the_database_holds_exactly_the_five_tables(madre):
+    assert sorted(madre.database.get_tables()) == sorted(TABLE_NAMES)
+
+
+def test_a_plan_is_stored_as_one_tasks_row_with_an_uppercase_status(madre, standins):
+    answer = madre.control(ControlRequest(target="hermes", action="ping"))
+    settled(madre, answer.plan_id)
+
+    [task] = table_rows(madre, "tasks")
+
+    assert task["uuid"] == answer.plan_id
+    assert task["status"] == "DONE"
+    assert task["risk"] == "LOW"
+
+
+# --------------------------------------------------------------------------- intents_log
+
+
+def test_the_intent_is_logged_before_the_answer_and_closed_when_the_plan_ends(madre, standins):
+    standins.behaviours["shub"].mode = "hang"
+
+    answer = madre.chat(ChatRequest(message="mix these 3 stems"), wait=0)
+
+    assert answer.status is Status.RUNNING
+    row = intent_row(madre, answer.intent_id)
+    assert row["plan_id"] == answer.plan_id
+    assert row["result_status"] == "planned"  # logged, not closed: the plan is still going
+    assert standins.recorder.wait_for_calls("shub", 1, timeout=WAIT)
+    standins.behaviours["shub"].release_all()
+    assert settled(madre, answer.plan_id).status is Status.DONE
+    row = intent_row(madre, answer.intent_id)
+    assert row["result_status"] == "done"
+    assert row["processed_by_madre_at"] is not None
+
+
+def _done(madre: Madre) -> str:
+    answer = madre.chat(ChatRequest(message="mix these 3 stems"))
+    assert answer.status is Status.DONE
+    return answer.intent_id
+
+
+def _waiting_for_confirmation(madre: Madre) -> str:
+    answer = madre.chat(ChatRequest(message="delete the hermes cache"))
+    assert answer.status is Status.WAITING
+    return answer.intent_id
+
+
+def _waiting_for_a_job(madre: Madre) -> str:
+    answer = madre.submit_intent(IntentRequest(source="cli", action="run", target="spawner"))
+    assert settled(madre, answer.plan_id).status is Status.WAITING
+    return answer.intent_id
+
+
+def _error(madre: Madre, standins: Any) -> str:
+    standins.behaviours["shub"].mode = "fail"
+    answer = madre.chat(ChatRequest(message="mix these 3 stems"))
+    assert answer.status is Status.ERROR
+    return answer.intent_id
+
+
+def _denied(madre: Madre) -> str:
+    answer = madre.control(ControlRequest(target="madre", action="stop"))
+    [row] = [r for r in table_rows(madre, "madre_actions") if r["id"] == answer.action_id]
+    return str(row["intent_id"])
+
+
+CLOSINGS: dict[str, tuple[Callable[..., str], str]] = {
+    "done": (lambda madre, standins: _done(madre), "done"),
+    "waiting_confirmation": (lambda madre, standins: _waiting_for_confirmation(madre), "waiting"),
+    "waiting_job": (lambda madre, standins: _waiting_for_a_job(madre), "waiting"),
+    "error": (_error, "error"),
+    "denied": (lambda madre, standins: _denied(madre), "denied"),
+}
+
+
+@pytest.mark.parametrize("scenario", list(CLOSINGS))
+def test_every_intent_row_is_closed_with_its_final_status(madre, standins, scenario):
+    run, expected = CLOSINGS[scenario]
+
+    intent_id = run(madre, standins)
+
+    row = intent_row(madre, intent_id)
+    assert row["result_status"] == expected
+    assert row["processed_by_madre_at"] is not None
+    assert row["payload_json"]
+
+
+# --------------------------------------------------------------------------- madre_actions
+
+
+def test_a_plan_that_runs_audits_its_decision_and_every_transition(madre, standins):
+    answer = madre.control(ControlRequest(target="hermes", action="ping"))
+    settled(madre, answer.plan_id)
+
+    actions = audit_actions(madre, answer.plan_id)
+
+    assert is_subsequence(["decision:LOW", "plan_created", "plan_started",
+                           "step_started:CALL_HERMES", "step_done:CALL_HERMES", "plan_done"],
+                          actions), actions
+
+
+def test_a_confirmed_plan_audits_the_request_for_confirmation_and_the_confirmation(madre,
+                                                                                    standins):
+    pending = madre.control(ControlRequest(target="hermes", action="delete"))
+    with pytest.raises(InvalidToken):
+        madre.confirm(pending.plan_id, "not-the-token")
+    madre.confirm(pending.plan_id, pending.confirm_token)
+    settled(madre, pending.plan_id)
+
+    actions = audit_actions(madre, pending.plan_id)
+
+    assert is_subsequence(["decision:HIGH", "confirmation_required:HIGH", "plan_created",
+                           "confirmation_rejected", "plan_confirmed", "step_done:CALL_HERMES",
+                           "plan_done"], actions), actions
+    [rejected] = [r for r in table_rows(madre, "madre_actions")
+                  if r["action"] == "confirmation_rejected"]
+    assert rejected["reason"] == "invalid_token"
+
+
+def test_a_failed_plan_audits_the_failed_step_and_the_error(madre, standins):
+    standins.behaviours["hermes"].mode = "fail"
+    answer = madre.control(ControlRequest(target="hermes", action="ping"))
+    settled(madre, answer.plan_id)
+
+    actions = audit_actions(madre, answer.plan_id)
+
+    assert is_subsequence(["plan_started", "step_started:CALL_HERMES",
+                           "step_failed:CALL_HERMES", "plan_error"], actions), actions
+
+
+def test_a_plan_waiting_for_a_job_audits_the_request_and_the_wait(madre, standins):
+    answer = madre.chat(ChatRequest(message="run the backup job"))
+
+    actions = audit_actions(madre, answer.plan_id)
+
+    assert is_subsequence(["decision:LOW", "plan_created", "plan_started",
+                           "daughter_task_requested", "plan_waiting"], actions), actions
+
+
+def test_a_denial_is_audited_with_its_intent_and_reason(madre, standins):
+    answer = madre.control(ControlRequest(target="tentaculo_link", action="delete",
+                                          session_id="ops-session"))
+
+    [row] = [r for r in table_rows(madre, "madre_actions") if r["id"] == answer.action_id]
+
+    assert row["action"] == "denied"
+    assert row["module"] == "tentaculo_link"
+    assert row["reason"] == answer.reason
+    assert row["session_id"] == "ops-session"
+    assert intent_row(madre, row["intent_id"])["result_status"] == "denied"
+
+
+def test_a_save_from_a_stale_copy_of_a_plan_is_refused_not_applied(madre, standins):
+    pending = madre.control(ControlRequest(target="hermes", action="delete"))
+    fresh = madre.repo.get_plan(pending.plan_id)
+    stale = madre.repo.get_plan(pending.plan_id)
+    lifecycle.advance(fresh, Status.ERROR, reason="cancelled by an operator")
+    madre.store.call(lambda repo: repo.save_plan(fresh))
+
+    lifecycle.advance(stale, Status.RUNNING)
+    with pytest.raises(IllegalTransition):
+        madre.store.call(lambda repo: repo.save_plan(stale))
+
+    stored = madre.get_plan(pending.plan_id)
+    assert stored.status is Status.ERROR and stored.reason == "cancelled by an operator"
+
+
+# --------------------------------------------------------------------------- append-only
+
+
+def test_no_row_is_ever_deleted_across_a_sequence_of_operations(madre, standins):
+    def snapshot() -> dict[str, set[Any]]:
+        return {t: {r["id"] for r in table_rows(madre, t)} for t in TABLE_NAMES}
+
+    def low_chat() -> None:
+        madre.chat(ChatRequest(message="mix these 3 stems"))
+
+    pending: dict[str, Any] = {}
+
+    def ask() -> None:
+        pending["answer"] = madre.control(ControlRequest(target="hermes", action="delete"))
+
+    def confirm() -> None:
+        madre.confirm(pending["answer"].plan_id, pending["answer"].confirm_token)
+
+    def deny() -> None:
+        madre.control(ControlRequest(target="madre", action="stop"))
+
+    def fail() -> None:
+        standins.behaviours["shub"].mode = "fail"
+        madre.chat(ChatRequest(message="mix these 3 stems"))
+        standins.behaviours["shub"].mode = "ok"
+
+    def job() -> None:
+        madre.chat(ChatRequest(message="run the backup job"))
+
+    def dry_run() -> None:
+        madre.chat(ChatRequest(message="mix these 3 stems", dry_run=True))
+
+    history = [snapshot()]
+    for operation in (low_chat, ask, confirm, deny, fail, job, dry_run, low_chat):
+        operation()
+        history.append(snapshot())
+
+    for before, after in zip(history, history[1:], strict=False):
+        for table in TABLE_NAMES:
+            assert before[table] <= after[table], f"a {table} row disappeared"
+    final = history[-1]
+    assert len(final["intents_log"]) == 7  # a confirmation is not a new intent
+    assert len(final["tasks"]) == 5  # the denial and the dry run planned nothing
+    assert len(final["daughter_tasks"]) == 1
+
+
+# --------------------------------------------------------------------------- group commit
+
+
+def test_the_store_groups_concurrent_writes_into_fewer_commits(madre, standins):
+    chats = 40
+    barrier = threading.Barrier(chats)
+    answers: list[Any] = []
+    lock = threading.Lock()
+    commits_before, writes_before = madre.store.stats()
+
+    def chat(n: int) -> None:
+        barrier.wait(timeout=WAIT)
+        answer = madre.chat(ChatRequest(message=f"what is the status, request {n}"))
+        with lock:
+            answers.append(answer)
+
+    threads = [threading.Thread(target=chat, args=(n,)) for n in range(chats)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    commits, writes = madre.store.stats()
+    assert len(answers) == chats
+    assert {a.status for a in answers} == {Status.DONE}
+    assert writes - writes_before >= chats * 3  # at least: intent, plan, final save
+    assert commits - commits_before < writes - writes_before
+    closed = [r["result_status"] for r in table_rows(madre, "intents_log")]
+    assert closed == ["done"] * chats
