@@ -467,6 +467,9 @@ def _final_result(plan: Plan) -> str:
     )
 
 
+MAX_ROW_ID = 2**63 - 1  # the largest row id both SQLite and PostgreSQL can compare
+
+
 def encode_cursor(row_id: int) -> str:
     return base64.urlsafe_b64encode(f"t:{row_id}".encode()).decode().rstrip("=")
 
@@ -476,7 +479,7 @@ def decode_cursor(cursor: str) -> int:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, number = raw.partition(":")
         value = int(number)
-        if prefix != "t" or value < 1:
+        if prefix != "t" or not 1 <= value <= MAX_ROW_ID:
             raise ValueError(raw)
     except ValueError as exc:
         raise BadRequest("cursor is not one this server gave out; start without it") from exc
