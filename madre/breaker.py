@@ -4,6 +4,8 @@
        ▲                                ▲                                 │
        └────────(probe succeeds)────────┼─────────(probe fails)───────────┘
 
+A timeout opens it at once (that is the cost it exists to avoid paying twice); other failures,
+which come back fast (connection refused, a 500), open it after N in a row.
 While OPEN, `allow()` answers False at once and callers take their fallback. After the
 reset period one caller at a time is let through as a probe; its outcome closes or reopens.
 Thread-safe; the clock is passed in so tests drive time without sleeping.
@@ -69,10 +71,12 @@ class CircuitBreaker:
             self._failures = 0
             self._probing = False
 
-    def record_failure(self) -> None:
+    def record_failure(self, *, open_now: bool = False) -> None:
+        """Count a failure; `open_now` (a timeout: the expensive kind) opens at once."""
         with self._lock:
             self._probing = False
             self._failures += 1
-            if self._state is BreakerState.HALF_OPEN or self._failures >= self._threshold:
+            if (open_now or self._state is BreakerState.HALF_OPEN
+                    or self._failures >= self._threshold):
                 self._state = BreakerState.OPEN
                 self._opened_at = self._clock()

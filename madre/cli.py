@@ -40,13 +40,19 @@ def serve(host: str | None, port: int | None) -> None:
 def modules(madre_url: str) -> None:
     """Serve loopback stand-ins of Switch, Hermes, Hormiguero, Manifestator, Shub and Spawner
     on their default ports (8002-8008), so Madre can be tried with no other VX11 service."""
+    from madre._spawner_worker import SpawnerWorker
     from madre.standins import DEFAULT_PORTS, StandinCluster
 
     settings = load_settings()
-    with StandinCluster(token=settings.token.get_secret_value(), ports=dict(DEFAULT_PORTS),
-                        madre_url=madre_url) as cluster:
+    token = settings.token.get_secret_value()
+    with (
+        StandinCluster(token=token, ports=dict(DEFAULT_PORTS), madre_url=madre_url) as cluster,
+        SpawnerWorker(settings.database_url, madre_url=madre_url, token=token,
+                      behaviour=cluster.behaviours["spawner"]),
+    ):
         for name, url in cluster.urls.items():
             click.echo(f"{name:13} {url}")
+        click.echo(f"spawner jobs  picked up from {settings.database_url}, reported to {madre_url}")
         click.echo("Ctrl-C stops them.")
         try:
             threading.Event().wait()

@@ -123,6 +123,7 @@ class Step(BaseModel):
     optional: bool = False
     status: Status = Status.PENDING
     attempts: int = 0
+    status_code: int | None = None  # the last HTTP status the step's module answered
     result: dict[str, Any] | None = None
     error: str | None = None
     started_at: dt.datetime | None = None
@@ -254,6 +255,30 @@ class IntentRequest(BaseModel):
         return self
 
 
+class SpawnCallback(BaseModel):
+    """`POST /madre/callback/spawn`: a job Madre asked for has ended."""
+
+    model_config = _REQUEST_CONFIG
+    daughter_task_id: int = Field(ge=1)
+    status: str = Field(pattern="^(ok|error|success|failed|DONE|ERROR)$")
+    result: dict[str, Any] | None = None
+    error: str | None = Field(default=None, max_length=4000)
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("ok", "success", "DONE")
+
+
+class DaughterReport(BaseModel):
+    """The Spawner's own `POST /madre/daughter/{id}/complete|fail` body."""
+
+    model_config = _REQUEST_CONFIG
+    status: str | None = Field(default=None, max_length=64)
+    exit_code: int | None = None
+    spawn_uuid: str | None = Field(default=None, max_length=MAX_ID_CHARS)
+    error: str | None = Field(default=None, max_length=4000)
+
+
 class ConfirmRequest(BaseModel):
     model_config = _REQUEST_CONFIG
     confirm_token: str = Field(min_length=1, max_length=256)
@@ -313,6 +338,14 @@ class ConfirmResponse(BaseModel):
     status: str = "confirmed"
     plan_id: str
     plan_status: Status
+
+
+class JobReportResponse(BaseModel):
+    status: str  # "accepted" | "duplicate"
+    daughter_task_id: int
+    plan_id: str | None
+    plan_status: Status | None
+    detail: str | None = None
 
 
 class PlanSummary(BaseModel):
@@ -375,6 +408,12 @@ class PlanDetail(BaseModel):
     history: list[AuditEntry]
 
 
+class DependencyCheck(BaseModel):
+    state: str  # up | down | unknown
+    checked_at: dt.datetime | None = None
+    error: str | None = None
+
+
 class HealthResponse(BaseModel):
     module: str = "madre"
     status: str
@@ -382,6 +421,7 @@ class HealthResponse(BaseModel):
     time: dt.datetime
     deps: dict[str, str]
     db: str
+    checks: dict[str, DependencyCheck] = Field(default_factory=dict)
 
 
 class ErrorBody(BaseModel):

@@ -13,6 +13,7 @@ each call borrows one for its duration: connections are reused, never shared at 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import queue
 import random
@@ -70,6 +71,15 @@ class SessionPool:
                 return
 
 
+@dataclasses.dataclass(frozen=True)
+class Answer:
+    """A module's JSON answer and what it took to get it."""
+
+    body: dict[str, Any]
+    attempts: int
+    status_code: int
+
+
 def describe_failure(exc: requests.RequestException) -> tuple[str, bool]:
     """A readable reason for a transport failure, and whether a retry may help."""
     if isinstance(exc, requests.ConnectTimeout):
@@ -86,6 +96,16 @@ def describe_failure(exc: requests.RequestException) -> tuple[str, bool]:
     if isinstance(exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError):
         return "the answer was cut off mid-body", True
     return f"request failed: {type(exc).__name__}", False
+
+
+def _said(body: bytes) -> str:
+    """What a refusing module said, briefly: its JSON `detail` or `error`, if any."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return ""
+    said = data.get("detail") or data.get("error") if isinstance(data, dict) else None
+    return f" ({str(said)[:120]})" if said else ""
 
 
 class ModuleClient:
@@ -120,7 +140,23 @@ class ModuleClient:
         correlation_id: str | None = None,
         retries: int | None = None,
     ) -> dict[str, Any]:
-        """POST `payload` to `route` and return the JSON object it answers.
+        """POST `payload` to `route` and return the JSON object it answers (see `call`)."""
+        return self.call(route, payload, idempotency_key=idempotency_key,
+                         correlation_id=correlation_id, retries=retries).body
+
+    def call(
+        self,
+        route: str,
+        payload: dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        correlation_id: str | None = None,
+        retries: int | None = None,
+    ) -> Answer:
+        """POST `payload` to `route`: the JSON object it answers, with the attempts it took.
+
+        Transport errors, timeouts and 5xx are retried (`retries` times at most, exponential
+        backoff with jitter); 4xx and non-JSON answers are not.
 
         Raises:
             DownstreamError: after the last attempt failed, or at once on a 4xx or a
@@ -141,12 +177,15 @@ class ModuleClient:
                 return self._post_once(url, payload, headers, attempt)
             except DownstreamError as err:
                 if not err.retryable or attempt >= limit:
+                    if attempt > 1:
+                        err.reason = f"{err.reason} (after {attempt} attempts)"
+                        err.args = (f"{self.module}: {err.reason}",)
                     raise
             time.sleep(self._delay(attempt))
 
     def _post_once(
         self, url: str, payload: dict[str, Any], headers: dict[str, str], attempt: int
-    ) -> dict[str, Any]:
+    ) -> Answer:
         try:
             # A prepared request sent as is skips Session.request's merging of cookies, hooks
             # and environment settings, which Madre does not use: a fifth of a call's CPU.
@@ -163,13 +202,15 @@ class ModuleClient:
                 body = response.content
         except requests.RequestException as exc:
             reason, retryable = describe_failure(exc)
-            raise DownstreamError(self.module, reason, attempts=attempt, retryable=retryable) from None
+            raise DownstreamError(self.module, reason, attempts=attempt, retryable=retryable,
+                                  timed_out=isinstance(exc, requests.Timeout)) from None
         status = response.status_code
         if status >= 500:
             raise DownstreamError(self.module, f"answered HTTP {status}", attempts=attempt,
                                   status_code=status, retryable=True)
         if status >= 400:
-            raise DownstreamError(self.module, f"refused the call with HTTP {status}",
+            raise DownstreamError(self.module,
+                                  f"refused the call with HTTP {status}{_said(body)}",
                                   attempts=attempt, status_code=status)
         try:
             data = json.loads(body) if body else {}
@@ -179,7 +220,7 @@ class ModuleClient:
                                   attempts=attempt, status_code=status) from None
         if not isinstance(data, dict):
             data = {"value": data}
-        return data
+        return Answer(data, attempt, status)
 
     def _delay(self, attempt: int) -> float:
         # Exponential backoff with full jitter: spreads the retries of plans that failed together.

@@ -84,6 +84,7 @@ class DownstreamError(MadreError):
         attempts: int = 1,
         status_code: int | None = None,
         retryable: bool = False,
+        timed_out: bool = False,
     ) -> None:
         super().__init__(f"{module}: {reason}")
         self.module = module
@@ -91,6 +92,7 @@ class DownstreamError(MadreError):
         self.attempts = attempts
         self.status_code = status_code
         self.retryable = retryable
+        self.timed_out = timed_out
 
 
 class StoreUnavailable(MadreError):

@@ -37,10 +37,12 @@ from madre.contracts import (
     ControlResponse,
     ControlStatus,
     Decision,
+    DependencyCheck,
     HealthResponse,
     Intent,
     IntentRequest,
     IntentResponse,
+    JobReportResponse,
     Mode,
     Plan,
     PlanDetail,
@@ -405,25 +407,58 @@ class Madre:
         return ConfirmResponse(plan_id=plan_id,
                                plan_status=settled.status if settled else Status.RUNNING)
 
-    def wait_for_plan(self, plan_id: str, timeout: float) -> Plan | None:
-        """The plan once it settles (WAITING, DONE, ERROR), or None after `timeout` seconds."""
-        watch = self.hub.watch(plan_id)
+    def job_finished(self, daughter_task_id: int, *, ok: bool,
+                     result: dict[str, Any] | None = None, error: str | None = None,
+                     actor: str = "spawner") -> JobReportResponse:
+        """A Spawner reports that a job ended: the waiting plan resumes (ok) or ends in ERROR.
+
+        The report is written before the plan is woken. A duplicate or late report changes
+        nothing and says so (`status: "duplicate"`). Raises NotFound for an unknown job.
+        """
+        self._check_open()
+        outcome = self.store.call(lambda repo: repo.finish_job(
+            daughter_task_id=daughter_task_id, ok=ok, result=result, error=error,
+            now=utcnow(), actor=actor))
+        if outcome.verdict == "unknown":
+            raise NotFound(f"no job {daughter_task_id} (daughter_tasks id)")
+        plan = outcome.plan
+        assert plan is not None
+        if outcome.verdict == "resumed":
+            self.supervisor.tell(Activate(plan.plan_id))
+        elif outcome.verdict == "failed":
+            self.hub.publish(plan)
+        return JobReportResponse(
+            status="duplicate" if outcome.verdict == "duplicate" else "accepted",
+            daughter_task_id=daughter_task_id, plan_id=plan.plan_id, plan_status=plan.status,
+            detail=outcome.detail or None,
+        )
+
+    def wait_for_plan(self, plan_id: str, timeout: float, *, final: bool = False) -> Plan | None:
+        """The plan once it settles (WAITING, DONE, ERROR), or None after `timeout` seconds.
+        With `final`, WAITING does not count: wait until the plan is DONE or ERROR."""
+        watch = self.hub.watch(plan_id, final=final)
         current = self.repo.get_plan(plan_id)
         if current is None:
             self.hub.forget(watch)
             raise NotFound(f"no plan {plan_id}")
-        if current.status in (Status.WAITING, Status.DONE, Status.ERROR):
+        if current.status in watch.accept:
             self.hub.forget(watch)
             return current
         return watch.wait(timeout)
 
     def health(self) -> HealthResponse:
-        deps = {name: state.state for name, state in self.board.deps().items()}
+        """From the cache the prober keeps: never waits on a module or the database."""
+        states = self.board.deps()
+        deps = {name: state.state for name, state in states.items()}
         db = self.board.db()
         db_state = "down" if db.state == "down" else "ok"
         degraded = db_state == "down" or any(v == "down" for v in deps.values())
+        checks = {
+            name: DependencyCheck(state=s.state, checked_at=s.checked_at, error=s.error)
+            for name, s in {**states, "db": db}.items()
+        }
         return HealthResponse(status="degraded" if degraded else "ok", version=__version__,
-                              time=utcnow(), deps=deps, db=db_state)
+                              time=utcnow(), deps=deps, db=db_state, checks=checks)
 
     # ------------------------------------------------------------------ internals
 

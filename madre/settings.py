@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
     token: SecretStr = Field(SecretStr(DEFAULT_TOKEN), validation_alias=_env("VX11_TOKEN"))
+    spawner_token: SecretStr | None = Field(None, validation_alias=_env("MADRE_SPAWNER_TOKEN"))
+    callback_auth: Literal["token", "none"] = Field(
+        "token", validation_alias=_env("MADRE_CALLBACK_AUTH")
+    )
     database_url: str = Field(
         "sqlite:///data/runtime/vx11.db", validation_alias=_env("DATABASE_URL")
     )

@@ -15,12 +15,14 @@ import pykka
 from madre.contracts import Plan, Status
 
 SETTLED = frozenset({Status.WAITING, Status.DONE, Status.ERROR})
+FINAL = frozenset({Status.DONE, Status.ERROR})
 
 
 class Watch:
-    def __init__(self, hub: SettleHub, plan_id: str) -> None:
+    def __init__(self, hub: SettleHub, plan_id: str, accept: frozenset[Status] = SETTLED) -> None:
         self._hub = hub
         self.plan_id = plan_id
+        self.accept = accept
         self.future: pykka.ThreadingFuture[Plan] = pykka.ThreadingFuture()
 
     def wait(self, timeout: float) -> Plan | None:
@@ -46,8 +48,9 @@ class SettleHub:
         self._lock = threading.Lock()
         self._watches: defaultdict[str, list[Watch]] = defaultdict(list)
 
-    def watch(self, plan_id: str) -> Watch:
-        watch = Watch(self, plan_id)
+    def watch(self, plan_id: str, *, final: bool = False) -> Watch:
+        """A watch woken when the plan settles; with `final`, only when it ends (DONE/ERROR)."""
+        watch = Watch(self, plan_id, FINAL if final else SETTLED)
         with self._lock:
             self._watches[plan_id].append(watch)
         return watch
@@ -65,8 +68,14 @@ class SettleHub:
         if plan.status not in SETTLED:
             return
         with self._lock:
-            watches = self._watches.pop(plan.plan_id, [])
-        for watch in watches:
+            watches = self._watches.get(plan.plan_id, [])
+            woken = [w for w in watches if plan.status in w.accept]
+            kept = [w for w in watches if plan.status not in w.accept]
+            if kept:
+                self._watches[plan.plan_id] = kept
+            else:
+                self._watches.pop(plan.plan_id, None)
+        for watch in woken:
             try:
                 watch.future.set(plan)
             except Exception:  # noqa: BLE001,S110 - already set by an earlier publish

@@ -32,6 +32,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from madre._spawner_worker import SpawnerWorker
 from madre._loopback import (
     MODES,
     Behaviour,
@@ -45,8 +46,8 @@ from madre._loopback import (
 
 __all__ = [
     "ALL_MODULES", "CALL_PATHS", "DEFAULT_PORTS", "ENV_VARS", "MODES", "Behaviour", "CallbackAttempt",
-    "LoopbackServer", "LoopbackStartError", "Mode", "Received", "Recorder", "StandinCluster",
-    "build_standin_app", "standin_dsl",
+    "LoopbackServer", "LoopbackStartError", "Mode", "Received", "Recorder", "SpawnerWorker",
+    "StandinCluster", "build_standin_app", "standin_dsl",
 ]
 
 ALL_MODULES: tuple[str, ...] = ("switch", "hermes", "hormiguero", "manifestator", "shub", "spawner")

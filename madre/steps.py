@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from madre.contracts import Plan, Step, StepType
-from madre.downstream import ModuleClient
+from madre.downstream import Answer, ModuleClient
 from madre.health import HealthBoard
 
 CALL_MODULES: dict[str, str] = {
@@ -62,16 +62,18 @@ class StepExecutor:
     def module_of(self, step: Step) -> str:
         return CALL_MODULES.get(step.type, "madre")
 
-    def run(self, step: Step, plan: Plan) -> dict[str, Any]:
-        """Run `step` and return its result; raises DownstreamError or UnknownStepType."""
+    def run(self, step: Step, plan: Plan) -> Answer:
+        """Run `step`: its result and the attempts it took. Raises DownstreamError or
+        UnknownStepType."""
         if step.type == StepType.NOOP:
-            return {"status": "noop", **{k: v for k, v in step.payload.items() if k == "reason"}}
+            reason = {k: v for k, v in step.payload.items() if k == "reason"}
+            return Answer({"status": "noop", **reason}, 1, 0)
         if step.type == StepType.SYSTEM_HEALTHCHECK:
-            return self._healthcheck(step)
+            return Answer(self._healthcheck(step), 1, 0)
         module = CALL_MODULES.get(step.type)
         if module is None:
             raise UnknownStepType(step.type)
-        return self._clients[module].post(
+        return self._clients[module].call(
             self._routes[module],
             step.payload,
             idempotency_key=step.step_id,

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from helpers import TOKEN, make_settings
 
 from madre import Madre, Settings, create_app
 from madre.standins import LoopbackServer, StandinCluster
 from madre.store.models import TABLE_NAMES
 
-TOKEN = "test-token-0123456789"
 PG_ENV = "MADRE_TEST_DATABASE_URL"
 
 
@@ -66,31 +66,12 @@ def standins_session() -> Iterator[StandinCluster]:
 
 @pytest.fixture
 def standins(standins_session: StandinCluster) -> Iterator[StandinCluster]:
+    """The six stand-ins (token TOKEN), all "ok", with nothing recorded and no Madre URL."""
     standins_session.reset()
     standins_session.madre_url = None
     yield standins_session
     standins_session.release_all()
     standins_session.reset()
-
-
-def make_settings(database_url: str, standins: StandinCluster | None, **overrides: Any
-                  ) -> Settings:
-    urls = {f"{k.lower()}": v for k, v in standins.env().items()} if standins else {}
-    values: dict[str, Any] = {
-        "token": TOKEN,
-        "database_url": database_url,
-        "chat_wait_seconds": 10.0,
-        "parse_timeout_seconds": 1.0,
-        "step_timeout_seconds": 2.0,
-        "connect_timeout_seconds": 0.5,
-        "step_retries": 1,
-        "retry_backoff_seconds": 0.01,
-        "health_interval_seconds": 0.2,
-        "parser_actors": 2,
-        **urls,
-        **overrides,
-    }
-    return Settings(**values)
 
 
 @pytest.fixture
@@ -102,6 +83,21 @@ def settings(database_url: str, standins: StandinCluster) -> Settings:
 def madre(settings: Settings) -> Iterator[Madre]:
     with Madre(settings) as runtime:
         yield runtime
+
+
+@pytest.fixture
+def start_madre(database_url: str, standins: StandinCluster) -> Iterator[Callable[..., Madre]]:
+    """Start extra Madres on this test's database (settings overridable); all stopped after."""
+    started: list[Madre] = []
+
+    def start(**overrides: Any) -> Madre:
+        runtime = Madre(make_settings(database_url, standins, **overrides)).start()
+        started.append(runtime)
+        return runtime
+
+    yield start
+    for runtime in reversed(started):
+        runtime.stop()
 
 
 @pytest.fixture

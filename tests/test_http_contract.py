@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import TOKEN
+from helpers import TOKEN, assert_envelope, chat, control, counts, detail, intent
 from starlette.testclient import TestClient
 
 from madre import Madre, create_app
@@ -51,49 +51,10 @@ def anonymous(madre: Madre) -> Iterator[TestClient]:
         yield http
 
 
-def counts(madre: Madre) -> dict[str, int]:
-    m = madre.repo.m
-    with madre.database.connection_context():
-        return {model._meta.table_name: model.select().count() for model in m.all()}
-
-
-def assert_envelope(resp: Any, status: int, code: str) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    body = resp.json()
-    assert set(body) <= {"error", "detail", "errors"}, body
-    assert body["error"] == code
-    assert isinstance(body["detail"], str) and body["detail"].strip()
-    return body
-
-
 def parse_time(value: str) -> dt.datetime:
     moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     assert moment.tzinfo is not None, f"{value} carries no time zone"
     return moment
-
-
-def chat(client: TestClient, message: str, **fields: Any) -> dict[str, Any]:
-    resp = client.post("/madre/chat", json={"message": message, **fields})
-    assert resp.status_code == 200, resp.text
-    return resp.json()
-
-
-def control(client: TestClient, target: str, action: str, **fields: Any) -> dict[str, Any]:
-    resp = client.post("/madre/control", json={"target": target, "action": action, **fields})
-    assert resp.status_code == 200, resp.text
-    return resp.json()
-
-
-def intent(client: TestClient, **fields: Any) -> dict[str, Any]:
-    resp = client.post("/madre/intent", json=fields)
-    assert resp.status_code == 200, resp.text
-    return resp.json()
-
-
-def detail(client: TestClient, plan_id: str) -> dict[str, Any]:
-    resp = client.get(f"/madre/plans/{plan_id}")
-    assert resp.status_code == 200, resp.text
-    return resp.json()
 
 
 # --------------------------------------------------------------------------- auth
@@ -161,7 +122,7 @@ def test_the_right_token_is_let_through(anonymous: TestClient) -> None:
 
 def test_health_names_module_status_version_time_deps_and_db(client: TestClient) -> None:
     body = client.get("/health").json()
-    assert set(body) == {"module", "status", "version", "time", "deps", "db"}
+    assert set(body) == {"module", "status", "version", "time", "deps", "db", "checks"}
     assert body["module"] == "madre"
     assert body["status"] in ("ok", "degraded")
     assert isinstance(body["version"], str) and body["version"]

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import make_settings
+from helpers import make_settings
 from starlette.testclient import TestClient
 
 from madre import Madre, Settings

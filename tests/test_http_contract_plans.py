@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import TOKEN, make_settings
+from helpers import TOKEN, assert_envelope, control, detail, ok_json, settled
 from starlette.testclient import TestClient
 
 from madre import Madre, create_app
@@ -25,22 +25,6 @@ STEP_KEYS = {"type", "status", "payload", "result", "error", "attempts", "starte
              "finished_at"}
 SUMMARY_KEYS = {"plan_id", "intent_id", "session_id", "source", "status", "mode", "risk",
                 "reason", "steps", "created_at", "updated_at"}
-SETTLE = 10.0
-
-
-def assert_envelope(resp: Any, status: int, code: str) -> dict[str, Any]:
-    assert resp.status_code == status, resp.text
-    body = resp.json()
-    assert set(body) <= {"error", "detail", "errors"}, body
-    assert body["error"] == code
-    assert isinstance(body["detail"], str) and body["detail"].strip()
-    return body
-
-
-def control(client: TestClient, target: str, action: str, **fields: Any) -> dict[str, Any]:
-    resp = client.post("/madre/control", json={"target": target, "action": action, **fields})
-    assert resp.status_code == 200, resp.text
-    return resp.json()
 
 
 def low_plan(client: TestClient, **fields: Any) -> str:
@@ -55,26 +39,12 @@ def waiting_plan(client: TestClient) -> tuple[str, str]:
     return answer["plan_id"], answer["confirm_token"]
 
 
-def settled(madre: Madre, plan_id: str) -> str:
-    plan = madre.wait_for_plan(plan_id, SETTLE)
-    assert plan is not None, f"plan {plan_id} did not settle in {SETTLE} s"
-    return str(plan.status)
-
-
 def listed(client: TestClient, **query: Any) -> dict[str, Any]:
-    resp = client.get("/madre/plans", params=query)
-    assert resp.status_code == 200, resp.text
-    return resp.json()
+    return ok_json(client.get("/madre/plans", params=query))
 
 
 def ids(page: dict[str, Any]) -> list[str]:
     return [p["plan_id"] for p in page["plans"]]
-
-
-def detail(client: TestClient, plan_id: str) -> dict[str, Any]:
-    resp = client.get(f"/madre/plans/{plan_id}")
-    assert resp.status_code == 200, resp.text
-    return resp.json()
 
 
 def confirm(client: TestClient, plan_id: str, token: str) -> Any:
@@ -101,7 +71,7 @@ def test_a_plan_summary_names_its_ids_state_and_step_count(client: TestClient) -
 
 def test_plans_can_be_filtered_by_status(madre: Madre, client: TestClient) -> None:
     done = low_plan(client)
-    assert settled(madre, done) == "DONE"
+    assert settled(madre, done).status == "DONE"
     waiting, _ = waiting_plan(client)
     assert ids(listed(client, status="WAITING")) == [waiting]
     assert ids(listed(client, status="DONE")) == [done]
@@ -313,17 +283,16 @@ def test_confirming_an_unknown_plan_is_404(client: TestClient) -> None:
 def test_confirming_a_plan_that_never_needed_confirmation_is_409(madre: Madre,
                                                                  client: TestClient) -> None:
     plan_id = low_plan(client)
-    assert settled(madre, plan_id) == "DONE"
+    assert settled(madre, plan_id).status == "DONE"
     assert_envelope(confirm(client, plan_id, "a" * 32), 409, "not_waiting")
 
 
 @pytest.fixture
-def hasty(database_url: str, standins: StandinCluster) -> Iterator[tuple[Madre, TestClient]]:
+def hasty(start_madre: Callable[..., Madre]) -> Iterator[tuple[Madre, TestClient]]:
     """A Madre whose confirmation tokens expire 1 ms after they are issued: every token has
     expired by the time a confirm request can arrive, with no sleeping."""
-    settings = make_settings(database_url, standins, confirm_ttl_seconds=0.001)
-    with Madre(settings) as madre, TestClient(create_app(madre),
-                                              headers={"X-VX11-Token": TOKEN}) as http:
+    madre = start_madre(confirm_ttl_seconds=0.001)
+    with TestClient(create_app(madre), headers={"X-VX11-Token": TOKEN}) as http:
         yield madre, http
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import make_settings
+from helpers import make_settings
 
 from madre import Madre, create_app
 from madre.settings import DEFAULT_TOKEN

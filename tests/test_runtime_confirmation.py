@@ -8,25 +8,15 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import make_settings
+from helpers import WAIT, table_rows
 
 from madre import Madre
 from madre.contracts import ChatRequest, ControlRequest, Status, StepType, WaitReason
 from madre.errors import InvalidToken, NotFound, NotWaiting, TokenExpired
 from madre.store.models import TABLE_NAMES
-
-WAIT = 10.0
-
-
-def table_rows(madre: Madre, table: str) -> list[dict[str, Any]]:
-    with madre.database.connection_context():
-        cursor = madre.database.execute_sql(f"SELECT * FROM {table} ORDER BY id")  # noqa: S608
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def every_stored_text(madre: Madre) -> str:
@@ -45,20 +35,6 @@ def ask_to_delete_on_hermes(madre: Madre) -> Any:
                                            params={"what": "cache"}))
     assert pending.confirm_token, pending
     return pending
-
-
-@pytest.fixture
-def start_madre(database_url: str, standins: Any) -> Iterator[Callable[..., Madre]]:
-    started: list[Madre] = []
-
-    def start(**overrides: Any) -> Madre:
-        runtime = Madre(make_settings(database_url, standins, **overrides)).start()
-        started.append(runtime)
-        return runtime
-
-    yield start
-    for runtime in reversed(started):
-        runtime.stop()
 
 
 def test_confirming_resumes_the_plan_and_the_gated_step_reaches_its_module(madre, standins):

@@ -6,13 +6,11 @@ Every test runs on SQLite and on PostgreSQL (the `madre` / `database_url` fixtur
 from __future__ import annotations
 
 import json
-import socket
 import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import TOKEN, make_settings
+from helpers import TOKEN, WAIT, free_port, table_rows
 
 from madre import Madre
 from madre.contracts import (
@@ -32,18 +30,8 @@ from madre.contracts import (
 from madre.errors import DownstreamError
 from madre.steps import StepExecutor
 
-WAIT = 10.0
-
 
 # --------------------------------------------------------------------------- helpers
-
-
-def table_rows(madre: Madre, table: str) -> list[dict[str, Any]]:
-    """Every row of `table`, as dicts, read straight from the database."""
-    with madre.database.connection_context():
-        cursor = madre.database.execute_sql(f"SELECT * FROM {table} ORDER BY id")  # noqa: S608
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def step_types(madre: Madre, plan_id: str) -> list[str]:
@@ -62,25 +50,7 @@ def step_calls(standins: Any) -> list[Any]:
 
 
 def closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
-
-
-@pytest.fixture
-def start_madre(database_url: str, standins: Any) -> Iterator[Callable[..., Madre]]:
-    """Start extra Madres on this test's database (settings overridable); all stopped after."""
-    started: list[Madre] = []
-
-    def start(**overrides: Any) -> Madre:
-        runtime = Madre(make_settings(database_url, standins, **overrides)).start()
-        started.append(runtime)
-        return runtime
-
-    yield start
-    for runtime in reversed(started):
-        runtime.stop()
+    return f"http://127.0.0.1:{free_port()}"
 
 
 # --------------------------------------------------------------------------- chat

@@ -12,7 +12,7 @@ from typing import Any
 
 import pykka
 import pytest
-from conftest import make_settings
+from helpers import WAIT, audit_actions, make_settings, settled, table_rows
 
 from madre import Madre
 from madre.actors.supervisor import Spawn
@@ -29,25 +29,6 @@ from madre.contracts import (
 from madre.downstream import ModuleClient
 from madre.health import HealthBoard
 from madre.steps import CALL_MODULES, StepExecutor
-
-WAIT = 10.0
-
-
-def table_rows(madre: Madre, table: str) -> list[dict[str, Any]]:
-    with madre.database.connection_context():
-        cursor = madre.database.execute_sql(f"SELECT * FROM {table} ORDER BY id")  # noqa: S608
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
-def audit_actions(madre: Madre, plan_id: str) -> list[str]:
-    return [r["action"] for r in table_rows(madre, "madre_actions") if r["plan_id"] == plan_id]
-
-
-def settled(madre: Madre, plan_id: str) -> Plan:
-    plan = madre.wait_for_plan(plan_id, WAIT)
-    assert plan is not None, f"plan {plan_id} did not settle"
-    return plan
 
 
 def threads_left_behind(before: set[threading.Thread]) -> list[str]:

@@ -11,41 +11,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from helpers import WAIT, audit_actions, intent_row, is_subsequence, settled, table_rows
 
 from madre import Madre
 from madre.contracts import ChatRequest, ControlRequest, IntentRequest, Status
 from madre import lifecycle
 from madre.errors import IllegalTransition, InvalidToken
 from madre.store.models import TABLE_NAMES
-
-WAIT = 10.0
-
-
-def table_rows(madre: Madre, table: str) -> list[dict[str, Any]]:
-    with madre.database.connection_context():
-        cursor = madre.database.execute_sql(f"SELECT * FROM {table} ORDER BY id")  # noqa: S608
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
-def intent_row(madre: Madre, intent_id: str) -> dict[str, Any]:
-    [row] = [r for r in table_rows(madre, "intents_log") if r["intent_id"] == intent_id]
-    return row
-
-
-def audit_actions(madre: Madre, plan_id: str) -> list[str]:
-    return [r["action"] for r in table_rows(madre, "madre_actions") if r["plan_id"] == plan_id]
-
-
-def is_subsequence(wanted: list[str], actual: list[str]) -> bool:
-    remaining = iter(actual)
-    return all(any(a == w for a in remaining) for w in wanted)
-
-
-def settled(madre: Madre, plan_id: str) -> Any:
-    plan = madre.wait_for_plan(plan_id, WAIT)
-    assert plan is not None, f"plan {plan_id} did not settle"
-    return plan
 
 
 # --------------------------------------------------------------------------- tables

@@ -7,7 +7,6 @@ import os
 import pathlib
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -15,15 +14,10 @@ from collections.abc import Iterator
 
 import pytest
 import requests
+from helpers import free_port
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RUN = ROOT / "run.py"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Served:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -10,6 +9,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 import requests
+from helpers import TOKEN, free_port
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -27,20 +27,11 @@ from madre.standins import (
     standin_dsl,
 )
 
-TOKEN = "test-token"
-
-
-@pytest.fixture(scope="module")
-def running_cluster() -> Iterator[StandinCluster]:
-    with StandinCluster(token=TOKEN) as cluster:
-        yield cluster
-
 
 @pytest.fixture
-def cluster(running_cluster: StandinCluster) -> Iterator[StandinCluster]:
-    running_cluster.reset()
-    yield running_cluster
-    running_cluster.reset()
+def cluster(standins: StandinCluster) -> StandinCluster:
+    """The shared stand-ins of conftest's `standins` (token TOKEN), reset for this test."""
+    return standins
 
 
 @pytest.fixture
@@ -63,12 +54,6 @@ def call(http: requests.Session, cluster: StandinCluster, module: str, body: obj
     body = {"prompt": "hello"} if body is None else body
     return http.post(cluster.urls[module] + CALL_PATHS[module], json=body, headers=headers(key, token),
                      timeout=timeout)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 # ------------------------------------------------------------------------------------------ happy paths

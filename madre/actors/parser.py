@@ -99,7 +99,7 @@ class ParserActor(pykka.ThreadingActor):
                     retries=0,
                 )
             except DownstreamError as exc:
-                self._breaker.record_failure()
+                self._breaker.record_failure(open_now=exc.timed_out)
                 log.info("switch parse failed: %s", exc.reason, extra={"intent_id": intent_id})
             else:
                 self._breaker.record_success()

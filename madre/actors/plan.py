@@ -140,23 +140,23 @@ class PlanActor(pykka.ThreadingActor):
             # same key either way. The next save checks that this one succeeded.
             self._save(wait=False)
         try:
-            result = self._executor.run(step, plan)
+            answer = self._executor.run(step, plan)
         except (DownstreamError, UnknownStepType) as exc:
             reason = str(exc)
-            attempts = getattr(exc, "attempts", 1)
-            status_code = getattr(exc, "status_code", None)
             # The call's own retries are attempts of this step too: GET /madre/plans/{id}
-            # must show that a failed step was tried more than once.
-            step.attempts += max(0, attempts - 1)
-            lifecycle.advance_step(step, Status.ERROR, error=reason,
-                                   result={"attempts": attempts, "status_code": status_code})
+            # shows how often a step was tried and the last status code it got.
+            step.attempts += max(0, getattr(exc, "attempts", 1) - 1)
+            step.status_code = getattr(exc, "status_code", None)
+            lifecycle.advance_step(step, Status.ERROR, error=reason)
             self._note(f"step_failed:{step.type}", module=module, reason=reason)
             if step.optional:
                 plan.warnings.append(f"optional_step_failed:{step.type}")
                 return True
             self._fail(step, f"step {step.index} ({step.type}) failed: {reason}", already=True)
             return False
-        lifecycle.advance_step(step, Status.DONE, result=result)
+        step.attempts += answer.attempts - 1
+        step.status_code = answer.status_code or None
+        lifecycle.advance_step(step, Status.DONE, result=answer.body)
         if step.type not in LOCAL_STEPS:
             self._note(f"step_done:{step.type}", module=module, reason=f"step_{step.index}")
         return True

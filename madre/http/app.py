@@ -26,6 +26,8 @@ def create_app(madre: Madre) -> Starlette:
         anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
         yield
 
+    spawner = madre.settings.spawner_token
+    spawner_tokens = (spawner.get_secret_value(),) if spawner else ()
     app = Starlette(
         routes=ROUTES,
         middleware=[
@@ -33,6 +35,8 @@ def create_app(madre: Madre) -> Starlette:
                 TokenAuthMiddleware,
                 token=madre.settings.token.get_secret_value(),
                 exempt=OPEN_PATHS,
+                callback_tokens=spawner_tokens,
+                callbacks_open=madre.settings.callback_auth == "none",
             )
         ],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

@@ -2,6 +2,11 @@
 
 Missing → 401 `auth_required`; wrong → 403 `forbidden`; compared in constant time. Paths in
 `exempt` (`/health`) pass without a token, so probes need no secret.
+
+The Spawner's job reports (`/madre/callback/spawn`, `/madre/daughter/{id}/complete|fail`)
+also accept the Spawner's own token (MADRE_SPAWNER_TOKEN). A deployment whose Spawner sends
+no token at all (the original Spawner does not) sets MADRE_CALLBACK_AUTH=none, which opens
+those three routes only; keep such a Madre on a private network or loopback.
 """
 
 from __future__ import annotations
@@ -15,14 +20,27 @@ from madre.http.errors import envelope
 HEADER = "x-vx11-token"
 
 
+def is_callback_path(path: str) -> bool:
+    return path == "/madre/callback/spawn" or (
+        path.startswith("/madre/daughter/") and path.endswith(("/complete", "/fail"))
+    )
+
+
 class TokenAuthMiddleware:
-    def __init__(self, app: ASGIApp, *, token: str, exempt: frozenset[str]) -> None:
+    def __init__(self, app: ASGIApp, *, token: str, exempt: frozenset[str],
+                 callback_tokens: tuple[str, ...] = (), callbacks_open: bool = False) -> None:
         self.app = app
         self._token = token.encode()
         self._exempt = exempt
+        self._callback_tokens = tuple(t.encode() for t in callback_tokens)
+        self._callbacks_open = callbacks_open
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self._exempt:
+            await self.app(scope, receive, send)
+            return
+        callback = is_callback_path(scope["path"])
+        if callback and self._callbacks_open:
             await self.app(scope, receive, send)
             return
         given = None
@@ -33,7 +51,8 @@ class TokenAuthMiddleware:
         if given is None:
             response = envelope(401, "auth_required",
                                 "send the X-VX11-Token header with this server's token")
-        elif not hmac.compare_digest(given, self._token):
+        elif not (hmac.compare_digest(given, self._token) or (callback and any(
+                hmac.compare_digest(given, t) for t in self._callback_tokens))):
             response = envelope(403, "forbidden", "the X-VX11-Token header is not this server's token")
         else:
             await self.app(scope, receive, send)

@@ -6,6 +6,7 @@ loop only parses and serialises.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from pydantic import BaseModel
@@ -19,7 +20,9 @@ from madre.contracts import (
     ChatRequest,
     ConfirmRequest,
     ControlRequest,
+    DaughterReport,
     IntentRequest,
+    SpawnCallback,
     Status,
 )
 from madre.errors import NotFound
@@ -149,6 +152,43 @@ async def confirm(request: Request) -> Response:
                                                  body.confirm_token))
 
 
+def _daughter_id(request: Request) -> int:
+    raw = str(request.path_params["daughter_id"])
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 2**63 - 1:
+        raise NotFound(f"no job {raw[:40]} (daughter_tasks ids are positive whole numbers)")
+    return int(raw)
+
+
+async def spawn_callback(request: Request) -> Response:
+    body = await parse_json(request, SpawnCallback, limit=_limit(request))
+    answer = await run_in_threadpool(
+        functools.partial(_madre(request).job_finished, body.daughter_task_id, ok=body.ok,
+                          result=body.result, error=body.error, actor="spawner_callback"))
+    return json_response(answer)
+
+
+def _failure_reason(body: DaughterReport) -> str:
+    if body.error:
+        return body.error
+    if body.exit_code is not None:
+        return f"exit code {body.exit_code}"
+    return body.status or "the Spawner reported a failure"
+
+
+def _daughter_report(ok: bool):  # type: ignore[no-untyped-def]  # noqa: ANN202
+    async def report(request: Request) -> Response:
+        daughter_id = _daughter_id(request)
+        body = await parse_json(request, DaughterReport, limit=_limit(request), defaults={})
+        result = body.model_dump(exclude_none=True)
+        error = None if ok else _failure_reason(body)
+        answer = await run_in_threadpool(
+            functools.partial(_madre(request).job_finished, daughter_id, ok=ok, result=result,
+                              error=error, actor="spawner"))
+        return json_response(answer)
+
+    return report
+
+
 ROUTES = [
     Route("/health", health, methods=["GET"]),
     Route("/madre/chat", chat, methods=["POST"]),
@@ -157,4 +197,7 @@ ROUTES = [
     Route("/madre/plans", list_plans, methods=["GET"]),
     Route("/madre/plans/{plan_id}", get_plan, methods=["GET"]),
     Route("/madre/plans/{plan_id}/confirm", confirm, methods=["POST"]),
+    Route("/madre/callback/spawn", spawn_callback, methods=["POST"]),
+    Route("/madre/daughter/{daughter_id}/complete", _daughter_report(ok=True), methods=["POST"]),
+    Route("/madre/daughter/{daughter_id}/fail", _daughter_report(ok=False), methods=["POST"]),
 ]

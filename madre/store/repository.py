@@ -84,6 +84,15 @@ class ConfirmOutcome:
 
 
 @dataclasses.dataclass(frozen=True)
+class JobOutcome:
+    """What a Spawner's report about a job did, decided in one write transaction."""
+
+    verdict: str  # "resumed" | "failed" | "duplicate" | "unknown"
+    plan: Plan | None = None
+    detail: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
 class IntentRecord:
     intent_id: str
     plan_id: str | None
@@ -291,6 +300,53 @@ class Repository:
         self.m.Context.create(task_id=plan_id, key=KEY_CONFIRMED_AT, value=now.isoformat(),
                               created_at=naive_utcnow())
         return ConfirmOutcome("confirmed", plan=saved)
+
+    def finish_job(
+        self, *, daughter_task_id: int, ok: bool, result: dict[str, Any] | None,
+        error: str | None, now: dt.datetime, actor: str,
+    ) -> JobOutcome:
+        """Record a Spawner's report that a job ended; on success the plan goes RUNNING
+        (the caller wakes it), on failure it ends ERROR with the job's reason.
+
+        A report for a step that is no longer waiting (a duplicate, a late one after a
+        cancel) changes nothing but an audit row saying it was ignored.
+        """
+        job = self.m.DaughterTask.get_or_none(self.m.DaughterTask.id == daughter_task_id)
+        plan = self.load_plan(job.plan_id) if job is not None and job.plan_id else None
+        step = next((s for s in plan.steps if s.step_id == job.step_id), None) if plan else None
+        if job is None or plan is None or step is None:
+            return JobOutcome("unknown", detail=f"no job {daughter_task_id}")
+        audit = AuditRow(action="job_reported", module="spawner", plan_id=plan.plan_id,
+                         intent_id=plan.intent_id, session_id=plan.session_id, actor=actor,
+                         detail={"daughter_task_id": daughter_task_id, "ok": ok})
+        waiting = (plan.status is Status.WAITING and plan.wait_reason is WaitReason.SPAWNER_JOB
+                   and step.status is Status.WAITING)
+        if not waiting:
+            detail = (f"job {daughter_task_id} was already reported: its step is {step.status} "
+                      f"and the plan {plan.status}; nothing changed")
+            self.append_audit([dataclasses.replace(audit, action="job_report_ignored",
+                                                   reason=detail[:255])])
+            return JobOutcome("duplicate", plan=plan, detail=detail)
+        job_result = {"daughter_task_id": daughter_task_id, "status": "ok" if ok else "error",
+                      "result": result or {}}
+        if ok:
+            lifecycle.advance_step(step, Status.DONE, result=job_result, now=now)
+            lifecycle.advance(plan, Status.RUNNING, now=now)
+            saved = self.save_plan(
+                plan, audit=[dataclasses.replace(audit, action="job_completed",
+                                                 reason=f"daughter_task {daughter_task_id}")],
+                close=IntentClose(plan.intent_id, "running", "job completed"),
+            )
+            return JobOutcome("resumed", plan=saved)
+        why = f"Spawner job {daughter_task_id} failed: {error or 'no reason given'}"[:500]
+        lifecycle.advance_step(step, Status.ERROR, result=job_result, error=why, now=now)
+        lifecycle.advance(plan, Status.ERROR, reason=f"step {step.index} ({step.type}) failed: "
+                                                     f"{why}", now=now)
+        saved = self.save_plan(
+            plan, audit=[dataclasses.replace(audit, action="job_failed", reason=why[:255])],
+            close=IntentClose(plan.intent_id, "error", why),
+        )
+        return JobOutcome("failed", plan=saved)
 
     def _expire(self, plan: Plan, *, now: dt.datetime, actor: str) -> Plan:
         gate = plan.next_step

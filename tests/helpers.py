@@ -1,0 +1,129 @@
+"""Plain helpers shared by the test files: the test token and settings, reads of the five
+tables, waiting for a plan to settle, and the HTTP calls and checks of the contract tests.
+
+Fixtures live in conftest.py; this module holds no fixture. tests/ has no __init__.py, so
+pytest puts tests/ on sys.path and a test file imports these with `from helpers import ...`.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from madre import Madre, Settings
+from madre.contracts import Plan
+from madre.standins import StandinCluster
+
+TOKEN = "test-token-0123456789"
+WAIT = 10.0  # seconds: how long a test waits for a plan to settle
+
+
+def make_settings(database_url: str, standins: StandinCluster | None, **overrides: Any
+                  ) -> Settings:
+    """Settings for a test Madre: the test token, short timeouts, the stand-ins' URLs (when
+    given), then `overrides`."""
+    urls = {f"{k.lower()}": v for k, v in standins.env().items()} if standins else {}
+    values: dict[str, Any] = {
+        "token": TOKEN,
+        "database_url": database_url,
+        "chat_wait_seconds": 10.0,
+        "parse_timeout_seconds": 1.0,
+        "step_timeout_seconds": 2.0,
+        "connect_timeout_seconds": 0.5,
+        "step_retries": 1,
+        "retry_backoff_seconds": 0.01,
+        "health_interval_seconds": 0.2,
+        "parser_actors": 2,
+        **urls,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago (and that nothing listens on)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --------------------------------------------------------------------------- the database
+
+
+def table_rows(madre: Madre, table: str) -> list[dict[str, Any]]:
+    """Every row of `table`, as dicts, read straight from the database."""
+    with madre.database.connection_context():
+        cursor = madre.database.execute_sql(f"SELECT * FROM {table} ORDER BY id")  # noqa: S608
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+
+def counts(madre: Madre) -> dict[str, int]:
+    """The row count of each of the five tables, by table name."""
+    with madre.database.connection_context():
+        return {model._meta.table_name: model.select().count() for model in madre.repo.m.all()}
+
+
+def intent_row(madre: Madre, intent_id: str) -> dict[str, Any]:
+    """The one intents_log row of `intent_id`."""
+    [row] = [r for r in table_rows(madre, "intents_log") if r["intent_id"] == intent_id]
+    return row
+
+
+def audit_actions(madre: Madre, plan_id: str) -> list[str]:
+    """The `action` of every madre_actions row of `plan_id`, oldest first."""
+    return [r["action"] for r in table_rows(madre, "madre_actions") if r["plan_id"] == plan_id]
+
+
+def is_subsequence(wanted: list[str], actual: list[str]) -> bool:
+    """Whether `wanted` appears in `actual` in that order, other items allowed in between."""
+    remaining = iter(actual)
+    return all(any(a == w for a in remaining) for w in wanted)
+
+
+def settled(madre: Madre, plan_id: str, timeout: float = WAIT) -> Plan:
+    """The plan once it has settled (done, error or waiting); fails if it has not in time."""
+    plan = madre.wait_for_plan(plan_id, timeout)
+    assert plan is not None, f"plan {plan_id} did not settle in {timeout} s"
+    return plan
+
+
+# --------------------------------------------------------------------------- HTTP
+
+
+def assert_envelope(resp: Any, status: int, code: str) -> dict[str, Any]:
+    """`resp` is the one error envelope, `{"error": code, "detail": sentence}` (plus
+    `errors` on a 422), with HTTP `status`. Returns the envelope."""
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert set(body) <= {"error", "detail", "errors"}, body
+    assert body["error"] == code
+    assert isinstance(body["detail"], str) and body["detail"].strip()
+    return body
+
+
+def ok_json(resp: Any) -> dict[str, Any]:
+    """The body of `resp`, which must be a 200."""
+    assert resp.status_code == 200, resp.text
+    return resp.json()
+
+
+def chat(client: Any, message: str, **fields: Any) -> dict[str, Any]:
+    """POST /madre/chat; the 200 answer's body."""
+    return ok_json(client.post("/madre/chat", json={"message": message, **fields}))
+
+
+def control(client: Any, target: str, action: str, **fields: Any) -> dict[str, Any]:
+    """POST /madre/control; the 200 answer's body."""
+    return ok_json(client.post("/madre/control",
+                                json={"target": target, "action": action, **fields}))
+
+
+def intent(client: Any, **fields: Any) -> dict[str, Any]:
+    """POST /madre/intent; the 200 answer's body."""
+    return ok_json(client.post("/madre/intent", json=fields))
+
+
+def detail(client: Any, plan_id: str) -> dict[str, Any]:
+    """GET /madre/plans/{plan_id}; the 200 answer's body."""
+    return ok_json(client.get(f"/madre/plans/{plan_id}"))
