@@ -192,13 +192,19 @@ class ModuleClient:
             request = requests.PreparedRequest()
             request.prepare(method="POST", url=url, headers=headers,
                             data=json.dumps(payload, default=str).encode())
+            for value in headers.values():
+                # http.client encodes header values as Latin-1 only when sending, and what it
+                # raises then (UnicodeEncodeError) is no RequestException: check it here.
+                value.encode("latin-1")
         except (requests.RequestException, ValueError, UnicodeError) as exc:
             # A header or URL that cannot be sent (a control character, a non-Latin-1 value).
             raise DownstreamError(self.module, f"the request could not be built: {exc}",
                                   attempts=attempt) from None
         try:
             with self._sessions.session() as session:
-                response = session.send(request, timeout=self._timeout)
+                # Redirects are not followed: requests would send X-VX11-Token on to wherever
+                # the Location header points (it only strips Authorization).
+                response = session.send(request, timeout=self._timeout, allow_redirects=False)
                 body = response.content
         except requests.RequestException as exc:
             reason, retryable = describe_failure(exc)
@@ -212,9 +218,13 @@ class ModuleClient:
             raise DownstreamError(self.module,
                                   f"refused the call with HTTP {status}{_said(body)}",
                                   attempts=attempt, status_code=status)
+        if status >= 300:
+            raise DownstreamError(self.module,
+                                  f"answered HTTP {status}, a redirect (not followed)",
+                                  attempts=attempt, status_code=status)
         try:
             data = json.loads(body) if body else {}
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested too deep to decode
             kind = response.headers.get("content-type", "unknown content")
             raise DownstreamError(self.module, f"answered {kind.split(';')[0]}, not JSON",
                                   attempts=attempt, status_code=status) from None

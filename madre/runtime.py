@@ -26,7 +26,7 @@ from madre.actors.plan import PlanActor
 from madre.actors.planner import PlannerActor
 from madre.actors.policy import PolicyActor
 from madre.actors.store import StoreActor, StoreClient
-from madre.actors.supervisor import Activate, Count, Spawn, Supervisor
+from madre.actors.supervisor import Activate, Count, RestartPolicy, Spawn, Supervisor
 from madre.breaker import CircuitBreaker
 from madre.contracts import (
     DSL,
@@ -72,6 +72,7 @@ from madre.settings import MODULES, Settings, load_settings
 from madre.settle import SettleHub
 from madre.steps import CALL_MODULES, StepExecutor
 from madre.store.db import connection, open_database
+from madre.timers import Timers
 from madre.store.models import build_models, create_schema
 from madre.store.repository import AuditRow, Confirmation, IntentClose, Repository
 from madre.version import __version__
@@ -159,9 +160,13 @@ class Madre:
             for _ in range(s.parser_actors)
         ]
         self._parser_cycle = itertools.cycle(self.parsers)
+        self.timers = Timers().start()
+        self._stack.append(("timers", self.timers))
         supervisor_ref = Supervisor.start(
             make_child=self._make_plan_actor, store=self.store, publish=self.hub.publish,
-            max_restarts=s.restart_max, period=s.restart_period_seconds,
+            timers=self.timers, max_active=s.max_active_plans,
+            policy=RestartPolicy(max_restarts=s.restart_max, period=s.restart_period_seconds,
+                                 min_backoff=s.restart_backoff_seconds),
         )
         self._stack.append(("actor", supervisor_ref))
         self.supervisor = supervisor_ref
@@ -173,6 +178,7 @@ class Madre:
         self.prober.start()
         self._stack.append(("prober", self.prober))
         self._recover()
+        self.timers.every(s.tick_seconds, self.tick)
 
     def _start_actor(self, cls: type[pykka.ThreadingActor], *args: Any, **kwargs: Any) -> Any:
         ref = cls.start(*args, **kwargs)
@@ -184,13 +190,34 @@ class Madre:
         return PlanActor.start(
             plan_id, plan=plan, incarnation=incarnation, store=self.store,
             executor=self.executor, hub=self.hub, supervisor=supervisor,
+            draining=self._stopping,
         )
 
     def _recover(self) -> None:
-        """Resume every plan left PENDING or RUNNING by a previous run."""
-        for plan_id in self.repo.unfinished_plan_ids():
-            log.info("recovering plan", extra={"plan_id": plan_id})
+        """Pick up what a previous run left: close intents that never got a plan, end the
+        confirmations that expired meanwhile, resume every plan left PENDING or RUNNING (a
+        step that was in flight runs again with the same Idempotency-Key). WAITING plans
+        stay passive: a confirmation or a job report wakes them."""
+        started = utcnow()
+        closed = self.store.call(lambda repo: repo.close_orphan_intents(before=started))
+        if closed:
+            log.warning("closed %d intents left without a plan", closed)
+        self.tick(now=started)
+        unfinished = self.repo.unfinished_plan_ids()
+        for plan_id in unfinished:
             self.supervisor.tell(Activate(plan_id))
+        if unfinished:
+            log.info("recovering %d unfinished plans", len(unfinished))
+
+    def tick(self, now: dt.datetime | None = None) -> list[Plan]:
+        """One round of the timed work: expire the confirmations whose time ran out.
+        Driven by the timer every MADRE_TICK_SECONDS; tests call it with `now`."""
+        moment = now or utcnow()
+        expired = self.store.call(lambda repo: repo.expire_due_confirmations(now=moment))
+        for plan in expired:
+            log.info("confirmation expired", extra={"plan_id": plan.plan_id})
+            self.hub.publish(plan)
+        return expired
 
     def stop(self) -> None:
         """Stop intake, then every component in reverse start order. Safe to call twice."""
@@ -200,7 +227,7 @@ class Madre:
             try:
                 if kind == "actor":
                     thing.stop(block=True, timeout=60)
-                elif kind == "prober":
+                elif kind in ("prober", "timers"):
                     thing.stop()
                 elif kind == "sessions":
                     thing.close()
@@ -223,7 +250,12 @@ class Madre:
             self.database.execute_sql("SELECT 1")
 
     def active_plan_actors(self) -> int:
+        """Plan actors alive now (waiting plans have none)."""
         return int(self.supervisor.ask(Count(), timeout=ASK_TIMEOUT))
+
+    def begin_drain(self) -> None:
+        """Take no new work (503) and let running plans stop after their current step."""
+        self._stopping.set()
 
     # ------------------------------------------------------------------ intake
 

@@ -33,12 +33,26 @@ def serve(settings: Settings) -> None:
         log.info("madre serving", extra={"url": f"http://{settings.host}:{settings.port}",
                                          "database": settings.database_url.split("@")[-1]})
         with _sigterm_exits():
-            uvicorn.Server(config).run()
+            DrainingServer(config, madre).run()
     except KeyboardInterrupt:
         pass  # a second Ctrl-C: uvicorn gave up waiting; stop Madre all the same
     finally:
         madre.stop()
         log.info("madre stopped")
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, which also tells Madre to stop taking work the moment a signal
+    arrives: requests still coming on open connections get 503, running plans stop after
+    their current step (persisted, resumed on the next start)."""
+
+    def __init__(self, config: uvicorn.Config, madre: Madre) -> None:
+        super().__init__(config)
+        self._madre = madre
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self._madre.begin_drain()
+        super().handle_exit(sig, frame)
 
 
 def _exit_cleanly(signum: int, frame: FrameType | None) -> None:

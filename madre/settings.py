@@ -86,6 +86,12 @@ class Settings(BaseSettings):
         256 * 1024, ge=1024, validation_alias=_env("MADRE_MAX_BODY_BYTES")
     )
     restart_max: int = Field(3, ge=0, validation_alias=_env("MADRE_RESTART_MAX"))
+    restart_backoff_seconds: float = Field(
+        0.1, ge=0, validation_alias=_env("MADRE_RESTART_BACKOFF_SECONDS")
+    )
+    max_active_plans: int = Field(64, ge=1, le=4096,
+                                  validation_alias=_env("MADRE_MAX_ACTIVE_PLANS"))
+    tick_seconds: float = Field(1.0, gt=0, validation_alias=_env("MADRE_TICK_SECONDS"))
     restart_period_seconds: float = Field(
         60.0, gt=0, validation_alias=_env("MADRE_RESTART_PERIOD_SECONDS")
     )

@@ -63,6 +63,17 @@ class SettleHub:
                 if not watches:
                     del self._watches[watch.plan_id]
 
+    def release(self, plan: Plan) -> None:
+        """Wake every watch of `plan` with it as it is (Madre is stopping: nobody should wait
+        for a plan that will only go on after a restart)."""
+        with self._lock:
+            watches = self._watches.pop(plan.plan_id, [])
+        for watch in watches:
+            try:
+                watch.future.set(plan)
+            except Exception:  # noqa: BLE001,S110 - already set
+                pass
+
     def publish(self, plan: Plan) -> None:
         """Wake every watch of `plan` if it has settled."""
         if plan.status not in SETTLED:

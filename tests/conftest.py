@@ -1,5 +1,7 @@
 """Fixtures: a database (SQLite file, and PostgreSQL when configured), loopback stand-ins of
-the VX11 modules, a running Madre, an HTTP client over it, and a real uvicorn server.
+the VX11 modules, a running Madre (and `start_madre` for more, with other settings), an HTTP
+client over it, and a real uvicorn server. Plain helpers (TOKEN, make_settings, table reads,
+HTTP calls) are in helpers.py.
 
 Every test that takes `madre` runs twice: on SQLite (a file in tmp_path) and on PostgreSQL.
 The PostgreSQL run needs MADRE_TEST_DATABASE_URL (`.ci/run` sets it); without it those

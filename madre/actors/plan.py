@@ -16,6 +16,7 @@ new actor from the database. Only `tell` reaches this actor, so any exception en
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any, NamedTuple
 
 import pykka
@@ -57,8 +58,10 @@ class PlanActor(pykka.ThreadingActor):
         executor: StepExecutor,
         hub: SettleHub,
         supervisor: pykka.ActorRef[Any],
+        draining: threading.Event | None = None,
     ) -> None:
         super().__init__()
+        self._draining = draining or threading.Event()
         self.plan_id = plan_id
         self.incarnation = incarnation
         self._plan = plan
@@ -116,6 +119,9 @@ class PlanActor(pykka.ThreadingActor):
             lifecycle.advance(plan, Status.RUNNING)
             self._note("plan_started")
         while (step := plan.next_step) is not None:
+            if self._draining.is_set():
+                self._suspend()
+                return
             if step.is_confirmation_gate or step.type == StepType.SPAWNER_REQUEST:
                 if step.status is Status.WAITING or step.status is Status.PENDING:
                     self._wait_on(step)
@@ -185,6 +191,17 @@ class PlanActor(pykka.ThreadingActor):
         self._note("plan_waiting", reason=reason.value)
         self._save(close=IntentClose(plan.intent_id, "waiting", reason.value), daughter=daughter)
         self._settle("passivated")
+
+    def _suspend(self) -> None:
+        """Madre is stopping: persist where the plan is (RUNNING, its next step not started)
+        and stop; recovery on the next start goes on from here."""
+        plan = self._plan
+        assert plan is not None
+        self._note("plan_suspended", reason="madre is stopping")
+        self._save()
+        self._hub.release(plan)
+        self._stop_reason = "suspended"
+        self.stop()
 
     def _fail(self, step: Step, reason: str, *, already: bool = False) -> None:
         plan = self._plan

@@ -7,9 +7,15 @@ Messages (all `tell`):
   activation is remembered and done when it has stopped, so nothing is lost in between.
 - `ChildFailed` / `ChildStopped`: reports from Plan actors, matched by incarnation so a stale
   report from an older actor of the same plan is ignored.
+- `RestartDue(plan_id, incarnation)`: a crashed plan's backoff has passed.
 
-Restart intensity as in OTP: a plan whose actor crashes more than `max_restarts` times in
-`period` seconds is given up on: it ends in ERROR with reason `supervisor_gave_up`. One
+At most `max_active` Plan actors live at once (each is a thread); further activations wait
+in a FIFO queue and start as others stop, so a thousand plans recovered at boot never mean a
+thousand threads.
+
+Restart intensity as in OTP, with backoff as in Akka: a crashed plan restarts after
+`min_backoff · 2ⁿ` (capped, with jitter); a plan that crashes more than `max_restarts` times
+in `period` seconds is given up on and ends in ERROR with reason `supervisor_gave_up`. One
 plan's crashes never touch another plan.
 """
 
@@ -17,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import random
 import time
 from collections import deque
 from collections.abc import Callable
@@ -25,7 +32,7 @@ from typing import Any, NamedTuple
 import pykka
 
 from madre import lifecycle
-from madre.actors.plan import ChildFailed, ChildStopped, PlanActor
+from madre.actors.plan import ChildFailed, ChildStopped
 from madre.contracts import FINAL_STATUSES, Plan, Status
 from madre.store.repository import AuditRow, IntentClose, Repository
 
@@ -40,16 +47,42 @@ class Activate(NamedTuple):
     plan_id: str
 
 
+class RestartDue(NamedTuple):
+    plan_id: str
+    incarnation: int
+
+
 class Count(NamedTuple):
-    pass
+    """Ask: how many Plan actors are alive now."""
+
+
+class Queued(NamedTuple):
+    """Ask: how many activations wait for a free place."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RestartPolicy:
+    max_restarts: int = 3  # per plan within `period` (OTP MaxR)
+    period: float = 60.0  # seconds (OTP MaxT)
+    min_backoff: float = 0.1
+    max_backoff: float = 5.0
+    random_factor: float = 0.2
+
+    def backoff(self, attempt: int) -> float:
+        """Akka's restartWithBackoff delay: min·2ⁿ capped at max, plus up to 20% jitter."""
+        base = min(self.max_backoff, self.min_backoff * 2 ** min(attempt, 30))
+        return base * (1.0 + random.random() * self.random_factor)  # noqa: S311
 
 
 @dataclasses.dataclass
 class _Child:
-    ref: pykka.ActorRef[Any] | None
     incarnation: int
+    ref: pykka.ActorRef[Any] | None = None
+    plan: Plan | None = None  # state to start from instead of loading it (a fresh Spawn)
     restarts: deque[float] = dataclasses.field(default_factory=deque)
     activate_again: bool = False
+    queued: bool = False
+    backing_off: bool = False
 
 
 class Supervisor(pykka.ThreadingActor):
@@ -59,97 +92,139 @@ class Supervisor(pykka.ThreadingActor):
         make_child: Callable[..., pykka.ActorRef[Any]],
         store: Any,
         publish: Callable[[Plan], None],
-        max_restarts: int,
-        period: float,
+        timers: Any,
+        policy: RestartPolicy,
+        max_active: int,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
         self._make_child = make_child
         self._store = store
         self._publish = publish
-        self._max_restarts = max_restarts
-        self._period = period
+        self._timers = timers
+        self._policy = policy
+        self._max_active = max_active
         self._clock = clock
         self._children: dict[str, _Child] = {}
+        self._queue: deque[str] = deque()
+        self._active = 0
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Spawn):
-            self._start(message.plan.plan_id, plan=message.plan)
+            self._want(message.plan.plan_id, plan=message.plan)
         elif isinstance(message, Activate):
-            self._activate(message.plan_id)
+            self._want(message.plan_id, plan=None)
         elif isinstance(message, ChildFailed):
             self._child_failed(message)
         elif isinstance(message, ChildStopped):
             self._child_stopped(message)
+        elif isinstance(message, RestartDue):
+            self._restart_due(message)
         elif isinstance(message, Count):
-            return len(self._children)
+            return self._active
+        elif isinstance(message, Queued):
+            return len(self._queue)
         else:
             return super().on_receive(message)
         return None
 
     def on_stop(self) -> None:
+        self._queue.clear()
         refs = [c.ref for c in self._children.values() if c.ref is not None]
         for ref in refs:
             ref.stop(block=False)
         for ref in refs:
             try:
-                ref.stop(block=True, timeout=30)
+                ref.stop(block=True, timeout=60)
             except pykka.Timeout:
-                log.error("a plan actor did not stop within 30 s")
+                log.error("a plan actor did not stop within 60 s")
 
-    # ------------------------------------------------------------------ lifecycle of children
+    # ------------------------------------------------------------------ starting children
 
-    def _start(self, plan_id: str, *, plan: Plan | None) -> None:
+    def _want(self, plan_id: str, *, plan: Plan | None) -> None:
+        """A plan should run: start it now, after its current actor, or when there is room."""
         child = self._children.get(plan_id)
-        if child is not None and child.ref is not None:
+        if child is None:
+            child = self._children[plan_id] = _Child(incarnation=0, plan=plan)
+        elif child.ref is not None:
             child.activate_again = True  # the current actor is finishing; go again after it
             return
-        incarnation = child.incarnation + 1 if child else 1
-        if child is None:
-            child = self._children[plan_id] = _Child(ref=None, incarnation=incarnation)
-        child.incarnation = incarnation
-        child.activate_again = False
-        child.ref = self._make_child(
-            plan_id, plan=plan, incarnation=incarnation, supervisor=self.actor_ref
-        )
+        elif child.queued or child.backing_off:
+            return  # it will start anyway, and load the newest state from the database
+        self._start_or_queue(plan_id, child)
 
-    def _activate(self, plan_id: str) -> None:
-        self._start(plan_id, plan=None)
+    def _start_or_queue(self, plan_id: str, child: _Child) -> None:
+        if self._active >= self._max_active:
+            child.queued = True
+            self._queue.append(plan_id)
+            return
+        child.queued = False
+        child.activate_again = False
+        child.incarnation += 1
+        plan, child.plan = child.plan, None
+        self._active += 1
+        try:
+            child.ref = self._make_child(
+                plan_id, plan=plan, incarnation=child.incarnation, supervisor=self.actor_ref
+            )
+        except Exception:
+            self._active -= 1
+            raise
+
+    def _start_next_queued(self) -> None:
+        while self._queue and self._active < self._max_active:
+            plan_id = self._queue.popleft()
+            child = self._children.get(plan_id)
+            if child is not None and child.queued:
+                self._start_or_queue(plan_id, child)
+
+    # ------------------------------------------------------------------ reports
 
     def _child_stopped(self, report: ChildStopped) -> None:
         child = self._children.get(report.plan_id)
-        if child is None or child.incarnation != report.incarnation:
+        if child is None or child.incarnation != report.incarnation or child.ref is None:
             return
         child.ref = None
+        self._active -= 1
         if child.activate_again:
-            self._start(report.plan_id, plan=None)
+            self._start_or_queue(report.plan_id, child)
         else:
             del self._children[report.plan_id]
+        self._start_next_queued()
 
     def _child_failed(self, report: ChildFailed) -> None:
         child = self._children.get(report.plan_id)
-        if child is None or child.incarnation != report.incarnation:
+        if child is None or child.incarnation != report.incarnation or child.ref is None:
             return
         child.ref = None
+        self._active -= 1
         now = self._clock()
         child.restarts.append(now)
-        while child.restarts and now - child.restarts[0] > self._period:
+        while child.restarts and now - child.restarts[0] > self._policy.period:
             child.restarts.popleft()
-        log.warning(
-            "plan actor crashed (%s); restart %d", report.error, len(child.restarts),
-            extra={"plan_id": report.plan_id},
-        )
-        if len(child.restarts) > self._max_restarts:
+        attempt = len(child.restarts)
+        log.warning("plan actor crashed (%s); restart %d", report.error, attempt,
+                    extra={"plan_id": report.plan_id})
+        if attempt > self._policy.max_restarts:
             del self._children[report.plan_id]
             self._give_up(report)
+        else:
+            delay = self._policy.backoff(attempt - 1)
+            self._store.submit(lambda repo: repo.append_audit([AuditRow(
+                action="plan_actor_restarted", reason=report.error[:255], plan_id=report.plan_id,
+                actor="supervisor", detail={"restart": attempt, "backoff_s": round(delay, 3)},
+            )]))
+            child.backing_off = True
+            ref, due = self.actor_ref, RestartDue(report.plan_id, child.incarnation)
+            self._timers.call_later(delay, lambda: _tell(ref, due))
+        self._start_next_queued()
+
+    def _restart_due(self, due: RestartDue) -> None:
+        child = self._children.get(due.plan_id)
+        if child is None or child.incarnation != due.incarnation or not child.backing_off:
             return
-        self._store.submit(
-            lambda repo: repo.append_audit(
-                [AuditRow(action="plan_actor_restarted", reason=report.error[:255],
-                          plan_id=report.plan_id, actor="supervisor")]
-            )
-        )
-        self._start(report.plan_id, plan=None)
+        child.backing_off = False
+        self._start_or_queue(due.plan_id, child)
 
     def _give_up(self, report: ChildFailed) -> None:
         log.error("giving up on plan after repeated crashes", extra={"plan_id": report.plan_id})
@@ -174,3 +249,10 @@ class Supervisor(pykka.ThreadingActor):
         plan = self._store.submit(end_plan).get(timeout=30)
         if plan is not None:
             self._publish(plan)
+
+
+def _tell(ref: pykka.ActorRef[Any], message: Any) -> None:
+    try:
+        ref.tell(message)
+    except pykka.ActorDeadError:
+        pass  # the supervisor stopped meanwhile: nothing is left to restart

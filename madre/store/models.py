@@ -80,10 +80,11 @@ def build_models(database: peewee.Database) -> Models:  # noqa: PLR0915 - one ta
         wait_reason = peewee.CharField(max_length=32, null=True)
         plan_json = peewee.TextField(null=True)
         version = peewee.IntegerField(default=0)
+        deadline = peewee.DateTimeField(null=True)  # a waiting confirmation's expiry
 
         class Meta:
             table_name = "tasks"
-            indexes = ((("status", "id"), False),)
+            indexes = ((("status", "id"), False), (("status", "deadline"), False))
 
     class Context(Base):
         id = peewee.AutoField()

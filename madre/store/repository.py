@@ -161,6 +161,7 @@ class Repository:
             plan.session_id, plan.source, plan.mode.value, plan.risk.value,
             plan.wait_reason.value if plan.wait_reason else None, plan.model_dump_json(),
             plan.version,
+            self.sql.ts(to_db_time(confirmation.expires_at)) if confirmation else None,
         ))
         rows = [
             (plan.plan_id, KEY_INTENT, plan.intent_id, "global", now),
@@ -347,6 +348,42 @@ class Repository:
             close=IntentClose(plan.intent_id, "error", why),
         )
         return JobOutcome("failed", plan=saved)
+
+    def expire_due_confirmations(self, *, now: dt.datetime, limit: int = 200) -> list[Plan]:
+        """End in ERROR (`confirmation_expired`) the plans whose confirmation ran out.
+
+        Each expiry happens once: the save is conditional on the version read here, and a
+        plan confirmed or cancelled meanwhile is no longer WAITING and is not selected.
+        """
+        task = self.m.Task
+        due = [
+            r.uuid for r in task.select(task.uuid).where(
+                (task.status == Status.WAITING.value)
+                & (task.wait_reason == WaitReason.CONFIRMATION.value)
+                & (task.deadline <= to_db_time(now))
+            ).order_by(task.deadline).limit(limit)
+        ]
+        expired = []
+        for plan_id in due:
+            plan = self.load_plan(plan_id)
+            if plan is not None and plan.status is Status.WAITING:
+                expired.append(self._expire(plan, now=now, actor="timer"))
+        return expired
+
+    def close_orphan_intents(self, *, before: dt.datetime) -> int:
+        """Close as ERROR the intents recorded before `before` whose plan was never created
+        (Madre stopped between the two): none is left open."""
+        return int(
+            self.m.IntentLog.update(
+                result_status="error",
+                notes="interrupted: Madre stopped before a plan was created",
+                processed_by_madre_at=naive_utcnow(),
+            ).where(
+                (self.m.IntentLog.result_status == "received")
+                & (self.m.IntentLog.plan_id.is_null())
+                & (self.m.IntentLog.created_at < to_db_time(before))
+            ).execute()
+        )
 
     def _expire(self, plan: Plan, *, now: dt.datetime, actor: str) -> Plan:
         gate = plan.next_step

@@ -26,8 +26,8 @@ _STATEMENTS = {
     ),
     "insert_task": (
         "INSERT INTO tasks (uuid, name, module, action, status, created_at, updated_at, error,"
-        " intent_id, session_id, source, mode, risk, wait_reason, plan_json, version)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " intent_id, session_id, source, mode, risk, wait_reason, plan_json, version, deadline)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ),
     "update_task": (
         "UPDATE tasks SET status = ?, wait_reason = ?, plan_json = ?, updated_at = ?,"
