@@ -314,6 +314,7 @@ class ChatResponse(BaseModel):
 class ControlResponse(BaseModel):
     status: ControlStatus
     plan_id: str | None
+    intent_id: str | None = None
     risk: Risk
     confirm_token: str | None = None
     expires_at: dt.datetime | None = None

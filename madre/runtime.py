@@ -324,20 +324,22 @@ class Madre:
         if decision.denied:
             action_id = self._deny(intent, request_kind="control")
             return ControlResponse(status=ControlStatus.DENIED, plan_id=None, risk=decision.risk,
-                                   reason=decision.reason, action_id=action_id)
+                                   reason=decision.reason, action_id=action_id,
+                                   intent_id=intent_id)
         plan = self.planner.plan(intent).get(timeout=ASK_TIMEOUT)
         plan, issued, action_id = self._persist(intent, plan)
         if issued is not None:
             return ControlResponse(
                 status=ControlStatus.PENDING_CONFIRMATION, plan_id=plan.plan_id,
+                intent_id=intent_id,
                 risk=decision.risk, confirm_token=issued.token, expires_at=issued.expires_at,
                 reason=f"Risk {decision.risk}: {decision.reason}. Confirm with this token.",
                 action_id=action_id, plan_status=plan.status,
             )
         self.supervisor.tell(Spawn(plan))
         return ControlResponse(status=ControlStatus.ACCEPTED, plan_id=plan.plan_id,
-                               risk=decision.risk, reason=decision.reason, action_id=action_id,
-                               plan_status=plan.status)
+                               intent_id=intent_id, risk=decision.risk, reason=decision.reason,
+                               action_id=action_id, plan_status=plan.status)
 
     def submit_intent(self, request: IntentRequest) -> IntentResponse:
         """Structured intake (Operator, Hormiguero, webhooks, CLI). Does not wait for the plan.
@@ -608,7 +610,9 @@ class Madre:
         if plan_id is None:
             raise InvalidToken("no plan waits for this confirmation token")
         confirmed = self.confirm(plan_id, token, actor=actor, wait=0)
+        plan = self.repo.get_plan(plan_id)
         return ControlResponse(status=ControlStatus.ACCEPTED, plan_id=plan_id, risk=decision.risk,
+                               intent_id=plan.intent_id if plan else None,
                                reason="confirmed", plan_status=confirmed.plan_status)
 
     def _chat_answer(self, intent: Intent, plan: Plan | None, decision: Decision, *,
