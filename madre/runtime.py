@@ -433,7 +433,7 @@ class Madre:
                 raise TokenExpired("the confirmation token expired; the plan ended in ERROR "
                                    "(confirmation_expired); submit the request again",
                                    plan_id=plan_id)
-            self.supervisor.tell(Activate(plan_id))
+            self.supervisor.tell(Spawn(outcome.plan))  # the plan as saved: no need to reload
             budget = self.settings.chat_wait_seconds if wait is None else wait
             settled = watch.wait(budget)
         finally:
@@ -458,7 +458,7 @@ class Madre:
         plan = outcome.plan
         assert plan is not None
         if outcome.verdict == "resumed":
-            self.supervisor.tell(Activate(plan.plan_id))
+            self.supervisor.tell(Spawn(plan))
         elif outcome.verdict == "failed":
             self.hub.publish(plan)
         return JobReportResponse(

@@ -1,7 +1,8 @@
 """The Supervisor: the only holder of `plan_id → Plan actor`, restarting the ones that crash.
 
 Messages (all `tell`):
-- `Spawn(plan)`: start an actor for a plan just created (its state is in the message).
+- `Spawn(plan)`: start an actor for a plan just created or just woken (its state, as saved,
+  is in the message, so the actor need not read it back).
 - `Activate(plan_id)`: start an actor that loads the plan from the database (confirm, a
   job's completion, recovery on boot). If the plan's previous actor is still stopping, the
   activation is remembered and done when it has stopped, so nothing is lost in between.
@@ -150,7 +151,10 @@ class Supervisor(pykka.ThreadingActor):
             child.activate_again = True  # the current actor is finishing; go again after it
             return
         elif child.queued or child.backing_off:
-            return  # it will start anyway, and load the newest state from the database
+            child.plan = None  # it will start anyway; let it load the newest state
+            return
+        else:
+            child.plan = plan
         self._start_or_queue(plan_id, child)
 
     def _start_or_queue(self, plan_id: str, child: _Child) -> None:

@@ -266,16 +266,17 @@ class Repository:
         One conditional UPDATE (status still WAITING, version unchanged) decides the single
         winner among concurrent confirms. Refusals are audited; tokens never are.
         """
-        task = self.m.Task.get_or_none(self.m.Task.uuid == plan_id)
-        if task is None:
+        row = self.sql.first_row("task_state", (plan_id,))
+        if row is None:
             return ConfirmOutcome("unknown", detail=f"no plan {plan_id}")
-        plan = Plan.model_validate_json(task.plan_json)
+        status, wait_reason, plan_json = row
+        plan = Plan.model_validate_json(plan_json)
         base = AuditRow(
             action="confirmation_rejected", plan_id=plan_id, intent_id=plan.intent_id,
             session_id=plan.session_id, actor=actor,
         )
-        if task.status != Status.WAITING or task.wait_reason != WaitReason.CONFIRMATION:
-            detail = f"plan {plan_id} is {task.status}, not waiting for a confirmation"
+        if status != Status.WAITING or wait_reason != WaitReason.CONFIRMATION:
+            detail = f"plan {plan_id} is {status}, not waiting for a confirmation"
             self.append_audit([dataclasses.replace(base, reason="not_waiting")])
             return ConfirmOutcome("not_waiting", plan=plan, detail=detail)
         stored = self._context_value(plan_id, KEY_CONFIRM_HASH)
@@ -298,8 +299,8 @@ class Repository:
                             session_id=plan.session_id, actor=actor)],
             close=IntentClose(plan.intent_id, "running", "confirmed"),
         )
-        self.m.Context.create(task_id=plan_id, key=KEY_CONFIRMED_AT, value=now.isoformat(),
-                              created_at=naive_utcnow())
+        self.sql.run_many("insert_context", [(plan_id, KEY_CONFIRMED_AT, now.isoformat(),
+                                              "global", self.sql.ts(naive_utcnow()))])
         return ConfirmOutcome("confirmed", plan=saved)
 
     def finish_job(
@@ -402,12 +403,8 @@ class Repository:
 
     def load_plan(self, plan_id: str) -> Plan | None:
         """The stored plan, or None. Safe inside or outside a write transaction."""
-        row = (
-            self.m.Task.select(self.m.Task.plan_json)
-            .where(self.m.Task.uuid == plan_id)
-            .first()
-        )
-        return Plan.model_validate_json(row.plan_json) if row and row.plan_json else None
+        plan_json = self.sql.first_value("plan_json", (plan_id,))
+        return Plan.model_validate_json(plan_json) if plan_json else None
 
     def get_plan(self, plan_id: str) -> Plan | None:
         with connection(self.database):
@@ -537,13 +534,8 @@ class Repository:
             ]
 
     def _context_value(self, plan_id: str, key: str) -> str | None:
-        row = (
-            self.m.Context.select(self.m.Context.value)
-            .where((self.m.Context.task_id == plan_id) & (self.m.Context.key == key))
-            .order_by(self.m.Context.id.desc())
-            .first()
-        )
-        return row.value if row else None
+        value = self.sql.first_value("context_value", (plan_id, key))
+        return str(value) if value is not None else None
 
 
 def _final_result(plan: Plan) -> str:

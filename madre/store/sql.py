@@ -39,6 +39,11 @@ _STATEMENTS = {
     "session_mode": (
         "SELECT value FROM context WHERE scope = ? AND key = ? ORDER BY id DESC LIMIT 1"
     ),
+    "task_state": "SELECT status, wait_reason, plan_json FROM tasks WHERE uuid = ?",
+    "plan_json": "SELECT plan_json FROM tasks WHERE uuid = ?",
+    "context_value": (
+        "SELECT value FROM context WHERE task_id = ? AND key = ? ORDER BY id DESC LIMIT 1"
+    ),
     "insert_action": (
         "INSERT INTO madre_actions (module, action, reason, created_at, plan_id, intent_id,"
         " session_id, actor, detail_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -66,9 +71,14 @@ class Statements:
         cursor = self._db.execute_sql(self._sql[name], params)
         return int(cursor.rowcount)
 
+    def first_row(self, name: str, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        """The first row statement `name` selects, or None."""
+        row = self._db.execute_sql(self._sql[name], params).fetchone()
+        return tuple(row) if row else None
+
     def first_value(self, name: str, params: tuple[Any, ...]) -> Any:
         """The first column of the first row statement `name` selects, or None."""
-        row = self._db.execute_sql(self._sql[name], params).fetchone()
+        row = self.first_row(name, params)
         return row[0] if row else None
 
     def run_many(self, name: str, rows: list[tuple[Any, ...]]) -> None:
