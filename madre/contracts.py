@@ -279,6 +279,19 @@ class DaughterReport(BaseModel):
     error: str | None = Field(default=None, max_length=4000)
 
 
+class CancelRequest(BaseModel):
+    model_config = _REQUEST_CONFIG
+    reason: str | None = Field(default=None, max_length=500)
+    by: str | None = Field(default=None, max_length=64)  # who asks, for the audit trail
+
+
+class CancelResponse(BaseModel):
+    status: str = "cancelled"
+    plan_id: str
+    plan_status: Status
+    reason: str | None
+
+
 class ConfirmRequest(BaseModel):
     model_config = _REQUEST_CONFIG
     confirm_token: str = Field(min_length=1, max_length=256)
@@ -347,6 +360,22 @@ class JobReportResponse(BaseModel):
     plan_id: str | None
     plan_status: Status | None
     detail: str | None = None
+
+
+class Event(BaseModel):
+    """One entry of the audit trail, as the event stream sends it (its `id` is the row's)."""
+
+    id: int
+    action: str
+    module: str
+    reason: str | None = None
+    plan_id: str | None = None
+    intent_id: str | None = None
+    session_id: str | None = None
+    actor: str | None = None
+    plan_status: str | None = None
+    detail: dict[str, Any] | None = None
+    created_at: dt.datetime
 
 
 class PlanSummary(BaseModel):

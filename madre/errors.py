@@ -8,6 +8,7 @@
     │   ├── InvalidToken       the token does not match (403)
     │   ├── TokenExpired       the token's time ran out (410)
     │   └── NotWaiting         the plan is not waiting for a confirmation (409)
+    ├── NotCancellable         the plan already ended (409)
     ├── IllegalTransition      a plan state change the state machine forbids
     ├── DownstreamError        a call to a VX11 module failed (carries attempts, status, reason)
     ├── StoreUnavailable       the database did not answer in time
@@ -58,6 +59,11 @@ class TokenExpired(ConfirmationError):
 
 class NotWaiting(ConfirmationError):
     code = "not_waiting"
+    http_status = 409
+
+
+class NotCancellable(MadreError):
+    code = "not_cancellable"
     http_status = 409
 
 

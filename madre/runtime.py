@@ -30,6 +30,7 @@ from madre.actors.supervisor import Activate, Count, RestartPolicy, Spawn, Super
 from madre.breaker import CircuitBreaker
 from madre.contracts import (
     DSL,
+    CancelResponse,
     ChatRequest,
     ChatResponse,
     ConfirmResponse,
@@ -58,12 +59,15 @@ from madre.downstream import ModuleClient, SessionPool
 from madre.errors import (
     InvalidToken,
     MadreError,
+    NotCancellable,
     NotFound,
     NotWaiting,
     ShuttingDown,
     StoreUnavailable,
     TokenExpired,
 )
+from madre.events import EventFeed
+from madre.forensics import ForensicTrail
 from madre.health import HealthBoard, HealthProber
 from madre.parsing import mode_for
 from madre.policy import IssuedToken
@@ -73,7 +77,8 @@ from madre.settle import SettleHub
 from madre.steps import CALL_MODULES, StepExecutor
 from madre.store.db import connection, open_database
 from madre.timers import Timers
-from madre.store.models import build_models, create_schema
+from madre.store.migrations import ensure_schema
+from madre.store.models import build_models
 from madre.store.repository import AuditRow, Confirmation, IntentClose, Repository
 from madre.version import __version__
 
@@ -93,6 +98,7 @@ class Madre:
         self._parser_cycle: itertools.cycle[Any] | None = None
         self._cycle_lock = threading.Lock()
         self.hub = SettleHub()
+        self.events = EventFeed()
         self.board = HealthBoard(MODULES)
 
     # ------------------------------------------------------------------ lifecycle
@@ -120,7 +126,7 @@ class Madre:
         self.database: peewee.Database = open_database(s.database_url)
         self._stack.append(("database", self.database))
         self.models = build_models(self.database)
-        create_schema(self.database, self.models)
+        ensure_schema(self.database, self.models)
         self.repo = Repository(self.database, self.models)
         self.sessions = SessionPool()
         self._stack.append(("sessions", self.sessions))
@@ -150,7 +156,8 @@ class Madre:
             {m: self.clients[m] for m in CALL_MODULES.values()}, routes, self.board
         )
 
-        store_ref = StoreActor.start(self.repo)
+        self.trail = ForensicTrail(s.forensic_dir)
+        store_ref = StoreActor.start(self.repo, on_commit=self.events.notify, trail=self.trail)
         self._stack.append(("actor", store_ref))
         self.store = StoreClient(store_ref, self.repo)
         self.policy = self._start_actor(PolicyActor, confirm_ttl_seconds=s.confirm_ttl_seconds)
@@ -256,6 +263,7 @@ class Madre:
     def begin_drain(self) -> None:
         """Take no new work (503) and let running plans stop after their current step."""
         self._stopping.set()
+        self.events.notify()  # event streams see Madre stopping and end
 
     # ------------------------------------------------------------------ intake
 
@@ -466,6 +474,22 @@ class Madre:
             daughter_task_id=daughter_task_id, plan_id=plan.plan_id, plan_status=plan.status,
             detail=outcome.detail or None,
         )
+
+    def cancel(self, plan_id: str, *, actor: str = "api", reason: str | None = None
+               ) -> CancelResponse:
+        """End a plan that has not finished in ERROR with reason `cancelled`, audited with
+        who asked. Raises NotFound, or NotCancellable (409) for a plan already ended."""
+        self._check_open()
+        outcome = self.store.call(lambda repo: repo.cancel_plan(plan_id=plan_id, actor=actor,
+                                                                reason=reason))
+        if outcome.verdict == "unknown":
+            raise NotFound(f"no plan {plan_id}")
+        assert outcome.plan is not None
+        if outcome.verdict == "final":
+            raise NotCancellable(outcome.detail)
+        self.hub.publish(outcome.plan)
+        return CancelResponse(plan_id=plan_id, plan_status=outcome.plan.status,
+                              reason=outcome.plan.reason)
 
     def wait_for_plan(self, plan_id: str, timeout: float, *, final: bool = False) -> Plan | None:
         """The plan once it settles (WAITING, DONE, ERROR), or None after `timeout` seconds.

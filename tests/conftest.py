@@ -130,3 +130,15 @@ def no_thread_leaks() -> Iterator[None]:
         thread.join(timeout=5)
     still = [t.name for t in leaked if t.is_alive()]
     assert not still, f"threads outlived the test: {still}"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def forensic_trail_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep the forensic trail of every Madre the tests start out of the working tree."""
+    previous = os.environ.get("MADRE_FORENSIC_DIR")
+    os.environ["MADRE_FORENSIC_DIR"] = str(tmp_path_factory.mktemp("forensic"))
+    yield
+    if previous is None:
+        os.environ.pop("MADRE_FORENSIC_DIR", None)
+    else:
+        os.environ["MADRE_FORENSIC_DIR"] = previous

@@ -19,7 +19,6 @@ import pathlib
 import queue
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,8 +27,8 @@ from typing import Any
 
 import pytest
 import requests
+from helpers import TOKEN, free_port, make_settings
 
-from conftest import TOKEN, make_settings
 from madre import Madre
 from madre.contracts import FINAL_STATUSES, Status
 from madre.standins import StandinCluster
@@ -38,12 +37,6 @@ from madre.steps import CALL_MODULES
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 KILLS = 3
 SETTLE = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class MadreProcess:

@@ -17,6 +17,7 @@ from typing import Any, NamedTuple, TypeVar
 import pykka
 
 from madre.errors import StoreUnavailable
+from madre.forensics import ForensicTrail
 from madre.store.db import write_transaction
 from madre.store.repository import Repository
 
@@ -40,9 +41,13 @@ class Stats(NamedTuple):
 
 
 class StoreActor(pykka.ThreadingActor):
-    def __init__(self, repository: Repository) -> None:
+    def __init__(self, repository: Repository,
+                 on_commit: Callable[[], None] | None = None,
+                 trail: ForensicTrail | None = None) -> None:
         super().__init__()
         self._repo = repository
+        self._on_commit = on_commit
+        self._trail = trail
         self._pending: list[Write] = []
         self._flush_scheduled = False
         self.commits = 0  # transactions committed: fewer than `writes` under load (group commit)
@@ -75,6 +80,11 @@ class StoreActor(pykka.ThreadingActor):
             outcomes = [(write, None, failure) for write in batch]
         self.commits += 1
         self.writes += len(batch)
+        if self._on_commit is not None:
+            try:
+                self._on_commit()
+            except Exception:  # a listener must never break the writer
+                log.exception("commit listener failed")
         for write, result, error in outcomes:
             if error is None:
                 write.reply.set(result)

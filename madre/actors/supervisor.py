@@ -235,7 +235,11 @@ class Supervisor(pykka.ThreadingActor):
         reason = f"supervisor_gave_up: {report.error}"[:500]
 
         def end_plan(repo: Repository) -> Plan | None:
-            plan = repo.load_plan(report.plan_id)
+            try:
+                plan = repo.load_plan(report.plan_id)
+            except ValueError:  # its plan_json cannot be read (often why it kept crashing)
+                return repo.end_unreadable_plan(report.plan_id, reason=reason, audit=AuditRow(
+                    action="supervisor_gave_up", reason=report.error[:255], actor="supervisor"))
             if plan is None or plan.status in FINAL_STATUSES:
                 return plan
             for step in plan.steps:
@@ -250,7 +254,12 @@ class Supervisor(pykka.ThreadingActor):
                 close=IntentClose(plan.intent_id, "error", reason),
             )
 
-        plan = self._store.submit(end_plan).get(timeout=30)
+        try:
+            plan = self._store.submit(end_plan).get(timeout=30)
+        except Exception:  # the Supervisor must outlive any one plan: log, keep supervising
+            log.exception("could not end the plan given up on; it stays as stored",
+                          extra={"plan_id": report.plan_id})
+            return
         if plan is not None:
             self._publish(plan)
 

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from madre.contracts import (
+    CancelRequest,
     MAX_ID_CHARS,
     ChatRequest,
     ConfirmRequest,
@@ -28,6 +29,7 @@ from madre.contracts import (
 from madre.errors import NotFound
 from madre.http.bodies import parse_json
 from madre.http.errors import RequestRejected
+from madre.http.stream import events
 from madre.runtime import Madre
 from madre.store.repository import decode_cursor
 
@@ -152,6 +154,14 @@ async def confirm(request: Request) -> Response:
                                                  body.confirm_token))
 
 
+async def cancel(request: Request) -> Response:
+    plan_id = _plan_id(request)
+    body = await parse_json(request, CancelRequest, limit=_limit(request), defaults={})
+    actor = body.by or request.headers.get("x-vx11-actor") or "api"
+    return json_response(await run_in_threadpool(
+        functools.partial(_madre(request).cancel, plan_id, actor=actor, reason=body.reason)))
+
+
 def _daughter_id(request: Request) -> int:
     raw = str(request.path_params["daughter_id"])
     if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= 2**63 - 1:
@@ -197,6 +207,8 @@ ROUTES = [
     Route("/madre/plans", list_plans, methods=["GET"]),
     Route("/madre/plans/{plan_id}", get_plan, methods=["GET"]),
     Route("/madre/plans/{plan_id}/confirm", confirm, methods=["POST"]),
+    Route("/madre/plans/{plan_id}/cancel", cancel, methods=["POST"]),
+    Route("/madre/events", events, methods=["GET"]),
     Route("/madre/callback/spawn", spawn_callback, methods=["POST"]),
     Route("/madre/daughter/{daughter_id}/complete", _daughter_report(ok=True), methods=["POST"]),
     Route("/madre/daughter/{daughter_id}/fail", _daughter_report(ok=False), methods=["POST"]),

@@ -112,6 +112,7 @@ def build_models(database: peewee.Database) -> Models:  # noqa: PLR0915 - one ta
         session_id = peewee.CharField(max_length=128, null=True)
         actor = peewee.CharField(max_length=64, null=True)
         detail_json = peewee.TextField(null=True)
+        plan_status = peewee.CharField(max_length=20, null=True)  # the plan's status after it
 
         class Meta:
             table_name = "madre_actions"
@@ -141,9 +142,3 @@ def build_models(database: peewee.Database) -> Models:  # noqa: PLR0915 - one ta
     models = Models(IntentLog, Task, Context, MadreAction, DaughterTask)
     database.bind(models.all(), bind_refs=False, bind_backrefs=False)
     return models
-
-
-def create_schema(database: peewee.Database, models: Models) -> None:
-    """Create the five tables and their indexes if they are missing (first start)."""
-    with database.connection_context():
-        database.create_tables(models.all(), safe=True)

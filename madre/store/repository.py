@@ -19,6 +19,7 @@ import peewee
 
 from madre import lifecycle
 from madre.contracts import (
+    Event,
     AuditEntry,
     ConfirmationState,
     IntentView,
@@ -57,6 +58,7 @@ class AuditRow:
     session_id: str | None = None
     actor: str | None = None
     detail: dict[str, Any] | None = None
+    plan_status: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,6 +133,7 @@ class Repository:
         self.database = database
         self.m = models
         self.sql = Statements(database)
+        self._trail: list[dict[str, Any]] = []  # forensic records of the open transaction
 
     # ------------------------------------------------------------------ writes (Store actor)
 
@@ -138,6 +141,8 @@ class Repository:
         self, *, intent_id: str, source: str, payload: dict[str, Any], session_id: str | None
     ) -> int:
         """INSERT the intents_log row of a new intent (status `received`)."""
+        self._trail.append({"event": "intent_received", "intent_id": intent_id,
+                            "session_id": session_id, "module": "madre", "actor": source})
         return self.sql.insert_returning_id("insert_intent", (
             _clip(source, 64), json.dumps(payload, default=str), self.sql.ts(naive_utcnow()),
             "received", intent_id, session_id,
@@ -175,7 +180,8 @@ class Repository:
         self.sql.run("plan_intent", (plan.plan_id, "planned", plan.intent_id))
         if close is not None:
             self.close_intent(close)
-        self.append_audit(audit)
+        self.append_audit([dataclasses.replace(row, plan_status=plan.status.value)
+                           for row in audit])
         return plan
 
     def save_plan(
@@ -208,7 +214,8 @@ class Repository:
             )
         if close is not None:
             self.close_intent(close)
-        self.append_audit(list(audit))
+        self.append_audit([dataclasses.replace(row, plan_status=saved.status.value)
+                           for row in audit])
         return saved
 
     def _attach_daughter(self, plan: Plan, daughter: dict[str, Any]) -> Plan:
@@ -244,18 +251,32 @@ class Repository:
         """INSERT madre_actions rows (append-only)."""
         now = self.sql.ts(naive_utcnow())
         self.sql.run_many("insert_action", [self._audit_values(r, now) for r in rows])
+        self._trail.extend(_trail_entry(r) for r in rows)
 
     def append_audit_returning_id(self, row: AuditRow) -> int:
         """INSERT one madre_actions row and return its id (the `action_id` of an answer)."""
+        self._trail.append(_trail_entry(row))
         return self.sql.insert_returning_id(
             "insert_action", self._audit_values(row, self.sql.ts(naive_utcnow())))
+
+    def trail_mark(self) -> int:
+        """Where the forensic buffer stands (to drop a failed write's records)."""
+        return len(self._trail)
+
+    def trail_rewind(self, mark: int) -> None:
+        del self._trail[mark:]
+
+    def take_trail(self) -> list[dict[str, Any]]:
+        """The forensic records of what was just committed, in commit order."""
+        taken, self._trail = self._trail, []
+        return taken
 
     @staticmethod
     def _audit_values(r: AuditRow, now: Any) -> tuple[Any, ...]:
         return (
             _clip(r.module, 64), _clip(r.action, 64), _clip(r.reason), now, r.plan_id,
             r.intent_id, r.session_id, _clip(r.actor, 64) if r.actor else None,
-            json.dumps(r.detail, default=str) if r.detail else None,
+            json.dumps(r.detail, default=str) if r.detail else None, r.plan_status,
         )
 
     def consume_confirmation(
@@ -350,11 +371,40 @@ class Repository:
         )
         return JobOutcome("failed", plan=saved)
 
+    def cancel_plan(self, *, plan_id: str, actor: str, reason: str | None) -> JobOutcome:
+        """End a plan that has not finished in ERROR (`cancelled`), whatever state it is in.
+
+        Its confirmation token stops working (the plan no longer waits), a job it waits for
+        is ignored when reported, and a Plan actor running it loses its next save (the
+        version moved) and stops. Verdicts: "cancelled", "final" (already DONE/ERROR),
+        "unknown".
+        """
+        plan = self.load_plan(plan_id)
+        if plan is None:
+            return JobOutcome("unknown", detail=f"no plan {plan_id}")
+        if plan.status in (Status.DONE, Status.ERROR):
+            return JobOutcome("final", plan=plan,
+                              detail=f"plan {plan_id} already ended {plan.status}")
+        why = "cancelled" + (f": {reason}" if reason else "")
+        for step in plan.steps:
+            if step.status in (Status.RUNNING, Status.WAITING):
+                lifecycle.advance_step(step, Status.ERROR, error="cancelled")
+        lifecycle.advance(plan, Status.ERROR, reason=why[:500])
+        saved = self.save_plan(
+            plan,
+            audit=[AuditRow(action="plan_cancelled", reason=why[:255], plan_id=plan_id,
+                            intent_id=plan.intent_id, session_id=plan.session_id, actor=actor)],
+            close=IntentClose(plan.intent_id, "error", why[:500]),
+        )
+        return JobOutcome("cancelled", plan=saved)
+
     def expire_due_confirmations(self, *, now: dt.datetime, limit: int = 200) -> list[Plan]:
         """End in ERROR (`confirmation_expired`) the plans whose confirmation ran out.
 
         Each expiry happens once: the save is conditional on the version read here, and a
-        plan confirmed or cancelled meanwhile is no longer WAITING and is not selected.
+        plan confirmed or cancelled meanwhile is no longer WAITING and is not selected. A
+        plan another instance sharing the database moved between the read and the save
+        (its own tick, a confirm) is theirs: skipped here, the rest still expire.
         """
         task = self.m.Task
         due = [
@@ -368,7 +418,10 @@ class Repository:
         for plan_id in due:
             plan = self.load_plan(plan_id)
             if plan is not None and plan.status is Status.WAITING:
-                expired.append(self._expire(plan, now=now, actor="timer"))
+                try:
+                    expired.append(self._expire(plan, now=now, actor="timer"))
+                except IllegalTransition:
+                    continue  # the conditional UPDATE changed nothing: nothing to undo
         return expired
 
     def close_orphan_intents(self, *, before: dt.datetime) -> int:
@@ -385,6 +438,31 @@ class Repository:
                 & (self.m.IntentLog.created_at < to_db_time(before))
             ).execute()
         )
+
+    def end_unreadable_plan(self, plan_id: str, *, reason: str, audit: AuditRow) -> Plan | None:
+        """End in ERROR a plan whose stored plan_json cannot be read, by its columns alone
+        (the unreadable JSON is kept as it is, for people to look at): status, error and
+        version of the tasks row, its intent closed as error, `audit` appended with the row's
+        ids. Returns a Plan without steps carrying the ids and the reason (to wake whoever
+        waits for it), or None when there is no such row or it had already ended."""
+        task = self.m.Task
+        row = task.get_or_none(task.uuid == plan_id)
+        if row is None or row.status in (Status.DONE.value, Status.ERROR.value):
+            return None
+        updated = task.update(
+            status=Status.ERROR.value, wait_reason=None, error=reason,
+            updated_at=naive_utcnow(), version=row.version + 1,
+        ).where((task.uuid == plan_id) & (task.version == row.version)).execute()
+        if updated != 1:
+            return None
+        if row.intent_id:
+            self.close_intent(IntentClose(row.intent_id, "error", reason[:500]))
+        self.append_audit([dataclasses.replace(
+            audit, plan_id=plan_id, intent_id=row.intent_id, session_id=row.session_id,
+            plan_status=Status.ERROR.value)])
+        return Plan(plan_id=plan_id, intent_id=row.intent_id or "",
+                    session_id=row.session_id or "", source=row.source or "madre",
+                    status=Status.ERROR, reason=reason, version=row.version + 1)
 
     def _expire(self, plan: Plan, *, now: dt.datetime, actor: str) -> Plan:
         gate = plan.next_step
@@ -523,6 +601,37 @@ class Repository:
             ],
         )
 
+    def events_after(
+        self, after_id: int, *, plan_id: str | None = None, session_id: str | None = None,
+        status: Status | None = None, limit: int = 200,
+    ) -> list[Event]:
+        """Audit rows after `after_id`, oldest first: the event stream's source."""
+        action = self.m.MadreAction
+        query = action.select().where(action.id > after_id)
+        if plan_id is not None:
+            query = query.where(action.plan_id == plan_id)
+        if session_id is not None:
+            query = query.where(action.session_id == session_id)
+        if status is not None:
+            query = query.where(action.plan_status == status.value)
+        with connection(self.database):
+            rows = list(query.order_by(action.id).limit(limit))
+        return [
+            Event(
+                id=r.id, action=r.action, module=r.module, reason=r.reason or None,
+                plan_id=r.plan_id, intent_id=r.intent_id, session_id=r.session_id,
+                actor=r.actor, plan_status=r.plan_status,
+                detail=json.loads(r.detail_json) if r.detail_json else None,
+                created_at=from_db_time(r.created_at),
+            )
+            for r in rows
+        ]
+
+    def last_event_id(self) -> int:
+        with connection(self.database):
+            return int(self.m.MadreAction.select(peewee.fn.MAX(self.m.MadreAction.id)).scalar()
+                       or 0)
+
     def unfinished_plan_ids(self) -> list[str]:
         """Plans left PENDING or RUNNING (recovery on boot)."""
         with connection(self.database):
@@ -536,6 +645,13 @@ class Repository:
     def _context_value(self, plan_id: str, key: str) -> str | None:
         value = self.sql.first_value("context_value", (plan_id, key))
         return str(value) if value is not None else None
+
+
+def _trail_entry(row: AuditRow) -> dict[str, Any]:
+    entry = {"event": row.action, "module": row.module, "reason": row.reason or None,
+             "plan_id": row.plan_id, "intent_id": row.intent_id, "session_id": row.session_id,
+             "actor": row.actor, "plan_status": row.plan_status, "detail": row.detail}
+    return {k: v for k, v in entry.items() if v is not None}
 
 
 def _final_result(plan: Plan) -> str:

@@ -46,7 +46,7 @@ _STATEMENTS = {
     ),
     "insert_action": (
         "INSERT INTO madre_actions (module, action, reason, created_at, plan_id, intent_id,"
-        " session_id, actor, detail_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " session_id, actor, detail_json, plan_status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ),
 }
 
