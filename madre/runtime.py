@@ -26,7 +26,14 @@ from madre.actors.plan import PlanActor
 from madre.actors.planner import PlannerActor
 from madre.actors.policy import PolicyActor
 from madre.actors.store import StoreActor, StoreClient
-from madre.actors.supervisor import Activate, Count, RestartPolicy, Spawn, Supervisor
+from madre.actors.supervisor import (
+    Activate,
+    Count,
+    Queued,
+    RestartPolicy,
+    Spawn,
+    Supervisor,
+)
 from madre.breaker import CircuitBreaker
 from madre.contracts import (
     DSL,
@@ -69,6 +76,7 @@ from madre.errors import (
 from madre.events import EventFeed
 from madre.forensics import ForensicTrail
 from madre.health import HealthBoard, HealthProber
+from madre.metrics import Metrics
 from madre.parsing import mode_for
 from madre.policy import IssuedToken
 from madre.replies import describe, step_results
@@ -157,7 +165,8 @@ class Madre:
         )
 
         self.trail = ForensicTrail(s.forensic_dir)
-        store_ref = StoreActor.start(self.repo, on_commit=self.events.notify, trail=self.trail)
+        self.metrics = Metrics(self._live_figures)
+        store_ref = StoreActor.start(self.repo, on_commit=self._committed, trail=self.trail)
         self._stack.append(("actor", store_ref))
         self.store = StoreClient(store_ref, self.repo)
         self.policy = self._start_actor(PolicyActor, confirm_ttl_seconds=s.confirm_ttl_seconds)
@@ -259,6 +268,21 @@ class Madre:
     def active_plan_actors(self) -> int:
         """Plan actors alive now (waiting plans have none)."""
         return int(self.supervisor.ask(Count(), timeout=ASK_TIMEOUT))
+
+    def _committed(self, records: list[dict[str, Any]]) -> None:
+        """After every commit (Store actor thread): wake event streams, count metrics."""
+        self.events.notify()
+        self.metrics.observe(records)
+
+    def _live_figures(self) -> dict[str, Any]:
+        """Gauges for /metrics, read when scraped."""
+        breaker = {"closed": 0.0, "half_open": 0.5, "open": 1.0}
+        return {
+            "active": self.supervisor.ask(Count(), timeout=ASK_TIMEOUT),
+            "queued": self.supervisor.ask(Queued(), timeout=ASK_TIMEOUT),
+            "waiting": self.repo.count_plans(Status.WAITING),
+            "breakers": {"switch": breaker[self.switch_breaker.state.value]},
+        }
 
     def begin_drain(self) -> None:
         """Take no new work (503) and let running plans stop after their current step."""

@@ -92,6 +92,7 @@ class Settings(BaseSettings):
     max_active_plans: int = Field(64, ge=1, le=4096,
                                   validation_alias=_env("MADRE_MAX_ACTIVE_PLANS"))
     tick_seconds: float = Field(1.0, gt=0, validation_alias=_env("MADRE_TICK_SECONDS"))
+    metrics_open: bool = Field(False, validation_alias=_env("MADRE_METRICS_OPEN"))
     forensic_dir: str = Field("forensic/madre/logs", validation_alias=_env("MADRE_FORENSIC_DIR"))
     events_max_lag: int = Field(10_000, ge=1, validation_alias=_env("MADRE_EVENTS_MAX_LAG"))
     restart_period_seconds: float = Field(

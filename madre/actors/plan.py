@@ -154,7 +154,12 @@ class PlanActor(pykka.ThreadingActor):
             step.attempts += max(0, getattr(exc, "attempts", 1) - 1)
             step.status_code = getattr(exc, "status_code", None)
             lifecycle.advance_step(step, Status.ERROR, error=reason)
-            self._note(f"step_failed:{step.type}", module=module, reason=reason)
+            duration = self._step_ms(step)
+            self._note(f"step_failed:{step.type}", module=module, reason=reason,
+                       detail={"duration_ms": duration, "attempts": step.attempts,
+                               "status_code": step.status_code})
+            log.warning("step failed: %s", reason, extra={**self._context(), "step": step.type,
+                                                          "duration_ms": duration})
             if step.optional:
                 plan.warnings.append(f"optional_step_failed:{step.type}")
                 return True
@@ -164,8 +169,25 @@ class PlanActor(pykka.ThreadingActor):
         step.status_code = answer.status_code or None
         lifecycle.advance_step(step, Status.DONE, result=answer.body)
         if step.type not in LOCAL_STEPS:
-            self._note(f"step_done:{step.type}", module=module, reason=f"step_{step.index}")
+            duration = self._step_ms(step)
+            self._note(f"step_done:{step.type}", module=module, reason=f"step_{step.index}",
+                       detail={"duration_ms": duration, "attempts": step.attempts})
+            log.debug("step done", extra={**self._context(), "step": step.type,
+                                          "duration_ms": duration})
         return True
+
+    @staticmethod
+    def _step_ms(step: Step) -> float:
+        if step.started_at is None or step.finished_at is None:
+            return 0.0
+        return round((step.finished_at - step.started_at).total_seconds() * 1000, 3)
+
+    def _context(self) -> dict[str, Any]:
+        """The ids every log line of this plan carries."""
+        plan = self._plan
+        assert plan is not None
+        return {"plan_id": plan.plan_id, "intent_id": plan.intent_id,
+                "session_id": plan.session_id}
 
     def _wait_on(self, step: Step) -> None:
         plan = self._plan
@@ -224,12 +246,14 @@ class PlanActor(pykka.ThreadingActor):
 
     # ------------------------------------------------------------------ helpers
 
-    def _note(self, action: str, *, module: str = "madre", reason: str = "") -> None:
+    def _note(self, action: str, *, module: str = "madre", reason: str = "",
+              detail: dict[str, Any] | None = None) -> None:
         plan = self._plan
         assert plan is not None
         self._audit.append(
             AuditRow(action=action, reason=reason, module=module, plan_id=plan.plan_id,
-                     intent_id=plan.intent_id, session_id=plan.session_id, actor="plan")
+                     intent_id=plan.intent_id, session_id=plan.session_id, actor="plan",
+                     detail=detail)
         )
 
     def _save(self, *, close: IntentClose | None = None, daughter: dict[str, Any] | None = None,
@@ -265,8 +289,12 @@ class PlanActor(pykka.ThreadingActor):
             raise _Superseded from None
 
     def _settle(self, reason: str) -> None:
-        assert self._plan is not None
-        self._hub.publish(self._plan)
+        plan = self._plan
+        assert plan is not None
+        took = round((plan.updated_at - plan.created_at).total_seconds() * 1000, 1)
+        log.info("plan %s", plan.status, extra={**self._context(), "status": plan.status.value,
+                                                "reason": plan.reason, "duration_ms": took})
+        self._hub.publish(plan)
         self._stop_reason = reason
         self.stop()
 

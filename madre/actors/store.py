@@ -42,7 +42,7 @@ class Stats(NamedTuple):
 
 class StoreActor(pykka.ThreadingActor):
     def __init__(self, repository: Repository,
-                 on_commit: Callable[[], None] | None = None,
+                 on_commit: Callable[[list[dict[str, Any]]], None] | None = None,
                  trail: ForensicTrail | None = None) -> None:
         super().__init__()
         self._repo = repository
@@ -72,30 +72,30 @@ class StoreActor(pykka.ThreadingActor):
         self._flush_scheduled = bool(self._pending)
         if self._pending:
             self.actor_ref.tell(Flush())
+        committed: list[dict[str, Any]] = []
         try:
-            outcomes = self._commit_batch(batch)
+            outcomes = self._commit_batch(batch, committed)
         except Exception as exc:
             log.exception("group commit of %d writes failed", len(batch))
             failure = StoreUnavailable(f"the database refused the write: {exc}")
             outcomes = [(write, None, failure) for write in batch]
         self.commits += 1
         self.writes += len(batch)
-        if self._on_commit is not None:
-            try:
-                self._on_commit()
-            except Exception:  # a listener must never break the writer
-                log.exception("commit listener failed")
+        self._after_commit(committed)
         for write, result, error in outcomes:
             if error is None:
                 write.reply.set(result)
             else:
                 write.reply.set_exception((type(error), error, error.__traceback__))
 
-    def _commit_batch(self, batch: list[Write]) -> list[tuple[Write, Any, BaseException | None]]:
+    def _commit_batch(
+        self, batch: list[Write], committed: list[dict[str, Any]]
+    ) -> list[tuple[Write, Any, BaseException | None]]:
         """Run the batch in one transaction; if a write fails, roll back and run each write in
         a transaction of its own, so the bad one fails alone and the others still commit.
-        (Savepoints per write would cost two statements each on every batch.)"""
-        database = self._repo.database
+        (Savepoints per write would cost two statements each on every batch.) The forensic
+        records of what did commit are added to `committed`, in commit order."""
+        database, repo = self._repo.database, self._repo
         if database.is_closed():
             database.connect()
         op_error: BaseException | None = None
@@ -104,12 +104,14 @@ class StoreActor(pykka.ThreadingActor):
                 outcomes_ok: list[tuple[Write, Any, BaseException | None]] = []
                 for write in batch:
                     try:
-                        outcomes_ok.append((write, write.op(self._repo), None))
+                        outcomes_ok.append((write, write.op(repo), None))
                     except Exception as exc:
                         op_error = exc
                         raise
-                return outcomes_ok
+            committed.extend(repo.take_trail())
+            return outcomes_ok
         except Exception:
+            repo.take_trail()  # rolled back: none of it happened
             if len(batch) == 1:
                 if op_error is not None:
                     # The write itself failed (a duplicate intent id, a superseded plan save):
@@ -120,10 +122,26 @@ class StoreActor(pykka.ThreadingActor):
         for write in batch:
             try:
                 with write_transaction(database):
-                    outcomes.append((write, write.op(self._repo), None))
+                    outcomes.append((write, write.op(repo), None))
+                committed.extend(repo.take_trail())
             except Exception as exc:  # noqa: BLE001 - handed back to the caller
+                repo.take_trail()
                 outcomes.append((write, None, exc))
         return outcomes
+
+    def _after_commit(self, committed: list[dict[str, Any]]) -> None:
+        """Tell the forensic trail and the listeners what was committed; never fails a write."""
+        if committed and self._trail is not None:
+            try:
+                self._trail.append(committed)
+            except OSError:
+                log.exception("could not append %d records to the forensic trail",
+                              len(committed))
+        if self._on_commit is not None:
+            try:
+                self._on_commit(committed)
+            except Exception:  # a listener must never break the writer
+                log.exception("commit listener failed")
 
     def on_stop(self) -> None:
         if self._pending:

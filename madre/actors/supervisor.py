@@ -160,6 +160,10 @@ class Supervisor(pykka.ThreadingActor):
     def _start_or_queue(self, plan_id: str, child: _Child) -> None:
         if self._active >= self._max_active:
             child.queued = True
+            # The state carried by a Spawn is stale by the time a place frees up (a cancel
+            # may have ended the plan meanwhile, and the actor's first call goes out before
+            # its write-ahead is checked): a queued plan loads the newest state when it starts.
+            child.plan = None
             self._queue.append(plan_id)
             return
         child.queued = False

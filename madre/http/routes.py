@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -56,6 +57,11 @@ def _plan_id(request: Request) -> str:
         # No plan has such an id; asking the database would only fail (PostgreSQL refuses NUL).
         raise NotFound("no plan has that id")
     return plan_id
+
+
+async def metrics(request: Request) -> Response:
+    body = await run_in_threadpool(_madre(request).metrics.exposition)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 async def health(request: Request) -> Response:
@@ -201,6 +207,7 @@ def _daughter_report(ok: bool):  # type: ignore[no-untyped-def]  # noqa: ANN202
 
 ROUTES = [
     Route("/health", health, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
     Route("/madre/chat", chat, methods=["POST"]),
     Route("/madre/control", control, methods=["POST"]),
     Route("/madre/intent", intent, methods=["POST"]),

@@ -259,13 +259,6 @@ class Repository:
         return self.sql.insert_returning_id(
             "insert_action", self._audit_values(row, self.sql.ts(naive_utcnow())))
 
-    def trail_mark(self) -> int:
-        """Where the forensic buffer stands (to drop a failed write's records)."""
-        return len(self._trail)
-
-    def trail_rewind(self, mark: int) -> None:
-        del self._trail[mark:]
-
     def take_trail(self) -> list[dict[str, Any]]:
         """The forensic records of what was just committed, in commit order."""
         taken, self._trail = self._trail, []
@@ -626,6 +619,10 @@ class Repository:
             )
             for r in rows
         ]
+
+    def count_plans(self, status: Status) -> int:
+        with connection(self.database):
+            return int(self.m.Task.select().where(self.m.Task.status == status.value).count())
 
     def last_event_id(self) -> int:
         with connection(self.database):

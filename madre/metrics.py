@@ -1,0 +1,116 @@
+"""Prometheus metrics, counted from what Madre commits.
+
+Counters are fed from the committed audit records (the same stream the forensic trail and
+the event stream read), so a metric never counts something the database does not hold, and
+no hot path carries instrumentation of its own. Gauges are read when scraped.
+
+Each Madre has its own registry: two runtimes in one process (tests) never share counters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+FINAL_EVENTS = {
+    "plan_done": "DONE",
+    "plan_error": "ERROR",
+    "plan_cancelled": "ERROR",
+    "confirmation_expired": "ERROR",
+    "supervisor_gave_up": "ERROR",
+    "job_failed": "ERROR",
+}
+CONFIRMATION_EVENTS = {
+    "plan_confirmed": "used",
+    "confirmation_expired": "expired",
+    "confirmation_rejected": "rejected",
+}
+STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class _Live(Collector):
+    """Gauges read at scrape time from the running Madre."""
+
+    def __init__(self, read: Callable[[], dict[str, Any]]) -> None:
+        self._read = read
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        now = self._read()
+        yield GaugeMetricFamily("madre_plan_actors_active", "Plan actors alive now",
+                                value=now["active"])
+        yield GaugeMetricFamily("madre_plan_activations_queued",
+                                "Plans waiting for a free Plan actor place", value=now["queued"])
+        yield GaugeMetricFamily("madre_plans_waiting", "Plans WAITING (confirmation or job)",
+                                value=now["waiting"])
+        breaker = GaugeMetricFamily("madre_circuit_breaker_open",
+                                    "Circuit breaker state: 0 closed, 0.5 half-open, 1 open",
+                                    labels=["service"])
+        for service, value in now["breakers"].items():
+            breaker.add_metric([service], value)
+        yield breaker
+
+
+class Metrics:
+    def __init__(self, read_live: Callable[[], dict[str, Any]]) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.intents = Counter("madre_intents", "Intents decided, by source and risk",
+                               ["source", "risk"], registry=r)
+        self.denied = Counter("madre_intents_denied", "Intents denied, by source", ["source"],
+                              registry=r)
+        self.plans = Counter("madre_plans_finished", "Plans that ended, by final status",
+                             ["status"], registry=r)
+        self.steps = Histogram("madre_step_duration_seconds", "Step call latency by module",
+                               ["module", "outcome"], buckets=STEP_BUCKETS, registry=r)
+        self.step_failures = Counter("madre_step_failures", "Failed steps, by module",
+                                     ["module"], registry=r)
+        self.confirmations = Counter("madre_confirmations",
+                                     "Confirmations issued, used, expired, rejected",
+                                     ["outcome"], registry=r)
+        self.restarts = Counter("madre_supervisor_restarts", "Plan actors restarted",
+                                registry=r)
+        self.gave_up = Counter("madre_supervisor_gave_up", "Plans given up after crashes",
+                               registry=r)
+        self.jobs = Counter("madre_spawner_jobs", "Spawner jobs requested and reported",
+                            ["outcome"], registry=r)
+        r.register(_Live(read_live))
+        ProcessCollector(registry=r)
+
+    def observe(self, records: list[dict[str, Any]]) -> None:
+        """Count what was just committed (called by the Store actor after each commit)."""
+        for record in records:
+            event = str(record.get("event", ""))
+            name, _, suffix = event.partition(":")
+            if name == "decision":
+                self.intents.labels(record.get("actor") or "unknown", suffix).inc()
+            elif event == "denied":
+                self.denied.labels(record.get("actor") or "unknown").inc()
+                self.intents.labels(record.get("actor") or "unknown", "HIGH").inc()
+            elif name == "confirmation_required":
+                self.confirmations.labels("issued").inc()
+            elif name in ("step_done", "step_failed"):
+                seconds = (record.get("detail") or {}).get("duration_ms", 0) / 1000
+                outcome = "ok" if name == "step_done" else "error"
+                self.steps.labels(record.get("module", "madre"), outcome).observe(seconds)
+                if outcome == "error":
+                    self.step_failures.labels(record.get("module", "madre")).inc()
+            elif event == "daughter_task_requested":
+                self.jobs.labels("requested").inc()
+            elif event in ("job_completed", "job_failed"):
+                self.jobs.labels("ok" if event == "job_completed" else "failed").inc()
+            elif event == "plan_actor_restarted":
+                self.restarts.inc()
+            if event in FINAL_EVENTS:
+                self.plans.labels(FINAL_EVENTS[event]).inc()
+            if event in CONFIRMATION_EVENTS:
+                self.confirmations.labels(CONFIRMATION_EVENTS[event]).inc()
+            if event == "supervisor_gave_up":
+                self.gave_up.inc()
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
