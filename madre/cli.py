@@ -1,21 +1,270 @@
-"""The `madre` command."""
+"""The `madre` command: `serve` and `modules` run things; the other commands are a client of
+a running Madre over HTTP (`madre.client`), printing tables for people and, with --json, the
+server's JSON for scripts.
+
+Exit codes of the client commands: 0 done; 1 the server refused (its error and detail on
+stderr; a denied control too); 2 usage; 3 the server could not be reached.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import json
 import sys
 import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
+from madre import cli_output as out
+from madre.client import (
+    DEFAULT_TIMEOUT,
+    DEFAULT_TOKEN,
+    DEFAULT_URL,
+    REFUSED,
+    ClientError,
+    MadreClient,
+)
 from madre.errors import ConfigError
 from madre.settings import load_settings
 from madre.version import __version__
 
+F = TypeVar("F", bound=Callable[..., Any])
+STATUSES = ("PENDING", "RUNNING", "WAITING", "DONE", "ERROR")
+
+
+@dataclasses.dataclass
+class Connection:
+    """Where the client commands find Madre, and how they answer (from the options)."""
+
+    url: str = DEFAULT_URL
+    token: str = DEFAULT_TOKEN
+    as_json: bool = False
+    timeout: float = DEFAULT_TIMEOUT
+
+    def client(self) -> MadreClient:
+        return MadreClient(self.url, self.token, self.timeout)
+
 
 @click.group()
 @click.version_option(__version__, prog_name="madre")
-def main() -> None:
-    """Madre, the orchestrator of the VX11 services."""
+@click.option("--url", envvar="MADRE_URL", default=DEFAULT_URL, show_default=True,
+              show_envvar=True, help="the Madre server the client commands talk to")
+@click.option("--token", envvar="VX11_TOKEN", default=DEFAULT_TOKEN, show_envvar=True,
+              help="the server's token, sent as X-VX11-Token  [default: vx11-local-token]")
+@click.option("--json", "as_json", is_flag=True,
+              help="print the server's JSON answer instead of text, for scripts")
+@click.option("--timeout", type=click.FloatRange(min=0.1), default=DEFAULT_TIMEOUT,
+              show_default=True, help="seconds to wait for an answer")
+@click.pass_context
+def main(ctx: click.Context, url: str, token: str, as_json: bool, timeout: float) -> None:
+    """Madre, the orchestrator of the VX11 services.
+
+    `serve` runs Madre; `chat`, `control`, `plans`, `show`, `confirm` and `health` talk to a
+    running one at --url (MADRE_URL) with --token (VX11_TOKEN).
+    """
+    ctx.obj = Connection(url=url, token=token, as_json=as_json, timeout=timeout)
+
+
+# --------------------------------------------------------------------------- client plumbing
+
+
+def _override(field: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    """An option callback: a value given after the subcommand wins over the group's."""
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        if value is not None and value is not False:
+            setattr(ctx.ensure_object(Connection), field, value)
+
+    return callback
+
+
+def client_command(f: F) -> F:
+    """Accept the connection options after the subcommand too (`madre plans --json`), and
+    turn a ClientError into its message on stderr and its exit code."""
+    options = [
+        click.option("--url", "conn_url", default=None, expose_value=False,
+                     callback=_override("url"), help="the Madre server (overrides MADRE_URL)"),
+        click.option("--token", "conn_token", default=None, expose_value=False,
+                     callback=_override("token"), help="the server's token (overrides VX11_TOKEN)"),
+        click.option("--json", "conn_json", is_flag=True, default=False, expose_value=False,
+                     callback=_override("as_json"), help="print the server's JSON answer"),
+        click.option("--timeout", "conn_timeout", type=click.FloatRange(min=0.1),
+                     default=None, expose_value=False, callback=_override("timeout"),
+                     help="seconds to wait for an answer"),
+    ]
+
+    @functools.wraps(f)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        conn = click.get_current_context().find_object(Connection) or Connection()
+        try:
+            return f(*args, **kwargs)
+        except ClientError as exc:
+            if conn.as_json and isinstance(exc.body, dict):
+                _print_json(exc.body)
+            click.echo(f"madre: {exc.message}", err=True)
+            sys.exit(exc.exit_code)
+
+    for option in reversed(options):
+        run = option(run)
+    return run  # type: ignore[return-value]
+
+
+def _conn() -> Connection:
+    return click.get_current_context().ensure_object(Connection)
+
+
+def _style() -> out.Styler:
+    return out.styler(out.colour_enabled(sys.stdout))
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _print(lines: list[str]) -> None:
+    click.echo("\n".join(lines))
+
+
+def _params(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+            ) -> dict[str, Any]:
+    """`--param k=v` pairs as a dict; a value is read as JSON when it is JSON (3, true, [1,2],
+    {"a":1}, null), else kept as text."""
+    params: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r}: write it as KEY=VALUE", ctx=ctx, param=param)
+        try:
+            params[key.strip()] = json.loads(raw)
+        except ValueError:
+            params[key.strip()] = raw
+    return params
+
+
+# --------------------------------------------------------------------------- client commands
+
+
+@main.command()
+@click.argument("message")
+@click.option("--session", "session_id", metavar="ID",
+              help="continue this session (its mode is remembered); a new one is minted if not")
+@click.option("--dry-run", is_flag=True, help="plan only: show the steps, run nothing")
+@client_command
+def chat(message: str, session_id: str | None, dry_run: bool) -> None:
+    """Send MESSAGE to Madre in natural language; print the outcome and each step's result."""
+    conn = _conn()
+    with conn.client() as client:
+        answer = client.chat(message, session_id=session_id, dry_run=dry_run)
+    if conn.as_json:
+        _print_json(answer)
+    else:
+        _print(out.render_chat(answer, _style()))
+
+
+@main.command()
+@click.argument("target")
+@click.argument("action")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", callback=_params,
+              help="a parameter for the module (repeatable); VALUE is read as JSON when it is")
+@click.option("--token-confirm", "confirm_token", metavar="TOKEN",
+              help="confirm the plan this token was issued for, instead of a new order")
+@click.option("--plan", "plan_id", metavar="ID", help="the plan --token-confirm confirms")
+@click.option("--session", "session_id", metavar="ID", help="record the order in this session")
+@client_command
+def control(target: str, action: str, params: dict[str, Any], confirm_token: str | None,
+            plan_id: str | None, session_id: str | None) -> None:
+    """Order ACTION on the module TARGET: `madre control shub delete`.
+
+    LOW risk runs at once; MED and HIGH print a confirm token and the `madre confirm` command
+    to run next. An order Madre denies exits 1.
+    """
+    conn = _conn()
+    with conn.client() as client:
+        answer = client.control(target, action, params=params, confirm_token=confirm_token,
+                                plan_id=plan_id, session_id=session_id)
+    if conn.as_json:
+        _print_json(answer)
+    else:
+        _print(out.render_control(answer, _style()))
+    if answer.get("status") == "denied":
+        if conn.as_json:
+            click.echo(f"madre: denied: {answer.get('reason') or 'Madre refused this order'}",
+                       err=True)
+        sys.exit(REFUSED)
+
+
+@main.command()
+@click.option("--status", type=click.Choice(STATUSES, case_sensitive=False),
+              help="only plans in this status")
+@click.option("--session", "session_id", metavar="ID", help="only plans of this session")
+@click.option("--limit", type=click.IntRange(1, 200),
+              help="plans per page (the server's default is 50)")
+@click.option("--all", "every", is_flag=True, help="follow the pages to the last plan")
+@client_command
+def plans(status: str | None, session_id: str | None, limit: int | None, every: bool) -> None:
+    """List plans, newest first."""
+    conn = _conn()
+    status = status.upper() if status else None
+    with conn.client() as client:
+        if every:
+            found = list(client.iter_plans(status=status, session_id=session_id,
+                                           limit=limit or 200))
+            page: dict[str, Any] = {"plans": found, "next_cursor": None}
+        else:
+            page = client.list_plans(status=status, session_id=session_id, limit=limit)
+    if conn.as_json:
+        _print_json(page)
+        return
+    _print(out.render_plans(page["plans"], _style()))
+    if page.get("next_cursor"):
+        click.echo("more plans: add --all to list them all", err=True)
+
+
+@main.command()
+@click.argument("plan_id", metavar="PLAN")
+@client_command
+def show(plan_id: str) -> None:
+    """Show PLAN: its intent, every step and its result, the confirmation, the history."""
+    conn = _conn()
+    with conn.client() as client:
+        plan = client.get_plan(plan_id)
+    if conn.as_json:
+        _print_json(plan)
+    else:
+        _print(out.render_plan(plan, _style()))
+
+
+@main.command()
+@click.argument("plan_id", metavar="PLAN")
+@click.argument("token")
+@client_command
+def confirm(plan_id: str, token: str) -> None:
+    """Confirm PLAN with the TOKEN it was issued; the plan runs, and this waits for it."""
+    conn = _conn()
+    with conn.client() as client:
+        answer = client.confirm(plan_id, token)
+    if conn.as_json:
+        _print_json(answer)
+    else:
+        _print(out.render_confirm(answer, _style()))
+
+
+@main.command()
+@client_command
+def health() -> None:
+    """Is Madre up, and its database and modules (no token needed)."""
+    conn = _conn()
+    with conn.client() as client:
+        answer = client.health()
+    if conn.as_json:
+        _print_json(answer)
+    else:
+        _print(out.render_health(answer, _style()))
+
+
+# --------------------------------------------------------------------------- running things
 
 
 @main.command()

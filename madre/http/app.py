@@ -11,10 +11,11 @@ from starlette.middleware import Middleware
 
 from madre.http.auth import TokenAuthMiddleware
 from madre.http.errors import EXCEPTION_HANDLERS
+from madre.http.openapi import DOC_PATHS, docs_routes
 from madre.http.routes import ROUTES
 from madre.runtime import Madre
 
-OPEN_PATHS = frozenset({"/health"})
+OPEN_PATHS = frozenset({"/health", *DOC_PATHS})  # DOC_PATHS: /openapi.json and /docs
 THREADS = 128  # request threads waiting on actors; each chat may wait seconds for its plan
 
 
@@ -29,12 +30,12 @@ def create_app(madre: Madre) -> Starlette:
     spawner = madre.settings.spawner_token
     spawner_tokens = (spawner.get_secret_value(),) if spawner else ()
     app = Starlette(
-        routes=ROUTES,
+        routes=[*ROUTES, *docs_routes(ROUTES)],
         middleware=[
             Middleware(
                 TokenAuthMiddleware,
                 token=madre.settings.token.get_secret_value(),
-                exempt=OPEN_PATHS,
+                exempt=OPEN_PATHS | ({"/metrics"} if madre.settings.metrics_open else set()),
                 callback_tokens=spawner_tokens,
                 callbacks_open=madre.settings.callback_auth == "none",
             )

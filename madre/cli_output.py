@@ -1,0 +1,278 @@
+"""What the `madre` client commands print for a person: aligned plain-text tables, status
+words coloured only on a terminal (never when NO_COLOR is set), times in UTC.
+
+Each `render_*` takes the server's JSON answer and returns the lines to print, so the
+layout can be read and tested without a server or a terminal.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+import click
+
+STATUS_COLOURS = {
+    # plans and steps
+    "DONE": "green", "ERROR": "red", "WAITING": "yellow", "RUNNING": "cyan",
+    "PENDING": "blue",
+    # control
+    "accepted": "green", "pending_confirmation": "yellow", "denied": "red",
+    "confirmed": "green",
+    # health
+    "ok": "green", "up": "green", "degraded": "yellow", "down": "red", "unknown": "bright_black",
+    # risk
+    "LOW": "green", "MED": "yellow", "HIGH": "red",
+}
+
+Styler = Callable[[str], str]
+
+
+def colour_enabled(stream: TextIO, environ: dict[str, str] | None = None) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set to anything (no-color.org)
+    or the terminal is dumb."""
+    env = os.environ if environ is None else environ
+    if env.get("NO_COLOR") or env.get("TERM") == "dumb":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def styler(enabled: bool) -> Styler:
+    """A function colouring a status word (as STATUS_COLOURS says), or leaving it as is."""
+    def style(text: str) -> str:
+        colour = STATUS_COLOURS.get(text)
+        return click.style(text, fg=colour) if enabled and colour else text
+
+    return style
+
+
+def plain(text: str) -> str:
+    return text
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def when(value: Any) -> str:
+    """An ISO time from the server as `YYYY-MM-DD HH:MM:SSZ` (UTC); '-' when absent."""
+    if not value:
+        return "-"
+    try:
+        parsed = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(dt.UTC)
+    return parsed.strftime("%Y-%m-%d %H:%M:%S") + ("Z" if parsed.tzinfo else "")
+
+
+def shorten(text: Any, width: int) -> str:
+    """`text` on one line, cut to `width` characters with an ellipsis."""
+    flat = " ".join(str(text).split()) if text is not None else ""
+    return flat if len(flat) <= width else flat[: max(width - 1, 0)] + "…"
+
+
+def summary(value: Any, width: int = 60) -> str:
+    """A JSON value (a step's result or payload) in one short line; '-' when empty."""
+    if value in (None, {}, []):
+        return "-"
+    return shorten(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str),
+                   width)
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]],
+          styles: dict[int, Styler] | None = None) -> list[str]:
+    """Rows aligned under `headers`, two spaces apart; `styles[i]` colours column i after
+    the padding is computed, so colour codes never break the alignment."""
+    styles = styles or {}
+    cells = [[str(c) if c is not None else "-" for c in row] for row in rows]
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
+    last = len(headers) - 1
+
+    def line(values: Sequence[str], styled: bool) -> str:
+        parts = []
+        for i, value in enumerate(values):
+            padding = "" if i == last else " " * (widths[i] - len(value))
+            text = styles[i](value) if styled and i in styles else value
+            parts.append(text + padding)
+        return "  ".join(parts).rstrip()
+
+    return [line(list(headers), False), *(line(row, True) for row in cells)]
+
+
+def fields(pairs: Sequence[tuple[str, Any]], style: Styler = plain,
+           styled: frozenset[str] = frozenset()) -> str:
+    """`key value  key value …` for the values that are present."""
+    parts = []
+    for key, value in pairs:
+        if value is None or value == "":
+            continue
+        text = style(str(value)) if key in styled else str(value)
+        parts.append(f"{key} {text}" if key else text)
+    return "  ".join(parts)
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def confirm_hint(plan_id: str, token: str) -> str:
+    return f"madre confirm {plan_id} {token}"
+
+
+def _token_line(token: str, expires_at: Any) -> str:
+    return f"confirm token: {token}  (shown once; expires {when(expires_at)})"
+
+
+def _outcome(action: dict[str, Any]) -> str:
+    """A step's error, or else a summary of its result."""
+    if action.get("error"):
+        return shorten(action["error"], 60)
+    return summary(action.get("result"))
+
+
+def render_chat(answer: dict[str, Any], style: Styler = plain) -> list[str]:
+    status = answer.get("status", "?")
+    lines = [
+        fields([("", status), ("plan", answer.get("plan_id") or "-"),
+                ("risk", answer.get("risk")), ("mode", answer.get("mode")),
+                ("provider", answer.get("provider")), ("session", answer.get("session_id"))],
+               style, frozenset({"", "risk"})),
+        str(answer.get("response", "")),
+    ]
+    if answer.get("warnings"):
+        lines.append("warnings: " + ", ".join(answer["warnings"]))
+    actions = answer.get("actions") or []
+    if actions:
+        lines.append("")
+        lines += table(["STEP", "STATUS", "RESULT"],
+                       [[a.get("step"), a.get("status"), _outcome(a)] for a in actions],
+                       {1: style})
+    token, plan_id = answer.get("confirm_token"), answer.get("plan_id")
+    if token and plan_id:
+        lines += ["", _token_line(token, answer.get("expires_at")),
+                  "to run it, confirm with:", f"  {confirm_hint(plan_id, token)}"]
+    elif plan_id and status in ("RUNNING", "WAITING", "PENDING"):
+        lines += ["", f"follow it: madre show {plan_id}"]
+    return lines
+
+
+def render_control(answer: dict[str, Any], style: Styler = plain) -> list[str]:
+    status = answer.get("status", "?")
+    plan_id = answer.get("plan_id")
+    lines = [fields([("", status), ("plan", plan_id), ("risk", answer.get("risk")),
+                     ("plan status", answer.get("plan_status"))],
+                    style, frozenset({"", "risk", "plan status"}))]
+    if answer.get("reason"):
+        lines.append(str(answer["reason"]))
+    token = answer.get("confirm_token")
+    if token and plan_id:
+        lines += [_token_line(token, answer.get("expires_at")), "to confirm, run:",
+                  f"  {confirm_hint(plan_id, token)}"]
+    elif plan_id:
+        lines.append(f"follow it: madre show {plan_id}")
+    return lines
+
+
+PLAN_HEADERS = ["PLAN", "STATUS", "RISK", "MODE", "STEPS", "SOURCE", "CREATED", "REASON"]
+
+
+def render_plans(plans: Sequence[dict[str, Any]], style: Styler = plain) -> list[str]:
+    if not plans:
+        return ["no plans"]
+    rows = [[p.get("plan_id"), p.get("status"), p.get("risk") or "-", p.get("mode") or "-",
+             p.get("steps"), p.get("source") or "-", when(p.get("created_at")),
+             shorten(p.get("reason"), 48) or "-"] for p in plans]
+    return table(PLAN_HEADERS, rows, {1: style, 2: style})
+
+
+def _confirmation(state: dict[str, Any]) -> str:
+    if not state.get("required"):
+        return "not required"
+    if state.get("confirmed_at"):
+        return f"confirmed {when(state['confirmed_at'])}"
+    if state.get("expired"):
+        return f"expired {when(state.get('expires_at'))}"
+    return f"required, waiting; expires {when(state.get('expires_at'))}"
+
+
+def render_plan(plan: dict[str, Any], style: Styler = plain) -> list[str]:
+    intent = plan.get("intent") or {}
+    dsl = intent.get("dsl") or {}
+    status = plan.get("status", "?")
+    reason = plan.get("reason")
+    waiting = f" (for {plan['wait_reason']})" if plan.get("wait_reason") else ""
+    rows: list[tuple[str, str]] = [
+        ("plan", str(plan.get("plan_id"))),
+        ("status", style(status) + waiting + (f": {reason}" if reason else "")),
+        ("session", plan.get("session_id") or "-"),
+        ("created", when(plan.get("created_at"))),
+        ("updated", when(plan.get("updated_at"))),
+        ("intent", fields([("", intent.get("intent_id")), ("source", intent.get("source")),
+                           ("provider", intent.get("provider")), ("mode", intent.get("mode")),
+                           ("risk", intent.get("risk"))], style, frozenset({"risk"}))),
+    ]
+    if dsl:
+        rows.append(("asks", fields([("domain", dsl.get("domain")), ("action", dsl.get("action")),
+                                     ("target", dsl.get("target")),
+                                     ("confidence", dsl.get("confidence"))])))
+        if dsl.get("parameters"):
+            rows.append(("params", summary(dsl["parameters"], 100)))
+        if dsl.get("original_text"):
+            rows.append(("text", shorten(dsl["original_text"], 100)))
+    if intent.get("targets"):
+        rows.append(("targets", ", ".join(intent["targets"])))
+    if intent.get("warnings"):
+        rows.append(("warnings", ", ".join(intent["warnings"])))
+    rows.append(("confirmation", _confirmation(plan.get("confirmation") or {})))
+    width = max(len(k) for k, _ in rows)
+    lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
+
+    steps = plan.get("steps") or []
+    lines += ["", f"steps ({len(steps)})"]
+    if steps:
+        lines += table(
+            ["#", "TYPE", "STATUS", "ATTEMPTS", "ERROR", "RESULT"],
+            [[s.get("index", i), s.get("type"), s.get("status"), s.get("attempts", 0),
+              shorten(s.get("error"), 40) or "-", summary(s.get("result"), 50)]
+             for i, s in enumerate(steps)],
+            {2: style})
+    history = plan.get("history") or []
+    lines += ["", f"history ({len(history)})"]
+    if history:
+        lines += table(["TIME", "ACTION", "ACTOR", "REASON"],
+                       [[when(h.get("created_at")), h.get("action"), h.get("actor") or "-",
+                         shorten(h.get("reason"), 70) or "-"] for h in history])
+    return lines
+
+
+def render_confirm(answer: dict[str, Any], style: Styler = plain) -> list[str]:
+    plan_id = answer.get("plan_id")
+    plan_status = str(answer.get("plan_status", "?"))
+    lines = [fields([("", answer.get("status", "confirmed")), ("plan", plan_id),
+                     ("plan status", plan_status)], style, frozenset({"", "plan status"}))]
+    if plan_status not in ("DONE", "ERROR"):
+        lines.append(f"the plan goes on; follow it: madre show {plan_id}")
+    return lines
+
+
+def render_health(health: dict[str, Any], style: Styler = plain) -> list[str]:
+    lines = [fields([("", health.get("module", "madre")), ("version", health.get("version")),
+                     ("status", health.get("status")), ("db", health.get("db")),
+                     ("time", when(health.get("time")))],
+                    style, frozenset({"status", "db"}))]
+    checks = health.get("checks") or {}
+    deps = health.get("deps") or {}
+    names = list(deps) + [n for n in checks if n not in deps]
+    if names:
+        lines.append("")
+        rows = []
+        for name in names:
+            check = checks.get(name) or {}
+            rows.append([name, deps.get(name) or check.get("state") or "-",
+                         when(check.get("checked_at")), shorten(check.get("error"), 60) or "-"])
+        lines += table(["DEPENDENCY", "STATE", "CHECKED", "ERROR"], rows, {1: style})
+    return lines

@@ -1,0 +1,223 @@
+"""A small HTTP client of a Madre server: one method per endpoint, the server's JSON back.
+
+    client = MadreClient("http://127.0.0.1:8001", token="vx11-local-token")
+    answer = client.chat("mix these 3 stems", session_id="sess-123")
+
+Every method returns the answer's JSON body as the server sent it (a dict). Anything else
+raises ClientError with a message a person can act on and the exit code the CLI uses:
+REFUSED (1) when the server answered an error envelope, UNREACHABLE (3) when there is no
+server to answer (connection refused, DNS, timeout), USAGE (2) when the URL itself is bad.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+DEFAULT_URL = "http://127.0.0.1:8001"
+DEFAULT_TOKEN = "vx11-local-token"
+DEFAULT_TIMEOUT = 30.0  # seconds; chat and confirm wait for their plan (MADRE_CHAT_WAIT_SECONDS)
+HEADER = "X-VX11-Token"
+
+OK = 0
+REFUSED = 1
+USAGE = 2
+UNREACHABLE = 3
+
+
+class ClientError(Exception):
+    """A request that did not succeed. `exit_code` is what the CLI exits with; for a refusal,
+    `status`, `code`, `detail` and `body` carry the server's answer."""
+
+    def __init__(self, message: str, exit_code: int, *, status: int | None = None,
+                 code: str | None = None, detail: str | None = None,
+                 body: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.body = body
+
+
+def _refusal(resp: requests.Response, url: str) -> ClientError:
+    """The error envelope of `resp` (a non-2xx answer) as a ClientError."""
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        code = body["error"]
+        detail = str(body.get("detail") or "")
+        message = f"{code}: {detail}" if detail else code
+        for err in body.get("errors") or []:
+            if isinstance(err, dict):
+                where = ".".join(str(p) for p in err.get("loc") or []) or "body"
+                message += f"\n  {where}: {err.get('msg', '')}"
+        if resp.status_code in (401, 403) and code in ("auth_required", "forbidden"):
+            message += "\n  (the token comes from --token or VX11_TOKEN)"
+        return ClientError(message, REFUSED, status=resp.status_code, code=code,
+                           detail=detail, body=body)
+    snippet = " ".join(resp.text.split())[:200]
+    return ClientError(
+        f"{url} answered HTTP {resp.status_code} without Madre's error envelope"
+        + (f": {snippet}" if snippet else "") + " (is MADRE_URL / --url a Madre server?)",
+        REFUSED, status=resp.status_code, body=snippet)
+
+
+class MadreClient:
+    """The endpoints of one Madre server, over one requests session."""
+
+    def __init__(self, url: str = DEFAULT_URL, token: str | None = DEFAULT_TOKEN,
+                 timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self.session = requests.Session()
+        self.session.headers["Accept"] = "application/json"
+        self.session.headers["User-Agent"] = "madre-cli"
+        if token:
+            self.session.headers[HEADER] = token
+
+    def close(self) -> None:
+        self.session.close()
+
+    def __enter__(self) -> MadreClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ transport
+
+    def request(self, method: str, path: str, *, json: dict[str, Any] | None = None,
+                params: dict[str, Any] | None = None) -> Any:
+        """`method path` with an optional JSON body and query; the 2xx answer's JSON body."""
+        url = self.url + path
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            resp = self.session.request(method, url, json=json, params=query or None,
+                                        timeout=self.timeout)
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                requests.exceptions.InvalidSchema) as exc:
+            raise ClientError(f"{self.url} is not a URL Madre can be reached at ({exc}); "
+                              "give one like http://127.0.0.1:8001", USAGE) from None
+        except requests.exceptions.Timeout:
+            raise ClientError(f"cannot reach Madre at {self.url}: no answer within "
+                              f"{self.timeout:g} s (--timeout)", UNREACHABLE) from None
+        except requests.exceptions.ConnectionError as exc:
+            raise ClientError(f"cannot reach Madre at {self.url}: {_reason(exc)}",
+                              UNREACHABLE) from None
+        except requests.exceptions.RequestException as exc:
+            raise ClientError(f"cannot reach Madre at {self.url}: {exc}", UNREACHABLE) from None
+        if not 200 <= resp.status_code < 300:
+            raise _refusal(resp, self.url)
+        try:
+            return resp.json()
+        except ValueError:
+            raise ClientError(f"{self.url} answered {method} {path} with something that is "
+                              "not JSON (is MADRE_URL / --url a Madre server?)",
+                              REFUSED, status=resp.status_code) from None
+
+    # ------------------------------------------------------------------ endpoints
+
+    def health(self) -> dict[str, Any]:
+        """GET /health."""
+        return self.request("GET", "/health")
+
+    def chat(self, message: str, *, session_id: str | None = None, dry_run: bool = False,
+             context: dict[str, Any] | None = None) -> dict[str, Any]:
+        """POST /madre/chat: a ChatResponse."""
+        body: dict[str, Any] = {"message": message, "dry_run": dry_run}
+        if session_id:
+            body["session_id"] = session_id
+        if context is not None:
+            body["context"] = context
+        return self.request("POST", "/madre/chat", json=body)
+
+    def control(self, target: str, action: str, *, params: dict[str, Any] | None = None,
+                confirm_token: str | None = None, plan_id: str | None = None,
+                session_id: str | None = None) -> dict[str, Any]:
+        """POST /madre/control: a ControlResponse."""
+        body: dict[str, Any] = {"target": target, "action": action, "params": params or {}}
+        for key, value in (("confirm_token", confirm_token), ("plan_id", plan_id),
+                           ("session_id", session_id)):
+            if value:
+                body[key] = value
+        return self.request("POST", "/madre/control", json=body)
+
+    def intent(self, *, source: str = "cli", **fields: Any) -> dict[str, Any]:
+        """POST /madre/intent: `text`, or `action` (with `target`), and the other IntentRequest
+        fields; an IntentResponse."""
+        body = {"source": source, **{k: v for k, v in fields.items() if v is not None}}
+        return self.request("POST", "/madre/intent", json=body)
+
+    def list_plans(self, *, status: str | None = None, session_id: str | None = None,
+                   limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
+        """GET /madre/plans: one page, `{plans, next_cursor}`."""
+        return self.request("GET", "/madre/plans", params={
+            "status": status, "session_id": session_id, "limit": limit, "cursor": cursor})
+
+    def iter_plans(self, *, status: str | None = None, session_id: str | None = None,
+                   limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """Every plan matching the filters, newest first, following `next_cursor`."""
+        cursor = None
+        while True:
+            page = self.list_plans(status=status, session_id=session_id, limit=limit,
+                                   cursor=cursor)
+            yield from page["plans"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+    def get_plan(self, plan_id: str) -> dict[str, Any]:
+        """GET /madre/plans/{plan_id}: a PlanDetail."""
+        return self.request("GET", f"/madre/plans/{_segment(plan_id)}")
+
+    def confirm(self, plan_id: str, confirm_token: str) -> dict[str, Any]:
+        """POST /madre/plans/{plan_id}/confirm: a ConfirmResponse."""
+        return self.request("POST", f"/madre/plans/{_segment(plan_id)}/confirm",
+                            json={"confirm_token": confirm_token})
+
+    def spawn_callback(self, daughter_task_id: int, *, ok: bool,
+                       result: dict[str, Any] | None = None,
+                       error: str | None = None) -> dict[str, Any]:
+        """POST /madre/callback/spawn (what a Spawner sends when a job ended)."""
+        body: dict[str, Any] = {"daughter_task_id": daughter_task_id,
+                                "status": "ok" if ok else "error"}
+        if result is not None:
+            body["result"] = result
+        if error is not None:
+            body["error"] = error
+        return self.request("POST", "/madre/callback/spawn", json=body)
+
+    def daughter_report(self, daughter_id: int, *, ok: bool, status: str | None = None,
+                        exit_code: int | None = None, spawn_uuid: str | None = None,
+                        error: str | None = None) -> dict[str, Any]:
+        """POST /madre/daughter/{id}/complete or /fail (the Spawner's own report)."""
+        body = {k: v for k, v in {"status": status, "exit_code": exit_code,
+                                  "spawn_uuid": spawn_uuid, "error": error}.items()
+                if v is not None}
+        outcome = "complete" if ok else "fail"
+        return self.request("POST", f"/madre/daughter/{int(daughter_id)}/{outcome}", json=body)
+
+
+def _segment(value: str) -> str:
+    """`value` as one path segment (a plan id with a slash stays one segment)."""
+    return quote(value, safe="")
+
+
+def _reason(exc: requests.exceptions.ConnectionError) -> str:
+    """The innermost reason of a connection failure, e.g. "Connection refused"."""
+    text = str(exc)
+    for marker in ("] ", "NewConnectionError("):
+        if marker in text:
+            text = text.rsplit(marker, 1)[-1]
+    text = text.rstrip("'\")").strip()
+    return text or "connection failed"
+
+
+__all__ = ["ClientError", "MadreClient", "OK", "REFUSED", "UNREACHABLE", "USAGE"]
