@@ -17,9 +17,14 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import logging
 import pathlib
 from collections.abc import Iterable
 from typing import Any
+
+import pykka
+
+log = logging.getLogger("madre.forensics")
 
 GENESIS = "0" * 64
 SUFFIX = ".jsonl"
@@ -43,6 +48,8 @@ class ForensicTrail:
         self.directory = pathlib.Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._prev, self._seq = self._resume()
+        self._file: Any = None  # the day's file, kept open between appends
+        self._file_path: pathlib.Path | None = None
 
     def _resume(self) -> tuple[str, int]:
         """Continue the chain from the last record already written (after a restart)."""
@@ -64,8 +71,21 @@ class ForensicTrail:
             path = self.directory / f"{str(when)[:10]}{SUFFIX}"
             by_file.setdefault(path, []).append(canonical(record))
         for path, lines in by_file.items():
-            with path.open("a", encoding="utf-8") as out:
-                out.write("\n".join(lines) + "\n")
+            out = self._open(path)
+            out.write("\n".join(lines) + "\n")
+            out.flush()
+
+    def _open(self, path: pathlib.Path) -> Any:
+        if self._file_path != path:
+            self.close()
+            self._file = path.open("a", encoding="utf-8")
+            self._file_path = path
+        return self._file
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file, self._file_path = None, None
 
 
 def _last_line(path: pathlib.Path) -> str | None:
@@ -126,3 +146,22 @@ def verify(path: str | pathlib.Path) -> Verdict:
                                    **where)
                 prev, seq, count = record["hash"], record["seq"], count + 1
     return Verdict(True, count, len(files))
+
+
+class ForensicWriter(pykka.ThreadingActor):
+    """The trail's one writer, told what each commit recorded (so the Store actor, which
+    every write waits on, does not also hash and write files)."""
+
+    def __init__(self, trail: ForensicTrail) -> None:
+        super().__init__()
+        self._trail = trail
+
+    def on_receive(self, message: Any) -> None:
+        if isinstance(message, list):
+            try:
+                self._trail.append(message)
+            except OSError:
+                log.exception("could not append %d records to the forensic trail", len(message))
+
+    def on_stop(self) -> None:
+        self._trail.close()

@@ -74,7 +74,7 @@ from madre.errors import (
     TokenExpired,
 )
 from madre.events import EventFeed
-from madre.forensics import ForensicTrail
+from madre.forensics import ForensicTrail, ForensicWriter
 from madre.health import HealthBoard, HealthProber
 from madre.metrics import Metrics
 from madre.parsing import mode_for
@@ -165,8 +165,10 @@ class Madre:
         )
 
         self.trail = ForensicTrail(s.forensic_dir)
+        self.forensic_writer = ForensicWriter.start(self.trail)
+        self._stack.append(("actor", self.forensic_writer))
         self.metrics = Metrics(self._live_figures)
-        store_ref = StoreActor.start(self.repo, on_commit=self._committed, trail=self.trail)
+        store_ref = StoreActor.start(self.repo, on_commit=self._committed)
         self._stack.append(("actor", store_ref))
         self.store = StoreClient(store_ref, self.repo)
         self.policy = self._start_actor(PolicyActor, confirm_ttl_seconds=s.confirm_ttl_seconds)
@@ -270,7 +272,9 @@ class Madre:
         return int(self.supervisor.ask(Count(), timeout=ASK_TIMEOUT))
 
     def _committed(self, records: list[dict[str, Any]]) -> None:
-        """After every commit (Store actor thread): wake event streams, count metrics."""
+        """After every commit (Store actor thread): trail, event streams, metrics."""
+        if records:
+            self.forensic_writer.tell(records)
         self.events.notify()
         self.metrics.observe(records)
 

@@ -17,7 +17,6 @@ from typing import Any, NamedTuple, TypeVar
 import pykka
 
 from madre.errors import StoreUnavailable
-from madre.forensics import ForensicTrail
 from madre.store.db import write_transaction
 from madre.store.repository import Repository
 
@@ -42,12 +41,10 @@ class Stats(NamedTuple):
 
 class StoreActor(pykka.ThreadingActor):
     def __init__(self, repository: Repository,
-                 on_commit: Callable[[list[dict[str, Any]]], None] | None = None,
-                 trail: ForensicTrail | None = None) -> None:
+                 on_commit: Callable[[list[dict[str, Any]]], None] | None = None) -> None:
         super().__init__()
         self._repo = repository
         self._on_commit = on_commit
-        self._trail = trail
         self._pending: list[Write] = []
         self._flush_scheduled = False
         self.commits = 0  # transactions committed: fewer than `writes` under load (group commit)
@@ -130,13 +127,7 @@ class StoreActor(pykka.ThreadingActor):
         return outcomes
 
     def _after_commit(self, committed: list[dict[str, Any]]) -> None:
-        """Tell the forensic trail and the listeners what was committed; never fails a write."""
-        if committed and self._trail is not None:
-            try:
-                self._trail.append(committed)
-            except OSError:
-                log.exception("could not append %d records to the forensic trail",
-                              len(committed))
+        """Tell the listeners what was committed; never fails a write."""
         if self._on_commit is not None:
             try:
                 self._on_commit(committed)
