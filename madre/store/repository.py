@@ -32,6 +32,7 @@ from madre.contracts import (
     Risk,
     Status,
     WaitReason,
+    utcnow,
 )
 from madre.errors import BadRequest, IllegalTransition
 from madre.policy import token_matches
@@ -397,7 +398,9 @@ class Repository:
         Each expiry happens once: the save is conditional on the version read here, and a
         plan confirmed or cancelled meanwhile is no longer WAITING and is not selected. A
         plan another instance sharing the database moved between the read and the save
-        (its own tick, a confirm) is theirs: skipped here, the rest still expire.
+        (its own tick, a confirm) is theirs: skipped here, the rest still expire. A plan
+        whose plan_json cannot be read ends by its columns (`end_unreadable_plan`), so one
+        bad row never stops every other expiry (nor a start, which ticks once).
         """
         task = self.m.Task
         due = [
@@ -409,7 +412,15 @@ class Repository:
         ]
         expired = []
         for plan_id in due:
-            plan = self.load_plan(plan_id)
+            try:
+                plan = self.load_plan(plan_id)
+            except ValueError:  # unreadable plan_json: end it by its columns, never block
+                ended = self.end_unreadable_plan(plan_id, reason="confirmation_expired",
+                                                 audit=AuditRow(action="confirmation_expired",
+                                                                reason="token expired",
+                                                                actor="timer"))
+                expired += [ended] if ended is not None else []
+                continue
             if plan is not None and plan.status is Status.WAITING:
                 try:
                     expired.append(self._expire(plan, now=now, actor="timer"))
@@ -538,7 +549,7 @@ class Repository:
                 plan_id=r.uuid, intent_id=r.intent_id, session_id=r.session_id, source=r.source,
                 status=Status(r.status), mode=Mode(r.mode) if r.mode else None,
                 risk=Risk(r.risk) if r.risk else None, reason=r.error,
-                steps=len(json.loads(r.plan_json).get("steps", [])) if r.plan_json else 0,
+                steps=_step_count(r.plan_json),
                 created_at=from_db_time(r.created_at), updated_at=from_db_time(r.updated_at),
             )
             for r in page
@@ -562,7 +573,7 @@ class Repository:
                 .where(self.m.MadreAction.plan_id == plan_id)
                 .order_by(self.m.MadreAction.id)
             )
-        plan = Plan.model_validate_json(task.plan_json)
+        plan = _readable_plan(task)
         expires = from_db_time(context.get(KEY_CONFIRM_EXPIRES))
         confirmation = ConfirmationState(
             required=KEY_CONFIRM_HASH in context,
@@ -642,6 +653,36 @@ class Repository:
     def _context_value(self, plan_id: str, key: str) -> str | None:
         value = self.sql.first_value("context_value", (plan_id, key))
         return str(value) if value is not None else None
+
+
+def _step_count(plan_json: str | None) -> int:
+    try:
+        return len(json.loads(plan_json or "{}").get("steps", []))
+    except (ValueError, AttributeError):
+        return 0
+
+
+def _readable_plan(task: Any) -> Plan:
+    """The stored plan; if its JSON cannot be read, a stand-in built from the row's columns
+    that says so (a person can still see the plan, its status and its history)."""
+    try:
+        return Plan.model_validate_json(task.plan_json or "")
+    except ValueError:
+        return Plan(
+            plan_id=task.uuid, intent_id=task.intent_id or "", session_id=task.session_id or "",
+            source=task.source or "unknown", status=_status_or_error(task.status),
+            reason=task.error or "the stored plan cannot be read (corrupt plan_json)",
+            created_at=from_db_time(task.created_at) or utcnow(),
+            updated_at=from_db_time(task.updated_at) or utcnow(),
+            warnings=["stored_plan_unreadable"],
+        )
+
+
+def _status_or_error(value: str | None) -> Status:
+    try:
+        return Status(str(value).upper())
+    except ValueError:
+        return Status.ERROR
 
 
 def _trail_entry(row: AuditRow) -> dict[str, Any]:
