@@ -28,10 +28,14 @@ def ensure_schema(database: peewee.Database, models: Models) -> list[str]:
     """Create missing tables, add missing columns and indexes; the columns added, named."""
     added: list[str] = []
     with database.connection_context():
-        database.create_tables(models.all(), safe=True)
+        existing = set(database.get_tables())
+        database.create_tables(
+            [m for m in models.all() if m._meta.table_name not in existing], safe=True)
         migrator = _migrator(database)
         for model in models.all():
             table = model._meta.table_name
+            if table not in existing:
+                continue
             present = {c.name for c in database.get_columns(table)}
             missing = [f for f in model._meta.sorted_fields if f.column_name not in present]
             for field in missing:
@@ -46,8 +50,8 @@ def ensure_schema(database: peewee.Database, models: Models) -> list[str]:
                 with database.atomic():
                     migrate(migrator.add_column(table, field.column_name, column))
                 added.append(f"{table}.{field.column_name}")
-            if missing:
-                model._schema.create_indexes(safe=True)
+            # Indexes after the columns they cover exist (a new index may name a new column).
+            model._schema.create_indexes(safe=True)
     if added:
         log.warning("schema migrated: added %s", ", ".join(added))
     return added
