@@ -131,18 +131,9 @@ class ModuleClient:
         self._retries = retries
         self._backoff = backoff
 
-    def post(
-        self,
-        route: str,
-        payload: dict[str, Any],
-        *,
-        idempotency_key: str | None = None,
-        correlation_id: str | None = None,
-        retries: int | None = None,
-    ) -> dict[str, Any]:
+    def post(self, route: str, payload: dict[str, Any], **options: Any) -> dict[str, Any]:
         """POST `payload` to `route` and return the JSON object it answers (see `call`)."""
-        return self.call(route, payload, idempotency_key=idempotency_key,
-                         correlation_id=correlation_id, retries=retries).body
+        return self.call(route, payload, **options).body
 
     def call(
         self,

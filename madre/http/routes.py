@@ -25,11 +25,11 @@ from madre.contracts import (
     DaughterReport,
     IntentRequest,
     SpawnCallback,
-    Status,
 )
 from madre.errors import NotFound
 from madre.http.bodies import parse_json
 from madre.http.errors import RequestRejected
+from madre.http.query import query_status
 from madre.http.stream import events
 from madre.runtime import Madre
 from madre.store.repository import decode_cursor
@@ -96,18 +96,6 @@ async def intent(request: Request) -> Response:
     return json_response(await run_in_threadpool(_madre(request).submit_intent, body))
 
 
-def _query_status(raw: str | None) -> Status | None:
-    if raw is None or raw == "":
-        return None
-    try:
-        return Status(raw.upper())
-    except ValueError:
-        allowed = ", ".join(s.value for s in Status)
-        raise RequestRejected(422, "validation_error", f"status must be one of {allowed}",
-                              errors=[{"loc": ["query", "status"], "msg": f"one of {allowed}",
-                                       "type": "enum"}]) from None
-
-
 def _query_limit(raw: str | None) -> int:
     if raw is None or raw == "":
         return 50
@@ -138,7 +126,7 @@ async def list_plans(request: Request) -> Response:
                                        "msg": f"at most {MAX_ID_CHARS} characters, no NUL",
                                        "type": "string_invalid"}])
     kwargs: dict[str, Any] = {
-        "status": _query_status(query.get("status")),
+        "status": query_status(query.get("status")),
         "session_id": session_id,
         "limit": _query_limit(query.get("limit")),
         "cursor": _query_cursor(query.get("cursor")),

@@ -21,8 +21,9 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from madre.contracts import MAX_ID_CHARS, Status
+from madre.contracts import MAX_ID_CHARS
 from madre.http.errors import RequestRejected
+from madre.http.query import query_status
 from madre.runtime import Madre
 
 BATCH = 200
@@ -48,23 +49,10 @@ def _filter(request: Request, name: str) -> str | None:
     return value
 
 
-def _status(request: Request) -> Status | None:
-    raw = request.query_params.get("status")
-    if not raw:
-        return None
-    try:
-        return Status(raw.upper())
-    except ValueError:
-        allowed = ", ".join(s.value for s in Status)
-        raise RequestRejected(422, "validation_error", f"status must be one of {allowed}",
-                              errors=[{"loc": ["query", "status"], "msg": f"one of {allowed}",
-                                       "type": "enum"}]) from None
-
-
 async def events(request: Request) -> EventSourceResponse:
     madre: Madre = request.app.state.madre
     plan_id, session_id = _filter(request, "plan_id"), _filter(request, "session_id")
-    status = _status(request)
+    status = query_status(request.query_params.get("status"))
     start = _start_id(request, madre)
     if start is None:
         start = await run_in_threadpool(madre.repo.last_event_id)
