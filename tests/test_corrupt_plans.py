@@ -1,6 +1,6 @@
 """A stored plan that cannot be read is still shown (from its row), never a 500."""
 
-from madre.contracts import ControlRequest, Status
+from madre.contracts import ControlRequest
 
 def test_a_plan_whose_stored_json_is_corrupt_is_still_shown_not_a_500(madre, client):
     answer = madre.control(ControlRequest(target="hermes", action="delete"))
