@@ -15,7 +15,7 @@ import datetime as dt
 import itertools
 import logging
 import threading
-from typing import Any
+from typing import Any, NamedTuple
 
 import peewee
 import pykka
@@ -93,6 +93,15 @@ from madre.version import __version__
 log = logging.getLogger("madre")
 
 ASK_TIMEOUT = 30.0
+
+
+class IntentRecordRequest(NamedTuple):
+    """An intents_log row to write together with the first write of its intent."""
+
+    intent_id: str
+    source: str
+    payload: dict[str, Any]
+    session_id: str | None
 
 
 class Madre:
@@ -304,7 +313,9 @@ class Madre:
         self._check_open()
         session_id = request.session_id or new_id()
         intent_id = new_id()
-        recorded = self._record_intent_soon(intent_id, "operator", {
+        # The intents_log row is written in the same transaction as the plan (or the denial):
+        # durable before the answer, one commit fewer per chat.
+        record = IntentRecordRequest(intent_id, "operator", {
             "message": request.message, "session_id": session_id,
             "context": request.context or {}, "dry_run": request.dry_run,
         }, session_id)
@@ -322,15 +333,14 @@ class Madre:
             targets=[parsed.dsl.target] if parsed.dsl.target else [],
             warnings=parsed.warnings,
         )
-        self._confirm_recorded(recorded)
         if decision.denied:
-            self._deny(intent, request_kind="chat")
+            self._deny(intent, request_kind="chat", record=record)
             return self._chat_answer(intent, None, decision, waited=0)
         plan = self.planner.plan(intent).get(timeout=ASK_TIMEOUT)
         if request.dry_run:
-            self._close(intent_id, "dry_run", "planned only (dry_run)")
+            self._close(intent_id, "dry_run", "planned only (dry_run)", record=record)
             return self._chat_answer(intent, plan, decision, waited=0, persisted=False)
-        plan, issued, _ = self._persist(intent, plan)
+        plan, issued, _ = self._persist(intent, plan, record=record)
         budget = self.settings.chat_wait_seconds if wait is None else wait
         settled = plan if plan.status is Status.WAITING else self._run(plan, budget)
         return self._chat_answer(intent, settled, decision, waited=budget, issued=issued,
@@ -348,7 +358,7 @@ class Madre:
             return self._control_confirm(request, decision, actor=actor)
         intent_id = new_id()
         session_id = request.session_id or new_id()
-        self._record_intent(intent_id, "control", {
+        record = IntentRecordRequest(intent_id, "control", {
             "target": request.target, "action": request.action, "params": request.params or {},
         }, session_id)
         dsl = DSL(domain=request.target.lower(), action=request.action.lower(),
@@ -358,12 +368,12 @@ class Madre:
                         mode=Mode.MADRE, dsl=dsl, provider=Provider.STRUCTURED,
                         decision=decision, targets=[dsl.domain])
         if decision.denied:
-            action_id = self._deny(intent, request_kind="control")
+            action_id = self._deny(intent, request_kind="control", record=record)
             return ControlResponse(status=ControlStatus.DENIED, plan_id=None, risk=decision.risk,
                                    reason=decision.reason, action_id=action_id,
                                    intent_id=intent_id)
         plan = self.planner.plan(intent).get(timeout=ASK_TIMEOUT)
-        plan, issued, action_id = self._persist(intent, plan)
+        plan, issued, action_id = self._persist(intent, plan, record=record)
         if issued is not None:
             return ControlResponse(
                 status=ControlStatus.PENDING_CONFIRMATION, plan_id=plan.plan_id,
@@ -565,19 +575,6 @@ class Madre:
             raise
         return True
 
-    def _record_intent_soon(self, intent_id: str, source: str, payload: dict[str, Any],
-                            session_id: str | None) -> Any:
-        """Queue the intents_log row without waiting: parsing goes on meanwhile, and every
-        later write of this intent is queued behind it in the same Store actor."""
-        return self.store.submit(lambda repo: repo.record_intent(
-            intent_id=intent_id, source=source, payload=payload, session_id=session_id))
-
-    def _confirm_recorded(self, recorded: Any) -> None:
-        try:
-            recorded.get(timeout=ASK_TIMEOUT)
-        except pykka.Timeout as exc:
-            raise StoreUnavailable("the database did not record the intent in time") from exc
-
     def _duplicate_answer(self, intent_id: str) -> IntentResponse:
         """The answer an intent got the first time (without its token, which is shown once)."""
         record = self.repo.find_intent(intent_id)
@@ -597,7 +594,8 @@ class Madre:
             duplicate=True,
         )
 
-    def _persist(self, intent: Intent, plan: Plan) -> tuple[Plan, IssuedToken | None, int]:
+    def _persist(self, intent: Intent, plan: Plan, *, record: IntentRecordRequest | None = None
+                 ) -> tuple[Plan, IssuedToken | None, int]:
         """Save a new plan (WAITING behind its gate when it needs a confirmation)."""
         decision = intent.decision
         issued: IssuedToken | None = None
@@ -627,6 +625,8 @@ class Madre:
                               session_id=intent.session_id, actor="planner"))
 
         def create(repo: Repository) -> tuple[Plan, int]:
+            if record is not None:
+                repo.record_intent(**record._asdict())
             action_id = repo.append_audit_returning_id(audit[0])
             repo.create_plan(plan, confirmation=confirmation, audit=audit[1:], close=close)
             return plan, action_id
@@ -639,7 +639,8 @@ class Madre:
         self.supervisor.tell(Spawn(plan))
         return watch.wait(budget)
 
-    def _deny(self, intent: Intent, *, request_kind: str) -> int:
+    def _deny(self, intent: Intent, *, request_kind: str,
+              record: IntentRecordRequest | None = None) -> int:
         row = AuditRow(action="denied", reason=intent.decision.reason[:255],
                        module=intent.dsl.target or "madre", intent_id=intent.intent_id,
                        session_id=intent.session_id, actor=intent.source,
@@ -647,13 +648,21 @@ class Madre:
         close = IntentClose(intent.intent_id, "denied", intent.decision.reason[:500])
 
         def deny(repo: Repository) -> int:
+            if record is not None:
+                repo.record_intent(**record._asdict())
             repo.close_intent(close)
             return repo.append_audit_returning_id(row)
 
         return int(self.store.call(deny))
 
-    def _close(self, intent_id: str, status: str, notes: str) -> None:
-        self.store.call(lambda repo: repo.close_intent(IntentClose(intent_id, status, notes)))
+    def _close(self, intent_id: str, status: str, notes: str, *,
+               record: IntentRecordRequest | None = None) -> None:
+        def close(repo: Repository) -> None:
+            if record is not None:
+                repo.record_intent(**record._asdict())
+            repo.close_intent(IntentClose(intent_id, status, notes))
+
+        self.store.call(close)
 
     def _control_confirm(self, request: ControlRequest, decision: Decision, *,
                          actor: str) -> ControlResponse:

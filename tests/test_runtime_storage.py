@@ -261,7 +261,7 @@ def test_the_store_groups_concurrent_writes_into_fewer_commits(madre, standins):
     commits, writes = madre.store.stats()
     assert len(answers) == chats
     assert {a.status for a in answers} == {Status.DONE}
-    assert writes - writes_before >= chats * 3  # at least: intent, plan, final save
+    assert writes - writes_before >= chats * 2  # at least: intent with its plan, final save
     assert commits - commits_before < writes - writes_before
     closed = [r["result_status"] for r in table_rows(madre, "intents_log")]
     assert closed == ["done"] * chats
