@@ -1,9 +1,10 @@
-"""The `madre` command: `serve` and `modules` run things; the other commands are a client of
-a running Madre over HTTP (`madre.client`), printing tables for people and, with --json, the
-server's JSON for scripts.
+"""The `madre` command: `serve` and `modules` run things; `audit verify` checks the forensic
+trail on disk; the other commands are a client of a running Madre over HTTP
+(`madre.client`), printing tables for people and, with --json, the server's JSON for scripts.
 
 Exit codes of the client commands: 0 done; 1 the server refused (its error and detail on
-stderr; a denied control too); 2 usage; 3 the server could not be reached.
+stderr; a denied control too); 2 usage; 3 the server could not be reached. `audit verify`:
+0 the trail is intact, 1 it is broken, 2 there is no trail at that path.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import os
+import pathlib
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -24,11 +28,13 @@ from madre.client import (
     DEFAULT_TOKEN,
     DEFAULT_URL,
     REFUSED,
+    UNREACHABLE,
     ClientError,
     MadreClient,
+    StreamLost,
 )
 from madre.errors import ConfigError
-from madre.settings import load_settings
+from madre.settings import Settings, load_settings
 from madre.version import __version__
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -62,8 +68,9 @@ class Connection:
 def main(ctx: click.Context, url: str, token: str, as_json: bool, timeout: float) -> None:
     """Madre, the orchestrator of the VX11 services.
 
-    `serve` runs Madre; `chat`, `control`, `plans`, `show`, `confirm` and `health` talk to a
-    running one at --url (MADRE_URL) with --token (VX11_TOKEN).
+    `serve` runs Madre; `chat`, `control`, `plans`, `show`, `confirm`, `cancel`, `tail` and
+    `health` talk to a running one at --url (MADRE_URL) with --token (VX11_TOKEN); `audit
+    verify` checks the forensic trail on disk.
     """
     ctx.obj = Connection(url=url, token=token, as_json=as_json, timeout=timeout)
 
@@ -236,7 +243,9 @@ def show(plan_id: str) -> None:
         _print(out.render_plan(plan, _style()))
 
 
-@main.command()
+# A token is URL-safe base64 and may start with "-" (1 in 64): read it as the TOKEN argument,
+# never as an unknown option, so the `madre confirm PLAN TOKEN` line Madre prints always works.
+@main.command(context_settings={"ignore_unknown_options": True})
 @click.argument("plan_id", metavar="PLAN")
 @click.argument("token")
 @client_command
@@ -252,6 +261,109 @@ def confirm(plan_id: str, token: str) -> None:
 
 
 @main.command()
+@click.argument("plan_id", metavar="PLAN")
+@click.option("--reason", metavar="TEXT", help="why, recorded with the cancellation")
+@click.option("--by", "by", metavar="WHO", help="who asks, recorded in the audit trail")
+@client_command
+def cancel(plan_id: str, reason: str | None, by: str | None) -> None:
+    """Cancel PLAN: if it has not finished, it ends in ERROR with the reason `cancelled`.
+
+    A step already running finishes at its module, but its result is ignored; a pending
+    confirmation token stops working; a Spawner job's later report changes nothing.
+    """
+    conn = _conn()
+    with conn.client() as client:
+        answer = client.cancel(plan_id, reason=reason, by=by)
+    if conn.as_json:
+        _print_json(answer)
+    else:
+        _print(out.render_cancel(answer, _style()))
+
+
+RECONNECT_FIRST, RECONNECT_MAX = 0.5, 10.0  # seconds between reconnection attempts of `tail`
+TAIL_SILENCE = 45.0  # seconds without a byte (the server pings every 15 s) = a dead connection
+
+
+@main.command()
+@click.option("--plan", "plan_id", metavar="ID", help="only this plan's events")
+@click.option("--session", "session_id", metavar="ID", help="only this session's events")
+@click.option("--status", type=click.Choice(STATUSES, case_sensitive=False),
+              help="only events after which the plan is in this status")
+@click.option("--since", type=click.IntRange(min=0), metavar="ID",
+              help="first the events after event ID (0: everything recorded), then follow")
+@click.option("--count", type=click.IntRange(min=1), metavar="N",
+              help="stop after N events")
+@client_command
+def tail(plan_id: str | None, session_id: str | None, status: str | None, since: int | None,
+         count: int | None) -> None:
+    """Follow what Madre does, one line per event: time, plan, action, status, reason.
+
+    Reads GET /madre/events. When the connection drops, or Madre restarts, it reconnects and
+    goes on after the last event it printed (Last-Event-ID), so nothing is missed or
+    repeated. Ctrl-C stops it. With --json, each event is one line of JSON.
+    """
+    conn = _conn()
+    style = _style()
+    last: int | str | None = since
+    printed = 0
+    followed = False
+    delay = RECONNECT_FIRST
+    try:
+        with conn.client() as client:
+            while True:
+                try:
+                    stream = client.events(plan_id=plan_id, session_id=session_id,
+                                           status=status.upper() if status else None,
+                                           last_event_id=last,
+                                           read_timeout=max(conn.timeout, TAIL_SILENCE))
+                except ClientError as exc:
+                    passing = exc.exit_code == UNREACHABLE or (exc.status or 0) >= 500
+                    if not followed or not passing:
+                        raise  # nothing to follow, or refused for good: say why and exit
+                    click.echo(f"madre: {exc.message}; retrying in {delay:g} s", err=True)
+                    time.sleep(delay)
+                    delay = min(delay * 2, RECONNECT_MAX)
+                    continue
+                delay = RECONNECT_FIRST
+                if followed:
+                    click.echo(f"madre: reconnected; going on after event {last}", err=True)
+                else:
+                    click.echo(f"madre: following events at {conn.url} (Ctrl-C stops)", err=True)
+                    followed = True
+                resume = False
+                with stream:
+                    try:
+                        for event in stream:
+                            data = event.json()
+                            if event.event == "dropped":
+                                last = data.get("resume_with_last_event_id", last)
+                                click.echo(f"madre: the server dropped this stream "
+                                           f"({data.get('reason')}); resuming after event "
+                                           f"{last}", err=True)
+                                resume = True
+                                break
+                            last = event.id if event.id is not None else last
+                            if conn.as_json:
+                                click.echo(json.dumps(data, ensure_ascii=False))
+                            else:
+                                click.echo(out.render_event(data, style))
+                            printed += 1
+                            if count is not None and printed >= count:
+                                return
+                        else:
+                            click.echo("madre: the server ended the stream (stopping?); "
+                                       "reconnecting", err=True)
+                    except StreamLost as exc:
+                        click.echo(f"madre: {exc.message}; reconnecting", err=True)
+                if not resume:
+                    time.sleep(delay)
+    except KeyboardInterrupt:
+        return
+    except BrokenPipeError:  # `madre tail | head`: the reader is gone, which is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+@main.command()
 @client_command
 def health() -> None:
     """Is Madre up, and its database and modules (no token needed)."""
@@ -262,6 +374,41 @@ def health() -> None:
         _print_json(answer)
     else:
         _print(out.render_health(answer, _style()))
+
+
+# --------------------------------------------------------------------------- the audit trail
+
+
+@main.group()
+def audit() -> None:
+    """The forensic trail: hash-chained JSON lines of everything Madre did."""
+
+
+@audit.command("verify")
+@click.argument("path", required=False, type=click.Path(path_type=pathlib.Path))
+@click.option("--json", "as_json", is_flag=True, help="print the verdict as JSON")
+@click.pass_context
+def audit_verify(ctx: click.Context, path: pathlib.Path | None, as_json: bool) -> None:
+    """Check the trail at PATH (a folder of day files, or one file): every record's hash,
+    every link to the record before, every sequence number. Prints where the chain breaks.
+
+    PATH defaults to MADRE_FORENSIC_DIR (forensic/madre/logs). Exit 0 intact, 1 broken,
+    2 no trail there. Reads files only: no server needed.
+    """
+    from madre.forensics import verify
+
+    target = path or pathlib.Path(os.environ.get("MADRE_FORENSIC_DIR")
+                                  or Settings.model_fields["forensic_dir"].default)
+    verdict = verify(target)
+    as_json = as_json or ctx.ensure_object(Connection).as_json
+    if as_json:
+        _print_json(dataclasses.asdict(verdict))
+    if verdict.files == 0:
+        click.echo(f"madre: no trail at {target} (no *.jsonl files)", err=True)
+        sys.exit(2)
+    if not as_json:
+        click.echo(verdict.describe())
+    sys.exit(0 if verdict.ok else REFUSED)
 
 
 # --------------------------------------------------------------------------- running things

@@ -276,3 +276,29 @@ def render_health(health: dict[str, Any], style: Styler = plain) -> list[str]:
                          when(check.get("checked_at")), shorten(check.get("error"), 60) or "-"])
         lines += table(["DEPENDENCY", "STATE", "CHECKED", "ERROR"], rows, {1: style})
     return lines
+
+
+def render_cancel(answer: dict[str, Any], style: Styler = plain) -> list[str]:
+    plan_id = answer.get("plan_id")
+    lines = [fields([("", answer.get("status", "cancelled")), ("plan", plan_id),
+                     ("plan status", answer.get("plan_status"))],
+                    style, frozenset({"plan status"}))]
+    if answer.get("reason"):
+        lines.append(f"reason: {answer['reason']}")
+    return lines
+
+
+EVENT_WIDTHS = (20, 36, 28, 7)  # time, plan id, action, status; the reason takes the rest
+
+
+def render_event(event: dict[str, Any], style: Styler = plain) -> str:
+    """One event of `madre tail` on one line: time, plan id, action, status, reason."""
+    cells = [when(event.get("created_at")), event.get("plan_id") or "-",
+             event.get("action") or "-", event.get("plan_status") or "-"]
+    parts = []
+    for i, (cell, width) in enumerate(zip(cells, EVENT_WIDTHS, strict=True)):
+        text = style(cell) if i == 3 else cell
+        parts.append(text + " " * max(width - len(cell), 0))
+    parts.append(shorten(event.get("reason"), 100) or "-")
+    return "  ".join(parts).rstrip()
+

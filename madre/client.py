@@ -11,6 +11,9 @@ server to answer (connection refused, DNS, timeout), USAGE (2) when the URL itse
 
 from __future__ import annotations
 
+import codecs
+import dataclasses
+import json as jsonlib
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
@@ -93,14 +96,15 @@ class MadreClient:
 
     # ------------------------------------------------------------------ transport
 
-    def request(self, method: str, path: str, *, json: dict[str, Any] | None = None,
-                params: dict[str, Any] | None = None) -> Any:
-        """`method path` with an optional JSON body and query; the 2xx answer's JSON body."""
+    def _send(self, method: str, path: str, *, params: dict[str, Any] | None = None,
+              **kwargs: Any) -> requests.Response:
+        """`method path`, with transport failures turned into ClientError (USAGE for a bad
+        URL, UNREACHABLE for no answer) and a non-2xx answer into a refusal."""
         url = self.url + path
         query = {k: v for k, v in (params or {}).items() if v is not None}
+        kwargs.setdefault("timeout", self.timeout)
         try:
-            resp = self.session.request(method, url, json=json, params=query or None,
-                                        timeout=self.timeout)
+            resp = self.session.request(method, url, params=query or None, **kwargs)
         except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
                 requests.exceptions.InvalidSchema) as exc:
             raise ClientError(f"{self.url} is not a URL Madre can be reached at ({exc}); "
@@ -114,7 +118,16 @@ class MadreClient:
         except requests.exceptions.RequestException as exc:
             raise ClientError(f"cannot reach Madre at {self.url}: {exc}", UNREACHABLE) from None
         if not 200 <= resp.status_code < 300:
-            raise _refusal(resp, self.url)
+            try:
+                raise _refusal(resp, self.url)
+            finally:
+                resp.close()
+        return resp
+
+    def request(self, method: str, path: str, *, json: dict[str, Any] | None = None,
+                params: dict[str, Any] | None = None) -> Any:
+        """`method path` with an optional JSON body and query; the 2xx answer's JSON body."""
+        resp = self._send(method, path, json=json, params=params)
         try:
             return resp.json()
         except ValueError:
@@ -182,6 +195,32 @@ class MadreClient:
         return self.request("POST", f"/madre/plans/{_segment(plan_id)}/confirm",
                             json={"confirm_token": confirm_token})
 
+    def cancel(self, plan_id: str, *, reason: str | None = None,
+               by: str | None = None) -> dict[str, Any]:
+        """POST /madre/plans/{plan_id}/cancel: a CancelResponse (the plan ends ERROR,
+        `cancelled`; `by` is who asked, for the audit trail)."""
+        body = {k: v for k, v in {"reason": reason, "by": by}.items() if v is not None}
+        return self.request("POST", f"/madre/plans/{_segment(plan_id)}/cancel", json=body)
+
+    def events(self, *, plan_id: str | None = None, session_id: str | None = None,
+               status: str | None = None, last_event_id: int | str | None = None,
+               read_timeout: float | None = None) -> EventStream:
+        """GET /madre/events: an open EventStream (close it, or use it in a `with`).
+
+        With `last_event_id` (0 replays from the start) the server sends the events after
+        it first; without, what happens from now on. `read_timeout` bounds the silence
+        between two reads (the server pings every 15 s); None waits for ever. Raises
+        ClientError like every other call when the stream cannot be opened.
+        """
+        headers = {"Accept": "text/event-stream"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = str(last_event_id)
+        resp = self._send("GET", "/madre/events", headers=headers, stream=True,
+                          timeout=(self.timeout, read_timeout),
+                          params={"plan_id": plan_id, "session_id": session_id,
+                                  "status": status})
+        return EventStream(resp, self.url)
+
     def spawn_callback(self, daughter_task_id: int, *, ok: bool,
                        result: dict[str, Any] | None = None,
                        error: str | None = None) -> dict[str, Any]:
@@ -205,6 +244,83 @@ class MadreClient:
         return self.request("POST", f"/madre/daughter/{int(daughter_id)}/{outcome}", json=body)
 
 
+@dataclasses.dataclass(frozen=True)
+class ServerEvent:
+    """One Server-Sent Event: its `id` (None when the server gave none), its `event` name
+    (the audit action, or `dropped`) and its `data` text (JSON for Madre's events)."""
+
+    id: str | None
+    event: str
+    data: str
+
+    def json(self) -> Any:
+        return jsonlib.loads(self.data)
+
+
+class StreamLost(ClientError):
+    """The event stream's connection dropped, or stayed silent past the read timeout."""
+
+
+class EventStream:
+    """An open `GET /madre/events`: iterate for ServerEvents, in order. Iteration ends when
+    the server ends the stream (Madre stopping, a `dropped` client) and raises StreamLost
+    when the connection drops."""
+
+    def __init__(self, resp: requests.Response, url: str) -> None:
+        self._resp = resp
+        self._url = url
+
+    def __iter__(self) -> Iterator[ServerEvent]:
+        try:
+            yield from parse_sse(self._resp.iter_content(chunk_size=None))
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError,
+                requests.exceptions.Timeout) as exc:
+            raise StreamLost(f"lost the event stream of {self._url}: {_reason(exc)}",
+                             UNREACHABLE) from None
+
+    def close(self) -> None:
+        self._resp.close()
+
+    def __enter__(self) -> EventStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def parse_sse(chunks: Iterator[bytes]) -> Iterator[ServerEvent]:
+    """The events in a text/event-stream body, as its chunks arrive (WHATWG rules: lines end
+    with CRLF, LF or CR; `:` lines are comments, such as pings; a blank line dispatches)."""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    pending = ""
+    fields: dict[str, Any] = {"id": None, "event": "", "data": []}
+
+    def take(lines: list[str]) -> Iterator[ServerEvent]:
+        for line in lines:
+            if line == "":
+                if fields["data"]:
+                    yield ServerEvent(fields["id"], fields["event"] or "message",
+                                      "\n".join(fields["data"]))
+                fields["event"], fields["data"] = "", []
+            elif not line.startswith(":"):
+                name, _, value = line.partition(":")
+                value = value[1:] if value.startswith(" ") else value
+                if name == "data":
+                    fields["data"].append(value)
+                elif name in ("id", "event"):
+                    fields[name] = value
+
+    for chunk in chunks:
+        pending += decoder.decode(chunk)
+        # A CR at the very end may be the first half of a CRLF: keep it for the next chunk.
+        cut = len(pending) - 1 if pending.endswith("\r") else len(pending)
+        lines = pending[:cut].replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        pending = lines.pop() + pending[cut:]
+        yield from take(lines)
+    if pending.endswith("\r"):  # the body ended: that CR ended a line after all
+        yield from take([pending[:-1]])
+
+
 def _segment(value: str) -> str:
     """`value` as one path segment (a plan id with a slash stays one segment)."""
     return quote(value, safe="")
@@ -220,4 +336,5 @@ def _reason(exc: requests.exceptions.ConnectionError) -> str:
     return text or "connection failed"
 
 
-__all__ = ["ClientError", "MadreClient", "OK", "REFUSED", "UNREACHABLE", "USAGE"]
+__all__ = ["ClientError", "EventStream", "MadreClient", "OK", "REFUSED", "ServerEvent",
+           "StreamLost", "UNREACHABLE", "USAGE", "parse_sse"]

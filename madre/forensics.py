@@ -116,21 +116,32 @@ class Verdict:
 
 
 def verify(path: str | pathlib.Path) -> Verdict:
-    """Check a trail folder (or one file): every hash, every link, every sequence number."""
+    """Check a trail folder (or one file): every hash, every link, every sequence number.
+
+    A folder holds the whole trail, so its first record must be the chain's first (seq 1,
+    prev GENESIS): removing the oldest records, or the oldest day file, is found too. One
+    file alone may start anywhere in the chain."""
     target = pathlib.Path(path)
     files = sorted(target.glob("*" + SUFFIX)) if target.is_dir() else [target]
     if not files or not all(f.is_file() for f in files):
         return Verdict(False, 0, 0, str(target), None, "no trail files found here")
-    prev, seq, count = None, None, 0
+    prev, seq = (GENESIS, 0) if target.is_dir() else (None, None)
+    count = 0
     for file in files:
-        with file.open(encoding="utf-8") as lines:
-            for number, line in enumerate(lines, start=1):
+        with file.open("rb") as lines:
+            for number, raw in enumerate(lines, start=1):
+                where = {"file": str(file), "line": number}
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    return Verdict(False, count, len(files), problem="not UTF-8 text", **where)
                 if not line.strip():
                     continue
-                where = {"file": str(file), "line": number}
                 try:
                     record = json.loads(line)
                 except ValueError:
+                    record = None
+                if not isinstance(record, dict):
                     return Verdict(False, count, len(files), problem="not a JSON record", **where)
                 if record.get("hash") != record_hash(record):
                     return Verdict(False, count, len(files),
@@ -140,7 +151,8 @@ def verify(path: str | pathlib.Path) -> Verdict:
                     return Verdict(False, count, len(files),
                                    problem="chain broken: a record before this one was removed, "
                                            "added or changed", **where)
-                if seq is not None and record.get("seq") != seq + 1:
+                if not isinstance(record.get("seq"), int) or (
+                        seq is not None and record["seq"] != seq + 1):
                     return Verdict(False, count, len(files),
                                    problem=f"sequence jumps from {seq} to {record.get('seq')}",
                                    **where)

@@ -1,5 +1,7 @@
 """The `madre` client commands, run as a person runs them: `python -m madre ...` in a
 subprocess, against a real uvicorn serving a running Madre (the `live_url` fixture).
+`madre tail` runs as a long-lived subprocess whose output threads read line by line;
+`madre audit verify` needs no server.
 
 The server is found through MADRE_URL / VX11_TOKEN or through --url / --token. Output for
 people is checked line by line; --json output must parse and equal what the API answers.
@@ -11,18 +13,34 @@ from __future__ import annotations
 import io
 import json
 import os
+import queue
 import re
+import signal
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import requests
 from helpers import TOKEN, free_port
+from helpers import table_rows as sql_rows
 
-from madre.cli_output import colour_enabled, styler, table
-from madre.contracts import ChatResponse, ControlResponse, HealthResponse
+from madre import Madre, create_app
+from madre.cli_output import colour_enabled, render_event, styler, table
+from madre.client import ServerEvent, parse_sse
+from madre.contracts import (
+    CancelResponse,
+    ChatRequest,
+    ChatResponse,
+    ControlRequest,
+    ControlResponse,
+    Event,
+    HealthResponse,
+)
+from madre.forensics import ForensicTrail
+from madre.standins import LoopbackServer
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
 HEADERS = {"X-VX11-Token": TOKEN}
@@ -153,6 +171,16 @@ def test_confirm_with_a_wrong_token_exits_1_with_the_servers_error(
     assert result.stdout == ""
     assert "invalid_token" in result.stderr
     assert api("GET", f"/madre/plans/{plan_id}")["status"] == "WAITING"
+
+
+@pytest.mark.parametrize("token", ["-Sx8bQ_a1", "--looks-like-an-option", "-"])
+def test_a_token_starting_with_a_dash_is_read_as_the_token_not_as_an_option(
+    cli: Cli, api: Callable[..., Any], token: str,
+) -> None:
+    plan_id, _ = waiting_plan(api)
+    result = cli("confirm", plan_id, token)
+    assert result.returncode == 1, result  # the server judged it: not a usage error
+    assert "invalid_token" in result.stderr
 
 
 def test_confirming_twice_exits_1_with_not_waiting(cli: Cli, api: Callable[..., Any]) -> None:
@@ -359,7 +387,7 @@ def test_the_commands_are_the_ones_documented_and_no_stubs() -> None:
     out = ok(run_madre("--help"))
     commands = set(re.findall(r"^  (\w+)\s", out[out.index("Commands:"):], re.MULTILINE))
     assert commands == {"serve", "modules", "chat", "control", "plans", "show", "confirm",
-                        "health"}
+                        "cancel", "tail", "audit", "health"}
 
 
 # --------------------------------------------------------------------------- colour
@@ -390,3 +418,314 @@ def test_colour_does_not_break_the_alignment_of_a_table() -> None:
 def test_piped_output_carries_no_colour_codes(cli: Cli, api: Callable[..., Any]) -> None:
     low_plan(api)
     assert "\x1b[" not in ok(cli("plans"))
+
+
+# --------------------------------------------------------------------------- cancel
+
+
+def test_cancel_prints_the_plans_final_state(cli: Cli, api: Callable[..., Any]) -> None:
+    plan_id, _ = waiting_plan(api)
+    out = ok(cli("cancel", plan_id, "--reason", "wrong stems", "--by", "ops-alice"))
+    lines = out.splitlines()
+    assert lines[0].split() == ["cancelled", "plan", plan_id, "plan", "status", "ERROR"]
+    assert lines[1] == "reason: cancelled: wrong stems"
+    detail = api("GET", f"/madre/plans/{plan_id}")
+    assert detail["status"] == "ERROR" and detail["reason"] == "cancelled: wrong stems"
+    [row] = [h for h in detail["history"] if h["action"] == "plan_cancelled"]
+    assert row["actor"] == "ops-alice"
+
+
+def test_cancel_json_is_the_cancel_response(cli: Cli, api: Callable[..., Any]) -> None:
+    plan_id, _ = waiting_plan(api)
+    answer = json.loads(ok(cli("--json", "cancel", plan_id)))
+    CancelResponse.model_validate(answer)
+    assert answer == {"status": "cancelled", "plan_id": plan_id, "plan_status": "ERROR",
+                      "reason": "cancelled"}
+
+
+def test_cancelling_a_done_plan_exits_1_with_not_cancellable(
+    cli: Cli, api: Callable[..., Any],
+) -> None:
+    plan_id = low_plan(api)
+    result = cli("cancel", plan_id)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "not_cancellable" in result.stderr
+    assert api("GET", f"/madre/plans/{plan_id}")["status"] == "DONE"
+
+
+def test_cancelling_an_unknown_plan_exits_1_with_not_found(cli: Cli) -> None:
+    result = cli("cancel", "no-such-plan")
+    assert result.returncode == 1
+    assert "not_found" in result.stderr
+
+
+# --------------------------------------------------------------------------- tail
+
+
+class Tail:
+    """`python -m madre tail ARGS` running; stdout and stderr read by threads, line by line."""
+
+    def __init__(self, *args: str, env: dict[str, str]) -> None:
+        clean = {k: v for k, v in os.environ.items()
+                 if k not in ("MADRE_URL", "VX11_TOKEN", "NO_COLOR")}
+        self.proc = subprocess.Popen([sys.executable, "-m", "madre", "tail", *args],
+                                     env={**clean, **env}, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        self.out: queue.Queue[str | None] = queue.Queue()
+        self.err: queue.Queue[str | None] = queue.Queue()
+        self.errors: list[str] = []
+        self.threads = [threading.Thread(target=self._pump, args=(stream, q), daemon=True)
+                        for stream, q in ((self.proc.stdout, self.out),
+                                          (self.proc.stderr, self.err))]
+        for thread in self.threads:
+            thread.start()
+
+    @staticmethod
+    def _pump(stream: Any, into: queue.Queue[str | None]) -> None:
+        for line in stream:
+            into.put(line.rstrip("\n"))
+        into.put(None)
+
+    def line(self, timeout: float = TIMEOUT) -> str:
+        """The next line on stdout."""
+        line = self.out.get(timeout=timeout)
+        assert line is not None, f"tail ended; stderr: {self.errors}"
+        return line
+
+    def lines(self, n: int) -> list[str]:
+        return [self.line() for _ in range(n)]
+
+    def note(self, text: str, timeout: float = TIMEOUT) -> str:
+        """The first line on stderr containing `text` (after those read before)."""
+        while True:
+            line = self.err.get(timeout=timeout)
+            assert line is not None, f"tail ended before saying {text!r}: {self.errors}"
+            self.errors.append(line)
+            if text in line:
+                return line
+
+    def connected(self) -> Tail:
+        self.note("following events at")
+        return self
+
+    def finish(self) -> tuple[int, list[str], str]:
+        """Wait for the exit: (exit code, the stdout lines not read yet, all of stderr)."""
+        code = self.proc.wait(timeout=TIMEOUT)
+        rest = []
+        while (line := self.out.get(timeout=TIMEOUT)) is not None:
+            rest.append(line)
+        while (line := self.err.get(timeout=TIMEOUT)) is not None:
+            self.errors.append(line)
+        return code, rest, "\n".join(self.errors)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=TIMEOUT)
+        for thread in self.threads:
+            thread.join(timeout=5)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture
+def tail(live_url: str) -> Iterator[Callable[..., Tail]]:
+    """Start `madre tail` against the live server (or `url`); every one killed after."""
+    started: list[Tail] = []
+
+    def start(*args: str, url: str = live_url, token: str = TOKEN) -> Tail:
+        process = Tail(*args, env={"MADRE_URL": url, "VX11_TOKEN": token})
+        started.append(process)
+        return process
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            process.close()
+
+
+def event_columns(line: str) -> list[str]:
+    """A tail line's columns: time, plan id, action, status, reason."""
+    columns = re.split(r"\s{2,}", line.strip())
+    assert len(columns) == 5, line
+    return columns
+
+
+def test_tail_count_3_prints_three_event_lines_for_traffic_after_it_started(
+    tail: Callable[..., Tail], api: Callable[..., Any],
+) -> None:
+    before = low_plan(api)
+    process = tail("--count", "3").connected()
+    plan_id = low_plan(api)
+    code, lines, _ = process.finish()
+    assert code == 0
+    rows = [event_columns(line) for line in lines]
+    assert [r[1] for r in rows] == [plan_id] * 3 and before not in "".join(lines)
+    assert [r[2:4] for r in rows] == [["decision:LOW", "-"], ["plan_created", "PENDING"],
+                                      ["plan_started", "RUNNING"]]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ", rows[0][0])
+    assert rows[1][4] == "3 steps"
+
+
+def test_tail_json_prints_one_json_event_per_line(
+    tail: Callable[..., Tail], api: Callable[..., Any],
+) -> None:
+    plan_id = low_plan(api)
+    code, lines, _ = tail("--json", "--since", "0", "--count", "8").finish()
+    assert code == 0
+    events = [json.loads(line) for line in lines]
+    assert [e["id"] for e in events] == sorted(e["id"] for e in events)
+    assert {e["plan_id"] for e in events} == {plan_id}
+    assert events[-1]["action"] == "plan_done" and events[-1]["plan_status"] == "DONE"
+    for event in events:
+        Event.model_validate(event)
+
+
+def test_tail_since_0_replays_what_was_recorded_before_it_started(
+    tail: Callable[..., Tail], api: Callable[..., Any],
+) -> None:
+    first = low_plan(api)
+    second = low_plan(api)
+    code, lines, _ = tail("--since", "0", "--count", "16").finish()
+    assert code == 0
+    rows = [event_columns(line) for line in lines]
+    assert [r[1] for r in rows] == [first] * 8 + [second] * 8
+
+
+def test_tail_filters_by_plan_session_and_status(
+    tail: Callable[..., Tail], api: Callable[..., Any],
+) -> None:
+    mine = api("POST", "/madre/chat", json={"message": "mix these 3 stems",
+                                            "session_id": "tail-mine"})["plan_id"]
+    low_plan(api)
+    held, _ = waiting_plan(api)
+    by_plan = tail("--since", "0", "--plan", mine, "--count", "8").finish()[1]
+    assert {event_columns(line)[1] for line in by_plan} == {mine}
+    by_session = tail("--since", "0", "--session", "tail-mine", "--count", "8").finish()[1]
+    assert by_session == by_plan
+    waiting = tail("--since", "0", "--status", "waiting", "--count", "2").finish()[1]
+    assert [event_columns(line)[1:4] for line in waiting] == [
+        [held, "confirmation_required:HIGH", "WAITING"], [held, "plan_created", "WAITING"]]
+
+
+def test_tail_reconnects_after_the_connection_drops_and_misses_nothing(madre: Madre) -> None:
+    port = free_port()
+    first = LoopbackServer(create_app(madre), port=port, lifespan="on", name="madre-1",
+                           shutdown_timeout=1.0).start()
+    second = None
+    process = Tail("--json", "--count", "16", env={"MADRE_URL": first.url, "VX11_TOKEN": TOKEN})
+    try:
+        process.connected()
+        before = madre.chat(ChatRequest(message="mix these 3 stems"))
+        seen = [json.loads(line) for line in process.lines(8)]
+        assert {e["plan_id"] for e in seen} == {before.plan_id}
+        first.stop()  # the connection drops; what happens now, tail is not connected for
+        process.note("reconnecting")
+        during = madre.chat(ChatRequest(message="mix these 3 stems"))
+        second = LoopbackServer(create_app(madre), port=port, lifespan="on",
+                                name="madre-2").start()
+        process.note("reconnected; going on after event")
+        code, lines, _ = process.finish()
+        assert code == 0
+        rest = [json.loads(line) for line in lines]
+        assert {e["plan_id"] for e in rest} == {during.plan_id}
+        all_ids = [r["id"] for r in sql_rows(madre, "madre_actions")]
+        assert [e["id"] for e in seen + rest] == all_ids  # none missed, none repeated
+    finally:
+        process.close()
+        first.stop()
+        if second is not None:
+            second.stop()
+
+
+def test_ctrl_c_stops_tail_cleanly_with_exit_0(tail: Callable[..., Tail]) -> None:
+    process = tail().connected()
+    process.proc.send_signal(signal.SIGINT)
+    code, lines, errors = process.finish()
+    assert code == 0
+    assert lines == []
+    assert "Traceback" not in errors
+
+
+def test_tail_of_an_unreachable_server_exits_3(tail: Callable[..., Tail]) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    code, lines, errors = tail("--count", "1", url=url).finish()
+    assert code == 3
+    assert lines == []
+    assert f"cannot reach Madre at {url}" in errors
+
+
+def test_tail_with_a_wrong_token_exits_1_with_forbidden(tail: Callable[..., Tail]) -> None:
+    code, _, errors = tail("--count", "1", token="not-the-token").finish()
+    assert code == 1
+    assert "forbidden" in errors
+
+
+def test_tail_with_a_status_that_does_not_exist_is_a_usage_error(cli: Cli) -> None:
+    result = cli("tail", "--status", "FINISHED")
+    assert result.returncode == 2
+    assert "--status" in result.stderr
+
+
+def test_the_new_commands_exit_3_when_the_server_cannot_be_reached() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    for args in (["cancel", "some-plan"], ["tail", "--count", "1"]):
+        result = run_madre(*args, env={"MADRE_URL": url, "VX11_TOKEN": TOKEN})
+        assert result.returncode == 3, result
+        assert result.stdout == ""
+        assert f"cannot reach Madre at {url}" in result.stderr
+
+
+def test_a_tail_line_colours_its_status_on_a_terminal_only() -> None:
+    event = {"created_at": "2031-03-01T10:00:00+00:00", "plan_id": "p-1",
+             "action": "plan_done", "plan_status": "DONE", "reason": "3 steps"}
+    coloured = render_event(event, styler(True))
+    assert "\x1b[" in coloured
+    assert re.sub(r"\x1b\[[0-9;]*m", "", coloured) == render_event(event)
+    assert event_columns(render_event(event)) == ["2031-03-01 10:00:00Z", "p-1", "plan_done",
+                                                   "DONE", "3 steps"]
+
+
+# --------------------------------------------------------------------------- audit verify
+
+
+def test_audit_verify_is_a_command_that_needs_no_server(tmp_path) -> None:
+    ForensicTrail(tmp_path).append([{"event": "intent_received", "intent_id": "i-1"}])
+    result = run_madre("--url", f"http://127.0.0.1:{free_port()}", "audit", "verify",
+                       str(tmp_path))
+    assert ok(result).strip() == "OK: 1 records in 1 files, chain intact"
+
+
+def test_tail_catches_up_when_the_server_drops_it_for_lagging_and_repeats_nothing(
+    start_madre: Callable[..., Madre],
+) -> None:
+    runtime = start_madre(events_max_lag=5)
+    for _ in range(300):
+        runtime.control(ControlRequest(target="madre", action="stop"))  # one event each
+    with LoopbackServer(create_app(runtime), lifespan="on", name="madre-lagging") as server:
+        process = Tail("--json", "--since", "0", "--count", "300",
+                       env={"MADRE_URL": server.url, "VX11_TOKEN": TOKEN})
+        try:
+            code, lines, errors = process.finish()
+        finally:
+            process.close()
+    assert code == 0
+    assert "dropped this stream" in errors
+    ids = [json.loads(line)["id"] for line in lines]
+    assert ids == [r["id"] for r in sql_rows(runtime, "madre_actions")]
+
+
+@pytest.mark.parametrize("cut", [1, 2, 3, 7, 64])
+def test_the_clients_event_reader_reads_events_cut_anywhere_across_chunks(cut: int) -> None:
+    wire = (b": ping\r\n\r\nid: 7\r\nevent: plan_done\r\ndata: {\"a\": 1}\r\n\r\n"
+            b"id: 8\nevent: step_done:CALL_SHUB\ndata: line one\ndata: line two\n\n"
+            + "id: 9\revent: plan_error\rdata: caf\u00e9\r\r".encode())
+    chunks = [wire[i:i + cut] for i in range(0, len(wire), cut)]
+    assert list(parse_sse(iter(chunks))) == [
+        ServerEvent("7", "plan_done", '{"a": 1}'),
+        ServerEvent("8", "step_done:CALL_SHUB", "line one\nline two"),
+        ServerEvent("9", "plan_error", "café"),
+    ]

@@ -1,0 +1,392 @@
+"""GET /madre/events: the audit rows as Server-Sent Events, read through a real uvicorn.
+
+Each event has `id:` (its madre_actions row id), `event:` (the action) and `data:` (the row
+as JSON). Filters: plan_id, session_id, status. `Last-Event-ID` (or `?since=ID`) replays what
+came after that id, so a client that reconnects misses nothing and sees nothing twice. A
+client more than MADRE_EVENTS_MAX_LAG events behind gets a `dropped` event and is cut off.
+Streams end when Madre drains.
+
+Streams are read by a thread into a queue: a test waits on the queue with a timeout, never
+sleeps. Every stream is closed in a `finally` (its socket is shut down, which wakes the
+reading thread at once).
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import re
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import requests
+from helpers import TOKEN, WAIT, assert_envelope, table_rows
+
+from madre import Madre, create_app
+from madre.contracts import ControlRequest, Event
+from madre.http.stream import BATCH
+from madre.standins import LoopbackServer, StandinCluster
+
+HEADERS = {"X-VX11-Token": TOKEN}
+END = object()  # what the reading thread queues when the stream ends
+BLANK_LINE = re.compile(r"\r\n\r\n|\n\n|\r\r")
+
+
+class Sse:
+    """One SSE event as it came over the wire: `id:`, `event:`, and `data:` parsed as JSON."""
+
+    def __init__(self, block: str) -> None:
+        fields: dict[str, list[str]] = {}
+        for line in re.split(r"\r\n|\n|\r", block):
+            if not line or line.startswith(":"):
+                continue
+            name, _, value = line.partition(":")
+            fields.setdefault(name, []).append(value.removeprefix(" "))
+        self.id = int(fields["id"][0]) if "id" in fields else None
+        self.event = fields.get("event", ["message"])[0]
+        self.data: dict[str, Any] = json.loads("\n".join(fields.get("data", ["null"])))
+
+
+class Stream:
+    """`GET /madre/events` held open; a thread queues each event as it arrives."""
+
+    def __init__(self, url: str, *, last_event_id: str | int | None = None,
+                 **params: Any) -> None:
+        headers = dict(HEADERS)
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = str(last_event_id)
+        # requests returns once the headers are in: the server has fixed where the stream
+        # starts, so whatever happens after this line is sent.
+        self.resp = requests.get(url + "/madre/events", headers=headers, params=params,
+                                 stream=True, timeout=(5, None))
+        assert self.resp.status_code == 200, self.resp.text
+        assert self.resp.headers["content-type"].startswith("text/event-stream")
+        self.queue: queue.Queue[Any] = queue.Queue()
+        self.error: Exception | None = None
+        self.thread = threading.Thread(target=self._pump, name="sse-reader", daemon=True)
+        self.thread.start()
+
+    def _pump(self) -> None:
+        text = ""
+        try:
+            for chunk in self.resp.iter_content(chunk_size=None):
+                text += chunk.decode()
+                *blocks, text = BLANK_LINE.split(text)
+                for block in blocks:
+                    if any(ln and not ln.startswith(":") for ln in block.splitlines()):
+                        self.queue.put(Sse(block))
+        except Exception as exc:  # noqa: BLE001 - shut down under us, or cut by the server
+            self.error = exc
+        finally:
+            self.queue.put(END)
+
+    def next(self, timeout: float = WAIT) -> Sse:
+        try:
+            item = self.queue.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no event within {timeout} s") from None
+        assert item is not END, "the stream ended"
+        return item  # type: ignore[no-any-return]
+
+    def until(self, done: Callable[[Sse], bool], timeout: float = WAIT) -> list[Sse]:
+        """Every event up to and including the first for which `done` is true."""
+        got = []
+        while True:
+            got.append(self.next(timeout))
+            if done(got[-1]):
+                return got
+
+    def take(self, n: int, timeout: float = WAIT) -> list[Sse]:
+        return [self.next(timeout) for _ in range(n)]
+
+    def ended(self, timeout: float = WAIT) -> bool:
+        """Whether the server ends the stream within `timeout` with nothing more sent."""
+        try:
+            return self.queue.get(timeout=timeout) is END
+        except queue.Empty:
+            return False
+
+    def close(self) -> None:
+        connection = self.resp.raw.connection
+        if connection is not None and connection.sock is not None:
+            try:
+                connection.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # the server closed it already
+        self.thread.join(timeout=5)  # woken by the shutdown: it reads the end of the stream
+        self.resp.close()
+
+
+@pytest.fixture
+def open_stream(live_url: str) -> Iterator[Callable[..., Stream]]:
+    """Open streams on the live server; every one is closed after the test."""
+    opened: list[Stream] = []
+
+    def open_(url: str = live_url, **kwargs: Any) -> Stream:
+        stream = Stream(url, **kwargs)
+        opened.append(stream)
+        return stream
+
+    try:
+        yield open_
+    finally:
+        for stream in opened:
+            stream.close()
+
+
+def post(url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    resp = requests.post(url + path, json=body, headers=HEADERS, timeout=30)
+    assert resp.status_code == 200, resp.text
+    return resp.json()  # type: ignore[no-any-return]
+
+
+def low_chat(url: str, session_id: str | None = None) -> dict[str, Any]:
+    """A LOW chat, answered DONE (so all its rows are committed)."""
+    body = {"message": "mix these 3 stems", **({"session_id": session_id} if session_id else {})}
+    answer = post(url, "/madre/chat", body)
+    assert answer["status"] == "DONE", answer
+    return answer
+
+
+def waiting(url: str) -> dict[str, Any]:
+    answer = post(url, "/madre/control", {"target": "shub", "action": "delete"})
+    assert answer["status"] == "pending_confirmation", answer
+    return answer
+
+
+def rows(madre: Madre, **match: Any) -> list[dict[str, Any]]:
+    """The madre_actions rows, oldest first, whose columns equal `match`."""
+    return [r for r in table_rows(madre, "madre_actions")
+            if all(r[k] == v for k, v in match.items())]
+
+
+def is_plan_done(plan_id: str) -> Callable[[Sse], bool]:
+    return lambda e: e.event == "plan_done" and e.data["plan_id"] == plan_id
+
+
+def ids(events: list[Sse]) -> list[int | None]:
+    return [e.id for e in events]
+
+
+# --------------------------------------------------------------------------- what an event is
+
+
+def test_a_plans_events_arrive_as_they_happen_with_id_event_and_json_data(
+        live_url, open_stream) -> None:
+    stream = open_stream()
+    plan_id = low_chat(live_url)["plan_id"]
+    events = stream.until(is_plan_done(plan_id))
+    assert [e.event for e in events] == [
+        "decision:LOW", "plan_created", "plan_started", "step_started:CALL_SWITCH",
+        "step_done:CALL_SWITCH", "step_started:CALL_SHUB", "step_done:CALL_SHUB", "plan_done"]
+    for event in events:
+        assert set(event.data) == set(Event.model_fields)
+        assert event.data["id"] == event.id
+        assert event.data["action"] == event.event
+        assert event.data["plan_id"] == plan_id
+    assert [e.data["plan_status"] for e in events[1:3]] == ["PENDING", "RUNNING"]
+    assert events[-1].data["plan_status"] == "DONE"
+
+
+def test_the_events_are_the_audit_rows_with_their_ids_in_commit_order(
+        madre, live_url, open_stream) -> None:
+    stream = open_stream()
+    first = low_chat(live_url)["plan_id"]
+    second = low_chat(live_url)["plan_id"]
+    events = stream.until(is_plan_done(second))
+    assert ids(events) == [r["id"] for r in rows(madre)]
+    assert ids(events) == sorted(ids(events))
+    assert {e.data["plan_id"] for e in events} == {first, second}
+
+
+def test_without_last_event_id_a_stream_starts_with_what_happens_next(
+        live_url, open_stream) -> None:
+    before = low_chat(live_url)["plan_id"]
+    stream = open_stream()
+    after = low_chat(live_url)["plan_id"]
+    events = stream.until(is_plan_done(after))
+    assert before not in {e.data["plan_id"] for e in events}
+    assert events[0].event == "decision:LOW"
+
+
+# --------------------------------------------------------------------------- filters
+
+
+def test_the_plan_id_filter_sends_only_that_plans_events(madre, live_url, open_stream) -> None:
+    stream = open_stream()
+    mine = low_chat(live_url)["plan_id"]
+    other = low_chat(live_url)["plan_id"]
+    filtered = open_stream(plan_id=mine, since=0)
+    events = filtered.until(is_plan_done(mine))
+    assert ids(events) == [r["id"] for r in rows(madre, plan_id=mine)]
+    # The unfiltered stream saw the other plan: the filter, not the timing, left it out.
+    assert other in {e.data["plan_id"] for e in stream.until(is_plan_done(other))}
+
+
+def test_the_session_id_filter_sends_only_that_sessions_events(
+        madre, live_url, open_stream) -> None:
+    stream = open_stream(session_id="sess-events")
+    first = low_chat(live_url, session_id="sess-events")["plan_id"]
+    low_chat(live_url, session_id="someone-else")
+    second = low_chat(live_url, session_id="sess-events")["plan_id"]
+    events = stream.until(is_plan_done(second))
+    assert ids(events) == [r["id"] for r in rows(madre, session_id="sess-events")]
+    assert {e.data["plan_id"] for e in events} == {first, second}
+
+
+def test_the_status_filter_sends_only_events_after_which_the_plan_has_that_status(
+        madre, live_url, open_stream) -> None:
+    stream = open_stream(status="waiting")  # case-insensitive
+    held = waiting(live_url)["plan_id"]
+    low_chat(live_url)
+    also_held = waiting(live_url)["plan_id"]
+    events = stream.until(lambda e: e.data["plan_id"] == also_held
+                          and e.event == "plan_created")
+    assert {e.data["plan_status"] for e in events} == {"WAITING"}
+    assert ids(events) == [r["id"] for r in rows(madre, plan_status="WAITING")]
+    assert {e.data["plan_id"] for e in events} == {held, also_held}
+
+
+def test_filters_combine(madre, live_url, open_stream) -> None:
+    stream = open_stream(session_id="sess-both", status="DONE")
+    plan_id = low_chat(live_url, session_id="sess-both")["plan_id"]
+    low_chat(live_url, session_id="sess-other")
+    events = stream.until(is_plan_done(plan_id))
+    assert ids(events) == [r["id"] for r in rows(madre, session_id="sess-both",
+                                                 plan_status="DONE")]
+
+
+# --------------------------------------------------------------------------- replay
+
+
+def test_reconnecting_with_last_event_id_gets_exactly_the_events_after_it(
+        madre, live_url, open_stream) -> None:
+    first = open_stream()
+    plan_id = low_chat(live_url)["plan_id"]
+    seen = first.take(3)
+    first.close()  # the client goes away in the middle of the plan's events...
+    later = low_chat(live_url)["plan_id"]  # ...and more happens while it is away
+    again = open_stream(last_event_id=seen[-1].id)
+    rest = again.until(is_plan_done(later))
+    everything = [r["id"] for r in rows(madre)]
+    assert ids(seen) + ids(rest) == everything  # none missed, none repeated
+    assert plan_id in {e.data["plan_id"] for e in rest}
+
+
+def test_since_in_the_query_resumes_like_last_event_id(madre, live_url, open_stream) -> None:
+    plan_id = low_chat(live_url)["plan_id"]
+    all_ids = [r["id"] for r in rows(madre)]
+    stream = open_stream(since=all_ids[2])
+    assert ids(stream.until(is_plan_done(plan_id))) == all_ids[3:]
+
+
+def test_since_0_replays_every_event_from_the_start(madre, live_url, open_stream) -> None:
+    low_chat(live_url)
+    waiting(live_url)
+    last = low_chat(live_url)["plan_id"]
+    stream = open_stream(since=0)
+    events = stream.until(is_plan_done(last))
+    assert ids(events) == [r["id"] for r in rows(madre)]
+    assert events[0].id == rows(madre)[0]["id"]
+
+
+def test_last_event_id_wins_over_since(madre, live_url, open_stream) -> None:
+    plan_id = low_chat(live_url)["plan_id"]
+    all_ids = [r["id"] for r in rows(madre)]
+    stream = open_stream(last_event_id=all_ids[4], since=0)
+    assert ids(stream.until(is_plan_done(plan_id))) == all_ids[5:]
+
+
+def test_replayed_events_go_on_live_in_one_stream(madre, live_url, open_stream) -> None:
+    old = low_chat(live_url)["plan_id"]
+    stream = open_stream(since=0)
+    stream.until(is_plan_done(old))
+    new = low_chat(live_url)["plan_id"]
+    live = stream.until(is_plan_done(new))
+    assert {e.data["plan_id"] for e in live} == {new}
+
+
+# --------------------------------------------------------------------------- slow clients
+
+
+@pytest.fixture
+def lagging(start_madre, standins: StandinCluster) -> Iterator[tuple[Madre, str]]:
+    """A Madre that drops clients more than 5 events behind, served by its own uvicorn, with
+    300 events recorded already (denied controls: one madre_actions row each)."""
+    runtime = start_madre(events_max_lag=5)
+    for _ in range(300):
+        runtime.control(ControlRequest(target="madre", action="stop"))
+    with LoopbackServer(create_app(runtime), lifespan="on", name="madre-lagging") as server:
+        yield runtime, server.url
+
+
+def test_a_client_more_than_the_max_lag_behind_gets_dropped_and_the_stream_ends(
+        lagging, open_stream) -> None:
+    runtime, url = lagging
+    recorded = [r["id"] for r in rows(runtime)]
+    assert len(recorded) == 300
+    stream = open_stream(url, since=0)
+    # The first batch is sent; then the client is still 100 events behind (more than 5).
+    first = stream.take(BATCH)
+    assert ids(first) == recorded[:BATCH]
+    dropped = stream.next()
+    assert dropped.event == "dropped"
+    assert dropped.id == recorded[BATCH - 1]
+    assert dropped.data["resume_with_last_event_id"] == recorded[BATCH - 1]
+    assert "more than 5 events behind" in dropped.data["reason"]
+    assert stream.ended()
+
+
+def test_a_dropped_client_resumes_with_the_id_the_dropped_event_gives(
+        lagging, open_stream) -> None:
+    runtime, url = lagging
+    recorded = [r["id"] for r in rows(runtime)]
+    stream = open_stream(url, since=0)
+    stream.take(BATCH)
+    resume = stream.next().data["resume_with_last_event_id"]
+    rest = open_stream(url, last_event_id=resume)
+    assert ids(rest.take(len(recorded) - BATCH)) == recorded[BATCH:]
+
+
+# --------------------------------------------------------------------------- refusals, ending
+
+
+@pytest.mark.parametrize("bad", ["abc", "-1", "1.5", "9" * 19, "3x"])
+def test_a_bad_last_event_id_is_answered_400_in_the_envelope(live_url, bad) -> None:
+    resp = requests.get(live_url + "/madre/events", headers={**HEADERS, "Last-Event-ID": bad},
+                        stream=True, timeout=10)
+    with resp:
+        assert_envelope(resp, 400, "bad_request")
+
+
+@pytest.mark.parametrize("bad", ["yesterday", "٣", "1e3"])
+def test_a_bad_since_is_answered_400_in_the_envelope(live_url, bad) -> None:
+    resp = requests.get(live_url + "/madre/events", params={"since": bad},
+                        headers=HEADERS, stream=True, timeout=10)
+    with resp:
+        assert_envelope(resp, 400, "bad_request")
+
+
+def test_a_status_that_does_not_exist_is_answered_422(live_url) -> None:
+    resp = requests.get(live_url + "/madre/events", params={"status": "FINISHED"},
+                        headers=HEADERS, stream=True, timeout=10)
+    with resp:
+        body = assert_envelope(resp, 422, "validation_error")
+    assert body["errors"][0]["loc"] == ["query", "status"]
+
+
+def test_the_stream_needs_the_token(live_url) -> None:
+    resp = requests.get(live_url + "/madre/events", stream=True, timeout=10)
+    with resp:
+        assert_envelope(resp, 401, "auth_required")
+
+
+def test_streams_end_when_madre_begins_to_drain(madre, live_url, open_stream) -> None:
+    stream = open_stream()
+    replaying = open_stream(since=0)
+    madre.begin_drain()
+    assert stream.ended()
+    assert replaying.ended()
