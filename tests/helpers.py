@@ -127,3 +127,21 @@ def intent(client: Any, **fields: Any) -> dict[str, Any]:
 def detail(client: Any, plan_id: str) -> dict[str, Any]:
     """GET /madre/plans/{plan_id}; the 200 answer's body."""
     return ok_json(client.get(f"/madre/plans/{plan_id}"))
+
+
+def plan_actor_count(madre: Madre) -> int:
+    """Plan actors alive, asked once no Plan actor thread is left running. Race-free: an
+    actor reports its stop to the Supervisor on its own thread before that thread ends, so
+    a Count asked after the join is queued behind that report."""
+    import threading
+
+    from madre.actors.supervisor import Count
+
+    for thread in threading.enumerate():
+        if thread.name.startswith("PlanActor-"):
+            try:
+                thread.join(timeout=WAIT)
+            except RuntimeError:  # not started yet: the Supervisor is starting it right now,
+                madre.supervisor.ask(Count(), timeout=5)  # and has once it answers this
+                thread.join(timeout=WAIT)
+    return int(madre.supervisor.ask(Count(), timeout=5))

@@ -12,12 +12,12 @@ plan 404. Every test runs on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from helpers import (
+    plan_actor_count,
     TOKEN,
     WAIT,
     assert_envelope,
@@ -31,7 +31,7 @@ from helpers import (
 from starlette.testclient import TestClient
 
 from madre import Madre, create_app
-from madre.actors.supervisor import Count, Queued
+from madre.actors.supervisor import Queued
 from madre.contracts import CancelResponse, Plan, Status, StepType
 from madre.standins import StandinCluster
 
@@ -62,26 +62,14 @@ def ended(madre: Madre, plan_id: str) -> Plan:
     return plan
 
 
-def _join_plan_actors(madre: Madre) -> int:
-    """Join every Plan actor thread, then ask the Supervisor how many actors it has. A
-    stopping actor tells the Supervisor on its own thread before that thread ends, so the
-    Count asked after the join has that report counted."""
-    for thread in threading.enumerate():
-        if thread.name.startswith("PlanActor-"):
-            try:
-                thread.join(timeout=WAIT)
-            except RuntimeError:  # not started yet: the Supervisor is starting it right now,
-                madre.supervisor.ask(Count(), timeout=5)  # and has once it answers this
-                thread.join(timeout=WAIT)
-    return int(madre.supervisor.ask(Count(), timeout=5))
 
 
 def plan_actors_left(madre: Madre) -> int:
     """Plan actors alive once the dust settles. Twice: an actor stopping may free a place
     the Supervisor gives to a queued plan, whose actor the first round's Count has started
     and the second round joins."""
-    _join_plan_actors(madre)
-    return _join_plan_actors(madre)
+    plan_actor_count(madre)
+    return plan_actor_count(madre)
 
 
 def cancellations(madre: Madre, plan_id: str) -> list[dict[str, Any]]:

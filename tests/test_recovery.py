@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers import WAIT, audit_actions, intent_row, make_settings, table_rows
+from helpers import WAIT, audit_actions, intent_row, make_settings, table_rows, plan_actor_count
 
 from madre import Madre, lifecycle
-from madre.actors.supervisor import Count, Spawn
+from madre.actors.supervisor import Spawn
 from madre.contracts import ControlRequest, Plan, Status, Step, StepType, WaitReason, new_id, utcnow
 from madre.downstream import Answer
 from madre.errors import NotWaiting
@@ -59,17 +59,6 @@ def final(madre: Madre, plan_id: str, timeout: float = WAIT) -> Plan:
     return plan
 
 
-def plan_actor_count(madre: Madre) -> int:
-    """Plan actors alive, asked once no Plan actor thread is left running (race-free: an
-    actor reports its stop to the Supervisor on its own thread before the thread ends)."""
-    for thread in threading.enumerate():
-        if thread.name.startswith("PlanActor-"):
-            try:
-                thread.join(timeout=WAIT)
-            except RuntimeError:  # not started yet: the Supervisor is starting it right now,
-                madre.supervisor.ask(Count(), timeout=5)  # and has once it answers this
-                thread.join(timeout=WAIT)
-    return int(madre.supervisor.ask(Count(), timeout=5))
 
 
 def call_step(index: int, module: str = "hermes") -> Step:

@@ -13,7 +13,7 @@ import json
 import threading
 from typing import Any
 
-from helpers import WAIT, audit_actions, table_rows
+from helpers import WAIT, audit_actions, table_rows, plan_actor_count
 
 from madre import Madre
 from madre.actors.supervisor import Activate, Count, Queued, Spawn
@@ -75,21 +75,6 @@ def audit_details(madre: Madre, plan_id: str, action: str) -> list[dict[str, Any
             if r["plan_id"] == plan_id and r["action"] == action]
 
 
-def plan_actor_count(madre: Madre) -> int:
-    """Plan actors alive, asked once no Plan actor thread is left running.
-
-    Race-free: a Plan actor tells the Supervisor ChildStopped (or ChildFailed) on its own
-    thread before that thread ends; after the join, the Count asked here is queued behind
-    that report, so the Supervisor answers with it counted. (Asking right after a plan
-    published WAITING could overtake the report: the actor publishes, then stops.)"""
-    for thread in threading.enumerate():
-        if thread.name.startswith("PlanActor-"):
-            try:
-                thread.join(timeout=WAIT)
-            except RuntimeError:  # not started yet: the Supervisor is starting it right now,
-                madre.supervisor.ask(Count(), timeout=5)  # and has once it answers this
-                thread.join(timeout=WAIT)
-    return int(madre.supervisor.ask(Count(), timeout=5))
 
 
 def final(madre: Madre, plan_id: str) -> Plan:
