@@ -1,74 +1,69 @@
-"""Calls to the other VX11 modules over HTTP, with `requests`.
+"""Calls to the other VX11 modules over HTTP, with urllib3.
 
 `ModuleClient.post` is the one way Madre calls a module: token and Idempotency-Key headers,
 a connect and a read timeout, bounded retries with exponential backoff and jitter on
 transport errors, timeouts and 5xx (never on 4xx). Whatever goes wrong comes out as
 `DownstreamError` carrying the attempt count, the last status code and a readable reason;
-no `requests` exception leaves this module.
+no urllib3 exception leaves this module.
 
-`requests.Session` is not documented thread-safe, so sessions live in a `SessionPool` and
-each call borrows one for its duration: connections are reused, never shared at once.
+urllib3 rather than requests: Madre sends JSON to a handful of fixed addresses and needs
+none of requests' cookies, hooks, proxies or redirects, which cost half of a call's CPU
+(bench/chat_bench.py makes two calls per chat). One urllib3 connection pool per module
+address, shared by every thread (urllib3 pools are thread-safe), keeps connections alive.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import queue
 import random
+import re
+import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import requests
+import urllib3
+from urllib3 import exceptions as u3
 
 from madre.version import __version__
 from madre.errors import DownstreamError
 
+# What http.client refuses in a header value when sending (its own check is private).
+_ILLEGAL_HEADER_VALUE = re.compile(r"\n(?![ \t])|\r(?![ \t\n])|\x00")
 
-class SessionPool:
-    """A bounded set of `requests.Session`s lent to one thread at a time."""
 
-    def __init__(self, size: int = 32) -> None:
-        self._idle: queue.LifoQueue[requests.Session] = queue.LifoQueue()
-        self._size = size
-        self._made = 0
+class ConnectionPools:
+    """One keep-alive connection pool per module address (scheme, host, port)."""
+
+    def __init__(self, maxsize: int = 32) -> None:
+        # maxsize: connections kept open per address; more concurrent calls than this still
+        # go out (block=False), on connections closed after use.
+        self._maxsize = maxsize
+        self._pools: dict[tuple[str, str, int], urllib3.HTTPConnectionPool] = {}
+        self._lock = threading.Lock()
         self._closed = False
 
-    @contextlib.contextmanager
-    def session(self) -> Iterator[requests.Session]:
-        try:
-            session = self._idle.get_nowait()
-        except queue.Empty:
-            session = self._new_session()
-        try:
-            yield session
-        finally:
-            if self._closed or self._idle.qsize() >= self._size:
-                session.close()
-            else:
-                self._idle.put(session)
-
-    def _new_session(self) -> requests.Session:
-        session = requests.Session()
-        # No proxies or .netrc from the environment: modules are addressed directly, and
-        # looking those up costs file-system checks on every request.
-        session.trust_env = False
-        session.headers["User-Agent"] = f"madre/{__version__}"
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=4, max_retries=0)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        self._made += 1
-        return session
+    def pool_for(self, scheme: str, host: str, port: int) -> urllib3.HTTPConnectionPool:
+        key = (scheme, host, port)
+        pool = self._pools.get(key)
+        if pool is not None:
+            return pool
+        with self._lock:
+            if self._closed:
+                raise u3.ClosedPoolError(None, "madre is stopping")  # type: ignore[arg-type]
+            pool = self._pools.get(key)
+            if pool is None:
+                kind = urllib3.HTTPSConnectionPool if scheme == "https" else urllib3.HTTPConnectionPool
+                pool = kind(host, port, maxsize=self._maxsize, block=False, retries=False)
+                self._pools[key] = pool
+            return pool
 
     def close(self) -> None:
-        self._closed = True
-        while True:
-            try:
-                self._idle.get_nowait().close()
-            except queue.Empty:
-                return
+        with self._lock:
+            self._closed = True
+            pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            pool.close()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,22 +75,37 @@ class Answer:
     status_code: int
 
 
-def describe_failure(exc: requests.RequestException) -> tuple[str, bool]:
+def describe_failure(exc: Exception) -> tuple[str, bool]:
     """A readable reason for a transport failure, and whether a retry may help."""
-    if isinstance(exc, requests.ConnectTimeout):
-        return "connection timed out", True
-    if isinstance(exc, requests.ReadTimeout):
-        return "no answer before the read timeout", True
-    if isinstance(exc, requests.ConnectionError):
+    # NewConnectionError is a subclass of ConnectTimeoutError in urllib3 2: test it first.
+    if isinstance(exc, u3.NameResolutionError):
+        return "the module's host name does not resolve", True
+    if isinstance(exc, u3.NewConnectionError):
         text = str(exc)
         if "Connection refused" in text or "Errno 111" in text:
             return "connection refused (is the module running?)", True
-        if "RemoteDisconnected" in text or "closed" in text.lower():
-            return "the module closed the connection before answering", True
         return f"connection failed: {text[:160]}", True
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError):
-        return "the answer was cut off mid-body", True
+    if isinstance(exc, u3.ConnectTimeoutError):
+        return "connection timed out", True
+    if isinstance(exc, u3.ReadTimeoutError):
+        return "no answer before the read timeout", True
+    if isinstance(exc, u3.ProtocolError):
+        if "Connection broken" in str(exc):  # the headers came, the body did not all come
+            return "the answer was cut off mid-body", True
+        return "the module closed the connection before answering", True
+    if isinstance(exc, u3.DecodeError):
+        return "the answer could not be decoded", True
+    if isinstance(exc, u3.ClosedPoolError):
+        return "madre is stopping: no new calls", False
     return f"request failed: {type(exc).__name__}", False
+
+
+def _latin1(value: str) -> bool:
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _said(body: bytes) -> str:
@@ -117,7 +127,7 @@ class ModuleClient:
         base_url: str,
         *,
         token: str,
-        sessions: SessionPool,
+        pools: ConnectionPools,
         connect_timeout: float,
         read_timeout: float,
         retries: int = 0,
@@ -126,10 +136,22 @@ class ModuleClient:
         self.module = module
         self.base_url = base_url.rstrip("/")
         self._token = token
-        self._sessions = sessions
-        self._timeout = (connect_timeout, read_timeout)
+        self._pools = pools
+        self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
         self._retries = retries
         self._backoff = backoff
+        # An address that cannot be called fails each call (as DownstreamError), not here:
+        # a misconfigured module must not stop Madre from starting.
+        self._address: tuple[str, str, int, str] | None = None
+        self._bad_address: str | None = None
+        try:
+            url = urllib3.util.parse_url(self.base_url)
+            if url.scheme not in ("http", "https") or not url.host:
+                raise ValueError(f"{self.base_url!r} is not an http(s) URL with a host")
+            port = url.port or (443 if url.scheme == "https" else 80)
+            self._address = (url.scheme, url.host, port, url.path or "")
+        except ValueError as exc:  # LocationParseError is a ValueError
+            self._bad_address = str(exc)
 
     def post(self, route: str, payload: dict[str, Any], **options: Any) -> dict[str, Any]:
         """POST `payload` to `route` and return the JSON object it answers (see `call`)."""
@@ -159,13 +181,18 @@ class ModuleClient:
             headers["Idempotency-Key"] = idempotency_key
         if correlation_id:
             headers["X-Correlation-Id"] = correlation_id
-        url = self.base_url + route
+        for value in headers.values():
+            # http.client would refuse these only when sending, with errors of its own.
+            if _ILLEGAL_HEADER_VALUE.search(value) or not value.isascii() and not _latin1(value):
+                raise DownstreamError(self.module, "the request could not be built: header "
+                                      f"value {value[:40]!r} is not sendable", attempts=1)
+        body = json.dumps(payload, default=str).encode()
         limit = 1 + (self._retries if retries is None else retries)
         attempt = 0
         while True:
             attempt += 1
             try:
-                return self._post_once(url, payload, headers, attempt)
+                return self._post_once(route, body, headers, attempt)
             except DownstreamError as err:
                 if not err.retryable or attempt >= limit:
                     if attempt > 1:
@@ -175,53 +202,52 @@ class ModuleClient:
             time.sleep(self._delay(attempt))
 
     def _post_once(
-        self, url: str, payload: dict[str, Any], headers: dict[str, str], attempt: int
+        self, route: str, body: bytes, headers: dict[str, str], attempt: int
     ) -> Answer:
         try:
-            # A prepared request sent as is skips Session.request's merging of cookies, hooks
-            # and environment settings, which Madre does not use: a fifth of a call's CPU.
-            request = requests.PreparedRequest()
-            request.prepare(method="POST", url=url, headers=headers,
-                            data=json.dumps(payload, default=str).encode())
-            for value in headers.values():
-                # http.client encodes header values as Latin-1 only when sending, and what it
-                # raises then (UnicodeEncodeError) is no RequestException: check it here.
-                value.encode("latin-1")
-        except (requests.RequestException, ValueError, UnicodeError) as exc:
-            # A header or URL that cannot be sent (a control character, a non-Latin-1 value).
+            pool, path = self._pool(route)
+            response = pool.urlopen("POST", path, body=body, headers=headers,
+                                    timeout=self._timeout, retries=False,
+                                    # Redirects are not followed: the token would travel on to
+                                    # wherever the Location header points.
+                                    redirect=False, preload_content=True)
+        except ValueError as exc:
+            # An address or header that cannot be sent (bad port, a control character).
             raise DownstreamError(self.module, f"the request could not be built: {exc}",
                                   attempts=attempt) from None
-        try:
-            with self._sessions.session() as session:
-                # Redirects are not followed: requests would send X-VX11-Token on to wherever
-                # the Location header points (it only strips Authorization).
-                response = session.send(request, timeout=self._timeout, allow_redirects=False)
-                body = response.content
-        except requests.RequestException as exc:
+        except u3.HTTPError as exc:
             reason, retryable = describe_failure(exc)
             raise DownstreamError(self.module, reason, attempts=attempt, retryable=retryable,
-                                  timed_out=isinstance(exc, requests.Timeout)) from None
-        status = response.status_code
+                                  timed_out=isinstance(exc, u3.TimeoutError)
+                                  and not isinstance(exc, u3.NewConnectionError)) from None
+        status, data = response.status, response.data
         if status >= 500:
             raise DownstreamError(self.module, f"answered HTTP {status}", attempts=attempt,
                                   status_code=status, retryable=True)
         if status >= 400:
             raise DownstreamError(self.module,
-                                  f"refused the call with HTTP {status}{_said(body)}",
+                                  f"refused the call with HTTP {status}{_said(data)}",
                                   attempts=attempt, status_code=status)
         if status >= 300:
             raise DownstreamError(self.module,
                                   f"answered HTTP {status}, a redirect (not followed)",
                                   attempts=attempt, status_code=status)
         try:
-            data = json.loads(body) if body else {}
+            answer = json.loads(data) if data else {}
         except (ValueError, RecursionError):  # RecursionError: JSON nested too deep to decode
             kind = response.headers.get("content-type", "unknown content")
             raise DownstreamError(self.module, f"answered {kind.split(';')[0]}, not JSON",
                                   attempts=attempt, status_code=status) from None
-        if not isinstance(data, dict):
-            data = {"value": data}
-        return Answer(data, attempt, status)
+        if not isinstance(answer, dict):
+            answer = {"value": answer}
+        return Answer(answer, attempt, status)
+
+    def _pool(self, route: str) -> tuple[urllib3.HTTPConnectionPool, str]:
+        """The pool for this module's address and the path of `route` there."""
+        if self._address is None:
+            raise ValueError(self._bad_address)
+        scheme, host, port, prefix = self._address
+        return self._pools.pool_for(scheme, host, port), prefix + route
 
     def _delay(self, attempt: int) -> float:
         # Exponential backoff with full jitter: spreads the retries of plans that failed together.
@@ -230,10 +256,14 @@ class ModuleClient:
     def probe(self, *, timeout: float = 1.0) -> tuple[bool, str | None]:
         """GET /health: (up, reason when down). Never raises."""
         try:
-            with self._sessions.session() as session:
-                response = session.get(self.base_url + "/health", timeout=(timeout, timeout))
-        except requests.RequestException as exc:
+            pool, path = self._pool("/health")
+            response = pool.urlopen("GET", path, headers={"User-Agent": f"madre/{__version__}"},
+                                    timeout=urllib3.Timeout(connect=timeout, read=timeout),
+                                    retries=False, redirect=False, preload_content=True)
+        except ValueError as exc:
+            return False, f"the request could not be built: {exc}"
+        except u3.HTTPError as exc:
             return False, describe_failure(exc)[0]
-        if response.status_code != 200:
-            return False, f"health answered HTTP {response.status_code}"
+        if response.status != 200:
+            return False, f"health answered HTTP {response.status}"
         return True, None

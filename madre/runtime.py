@@ -62,7 +62,7 @@ from madre.contracts import (
     new_id,
     utcnow,
 )
-from madre.downstream import ModuleClient, SessionPool
+from madre.downstream import ConnectionPools, ModuleClient
 from madre.errors import (
     InvalidToken,
     MadreError,
@@ -145,12 +145,13 @@ class Madre:
         self.models = build_models(self.database)
         ensure_schema(self.database, self.models)
         self.repo = Repository(self.database, self.models)
-        self.sessions = SessionPool()
-        self._stack.append(("sessions", self.sessions))
+        # Enough kept-alive connections per module for every active plan and parser at once.
+        self.pools = ConnectionPools(maxsize=s.max_active_plans + s.parser_actors + 2)
+        self._stack.append(("pools", self.pools))
         token = s.token.get_secret_value()
         self.clients = {
             m: ModuleClient(
-                m, s.module_url(m), token=token, sessions=self.sessions,
+                m, s.module_url(m), token=token, pools=self.pools,
                 connect_timeout=s.connect_timeout_seconds, read_timeout=s.step_timeout_seconds,
                 retries=s.step_retries, backoff=s.retry_backoff_seconds,
             )
@@ -160,7 +161,7 @@ class Madre:
             "switch", failures=s.breaker_failures, reset_seconds=s.breaker_reset_seconds
         )
         parse_client = ModuleClient(
-            "switch", s.switch_url, token=token, sessions=self.sessions,
+            "switch", s.switch_url, token=token, pools=self.pools,
             connect_timeout=min(s.connect_timeout_seconds, s.parse_timeout_seconds),
             read_timeout=s.parse_timeout_seconds,
         )
@@ -256,7 +257,7 @@ class Madre:
                     thing.stop(block=True, timeout=60)
                 elif kind in ("prober", "timers"):
                     thing.stop()
-                elif kind == "sessions":
+                elif kind == "pools":
                     thing.close()
                 elif kind == "database":
                     thing.close_all() if hasattr(thing, "close_all") else thing.close()

@@ -10,6 +10,7 @@ saw three requests.
 from __future__ import annotations
 
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from madre.downstream import Answer, ModuleClient, SessionPool
+from madre.downstream import Answer, ModuleClient, ConnectionPools
 from madre.errors import DownstreamError
 from madre.standins import CALL_PATHS, LoopbackServer, StandinCluster
 
@@ -29,20 +30,20 @@ READ_TIMEOUT = 0.3
 
 
 @pytest.fixture
-def sessions() -> Iterator[SessionPool]:
-    pool = SessionPool()
-    yield pool
-    pool.close()
+def pools() -> Iterator[ConnectionPools]:
+    made = ConnectionPools()
+    yield made
+    made.close()
 
 
 @pytest.fixture
-def make_client(sessions: SessionPool, standins: StandinCluster) -> Any:
+def make_client(pools: ConnectionPools, standins: StandinCluster) -> Any:
     """A ModuleClient for `module` (base URL of its stand-in unless `url` is given)."""
 
     def make(module: str = "shub", *, url: str | None = None, token: str = TOKEN,
              retries: int = 0, backoff: float = 0.01, connect_timeout: float = 0.5,
              read_timeout: float = READ_TIMEOUT) -> ModuleClient:
-        return ModuleClient(module, url or standins.urls[module], token=token, sessions=sessions,
+        return ModuleClient(module, url or standins.urls[module], token=token, pools=pools,
                             connect_timeout=connect_timeout, read_timeout=read_timeout,
                             retries=retries, backoff=backoff)
 
@@ -80,12 +81,12 @@ def test_post_answers_the_json_object_alone(make_client):
     assert make_client("hermes").post(CALL_PATHS["hermes"], {"x": 1})["echo"] == {"x": 1}
 
 
-def test_a_json_answer_that_is_not_an_object_comes_back_wrapped_as_value(sessions):
+def test_a_json_answer_that_is_not_an_object_comes_back_wrapped_as_value(pools):
     async def listing(request: Request) -> Response:
         return JSONResponse([1, 2, 3])
 
     with LoopbackServer(Starlette(routes=[Route("/list", listing, methods=["POST"])])) as srv:
-        client = ModuleClient("shub", srv.url, token=TOKEN, sessions=sessions,
+        client = ModuleClient("shub", srv.url, token=TOKEN, pools=pools,
                               connect_timeout=0.5, read_timeout=READ_TIMEOUT)
         assert client.post("/list", {}) == {"value": [1, 2, 3]}
 
@@ -294,13 +295,13 @@ def test_a_module_that_never_accepts_is_given_up_on_at_the_connect_timeout(make_
 @pytest.mark.parametrize(("url", "kwargs", "reason"), [
     ("http://127.0.0.1:99999", {}, "the request could not be built"),
     ("http://bad host", {}, "the request could not be built"),
-    ("ftp://127.0.0.1", {}, "request failed: InvalidSchema"),
+    ("ftp://127.0.0.1", {}, "the request could not be built"),
     (None, {"correlation_id": "two\nlines"}, "the request could not be built"),
     (None, {"correlation_id": "日本語"}, "the request could not be built"),
     (None, {"idempotency_key": "\u2603"}, "the request could not be built"),
 ], ids=["port-out-of-range", "space-in-host", "not-http", "newline-in-header",
         "non-latin1-correlation-id", "non-latin1-idempotency-key"])
-def test_a_request_that_cannot_be_sent_is_a_downstream_error_not_a_requests_exception(
+def test_a_request_that_cannot_be_sent_is_a_downstream_error_not_a_transport_exception(
         make_client, url, kwargs, reason):
     err = failure(make_client(url=url or f"http://127.0.0.1:{free_port()}", retries=2), **kwargs)
 
@@ -309,7 +310,7 @@ def test_a_request_that_cannot_be_sent_is_a_downstream_error_not_a_requests_exce
 
 
 @pytest.fixture
-def odd_module(sessions: SessionPool) -> Iterator[tuple[ModuleClient, list[dict[str, str]]]]:
+def odd_module(pools: ConnectionPools) -> Iterator[tuple[ModuleClient, list[dict[str, str]]]]:
     """A module with odd answers, and the headers of every request that reached the place its
     redirect points to."""
     reached: list[dict[str, str]] = []
@@ -330,7 +331,7 @@ def odd_module(sessions: SessionPool) -> Iterator[tuple[ModuleClient, list[dict[
         app = Starlette(routes=[Route("/redirect", redirect, methods=["POST"]),
                                 Route("/deep", deep, methods=["POST"])])
         with LoopbackServer(app, name="odd") as srv:
-            yield ModuleClient("shub", srv.url, token=TOKEN, sessions=sessions,
+            yield ModuleClient("shub", srv.url, token=TOKEN, pools=pools,
                                connect_timeout=0.5, read_timeout=READ_TIMEOUT, retries=2), reached
 
 
@@ -351,3 +352,71 @@ def test_json_nested_too_deep_to_decode_is_reported_as_not_json(odd_module):
 
     assert err.reason == "answered application/json, not JSON"
     assert err.attempts == 1
+
+
+# --------------------------------------------------------------------------- connections
+
+
+@pytest.fixture
+def peer_module(pools: ConnectionPools) -> Iterator[tuple[Any, list[tuple[str, int]], str]]:
+    """A module that answers with the path it was called on and notes the client address
+    (host, port) of every request; yields (make a client, the addresses, its base URL)."""
+    seen: list[tuple[str, int]] = []
+
+    async def anything(request: Request) -> Response:
+        assert request.client is not None
+        seen.append((request.client.host, request.client.port))
+        return JSONResponse({"path": request.url.path})
+
+    app = Starlette(routes=[Route("/{rest:path}", anything, methods=["POST"])])
+    with LoopbackServer(app, name="peer") as srv:
+
+        def make(url: str = srv.url) -> ModuleClient:
+            return ModuleClient("shub", url, token=TOKEN, pools=pools, connect_timeout=0.5,
+                                read_timeout=5.0)
+
+        yield make, seen, srv.url
+
+
+def test_calls_one_after_another_reuse_one_kept_alive_connection(peer_module):
+    make, seen, _ = peer_module
+    client = make()
+
+    for _ in range(5):
+        client.post("/x", {})
+
+    assert len(seen) == 5 and len(set(seen)) == 1
+
+
+def test_a_base_url_with_a_path_keeps_that_path_in_front_of_every_route(peer_module):
+    make, _, url = peer_module
+
+    assert make(url + "/vx11/shub/").post("/shub/task", {}) == {"path": "/vx11/shub/shub/task"}
+
+
+def test_more_calls_at_once_than_the_pool_keeps_open_all_get_their_answers(peer_module):
+    make, seen, url = peer_module
+    small = ConnectionPools(maxsize=2)
+    client = ModuleClient("shub", url, token=TOKEN, pools=small, connect_timeout=0.5,
+                          read_timeout=5.0)
+    try:
+        with ThreadPoolExecutor(max_workers=12) as workers:
+            answers = list(workers.map(lambda n: client.post(f"/call/{n}", {}), range(48)))
+    finally:
+        small.close()
+
+    assert [a["path"] for a in answers] == [f"/call/{n}" for n in range(48)]
+    assert len(seen) == 48
+
+
+def test_after_the_pools_are_closed_a_call_fails_at_once_saying_madre_is_stopping(peer_module):
+    _, seen, url = peer_module
+    closed = ConnectionPools()
+    closed.close()
+    client = ModuleClient("shub", url, token=TOKEN, pools=closed, connect_timeout=0.5,
+                          read_timeout=5.0, retries=3)
+
+    err = failure(client, "/x")
+
+    assert err.reason == "madre is stopping: no new calls"
+    assert err.attempts == 1 and seen == []
