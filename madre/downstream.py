@@ -20,7 +20,7 @@ import random
 import re
 import threading
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 import urllib3
 from urllib3 import exceptions as u3
@@ -75,32 +75,46 @@ class Answer:
     status_code: int
 
 
-def describe_failure(exc: Exception) -> tuple[str, bool]:
-    """A readable reason for a transport failure, and whether a retry may help."""
+class Failure(NamedTuple):
+    """What a transport failure means for the caller."""
+
+    reason: str
+    retryable: bool
+    timed_out: bool = False
+
+
+def describe_failure(exc: Exception) -> Failure:
+    """A readable reason for a transport failure, whether a retry may help, and whether it
+    was a timeout (the circuit breaker opens at once on those)."""
     # NewConnectionError is a subclass of ConnectTimeoutError in urllib3 2: test it first.
     if isinstance(exc, u3.NameResolutionError):
-        return "the module's host name does not resolve", True
+        return Failure("the module's host name does not resolve", True)
     if isinstance(exc, u3.NewConnectionError):
         text = str(exc)
         if "Connection refused" in text or "Errno 111" in text:
-            return "connection refused (is the module running?)", True
-        return f"connection failed: {text[:160]}", True
+            return Failure("connection refused (is the module running?)", True)
+        return Failure(f"connection failed: {text[:160]}", True)
     if isinstance(exc, u3.ConnectTimeoutError):
-        return "connection timed out", True
+        return Failure("connection timed out", True, timed_out=True)
     if isinstance(exc, u3.ReadTimeoutError):
-        return "no answer before the read timeout", True
+        return Failure("no answer before the read timeout", True, timed_out=True)
     if isinstance(exc, u3.ProtocolError):
         if "Connection broken" in str(exc):  # the headers came, the body did not all come
-            return "the answer was cut off mid-body", True
-        return "the module closed the connection before answering", True
+            return Failure("the answer was cut off mid-body", True)
+        return Failure("the module closed the connection before answering", True)
     if isinstance(exc, u3.DecodeError):
-        return "the answer could not be decoded", True
+        return Failure("the answer could not be decoded", True)
     if isinstance(exc, u3.ClosedPoolError):
-        return "madre is stopping: no new calls", False
-    return f"request failed: {type(exc).__name__}", False
+        return Failure("madre is stopping: no new calls", False)
+    return Failure(f"request failed: {type(exc).__name__}", False)
 
 
-def _latin1(value: str) -> bool:
+def _sendable(value: str) -> bool:
+    """Whether http.client will send this header value (it would raise only when sending)."""
+    if _ILLEGAL_HEADER_VALUE.search(value):
+        return False
+    if value.isascii():
+        return True
     try:
         value.encode("latin-1")
     except UnicodeEncodeError:
@@ -182,8 +196,7 @@ class ModuleClient:
         if correlation_id:
             headers["X-Correlation-Id"] = correlation_id
         for value in headers.values():
-            # http.client would refuse these only when sending, with errors of its own.
-            if _ILLEGAL_HEADER_VALUE.search(value) or not value.isascii() and not _latin1(value):
+            if not _sendable(value):
                 raise DownstreamError(self.module, "the request could not be built: header "
                                       f"value {value[:40]!r} is not sendable", attempts=1)
         body = json.dumps(payload, default=str).encode()
@@ -205,21 +218,17 @@ class ModuleClient:
         self, route: str, body: bytes, headers: dict[str, str], attempt: int
     ) -> Answer:
         try:
-            pool, path = self._pool(route)
-            response = pool.urlopen("POST", path, body=body, headers=headers,
-                                    timeout=self._timeout, retries=False,
-                                    # Redirects are not followed: the token would travel on to
-                                    # wherever the Location header points.
-                                    redirect=False, preload_content=True)
+            response = self._send("POST", route, body=body, headers=headers,
+                                  timeout=self._timeout)
         except ValueError as exc:
-            # An address or header that cannot be sent (bad port, a control character).
+            # An address that cannot be called (bad port, a space in the host).
             raise DownstreamError(self.module, f"the request could not be built: {exc}",
                                   attempts=attempt) from None
         except u3.HTTPError as exc:
-            reason, retryable = describe_failure(exc)
-            raise DownstreamError(self.module, reason, attempts=attempt, retryable=retryable,
-                                  timed_out=isinstance(exc, u3.TimeoutError)
-                                  and not isinstance(exc, u3.NewConnectionError)) from None
+            failure = describe_failure(exc)
+            raise DownstreamError(self.module, failure.reason, attempts=attempt,
+                                  retryable=failure.retryable,
+                                  timed_out=failure.timed_out) from None
         status, data = response.status, response.data
         if status >= 500:
             raise DownstreamError(self.module, f"answered HTTP {status}", attempts=attempt,
@@ -242,12 +251,17 @@ class ModuleClient:
             answer = {"value": answer}
         return Answer(answer, attempt, status)
 
-    def _pool(self, route: str) -> tuple[urllib3.HTTPConnectionPool, str]:
-        """The pool for this module's address and the path of `route` there."""
+    def _send(self, method: str, route: str, *, headers: dict[str, str],
+              timeout: urllib3.Timeout, body: bytes | None = None) -> urllib3.BaseHTTPResponse:
+        """One request on this module's pool, body read. Raises ValueError for an address
+        that cannot be called, urllib3's HTTPError for what went wrong on the way."""
         if self._address is None:
             raise ValueError(self._bad_address)
         scheme, host, port, prefix = self._address
-        return self._pools.pool_for(scheme, host, port), prefix + route
+        pool = self._pools.pool_for(scheme, host, port)
+        # Redirects are not followed: the token would travel on to wherever Location points.
+        return pool.urlopen(method, prefix + route, body=body, headers=headers, timeout=timeout,
+                            retries=False, redirect=False, preload_content=True)
 
     def _delay(self, attempt: int) -> float:
         # Exponential backoff with full jitter: spreads the retries of plans that failed together.
@@ -256,14 +270,13 @@ class ModuleClient:
     def probe(self, *, timeout: float = 1.0) -> tuple[bool, str | None]:
         """GET /health: (up, reason when down). Never raises."""
         try:
-            pool, path = self._pool("/health")
-            response = pool.urlopen("GET", path, headers={"User-Agent": f"madre/{__version__}"},
-                                    timeout=urllib3.Timeout(connect=timeout, read=timeout),
-                                    retries=False, redirect=False, preload_content=True)
+            response = self._send("GET", "/health",
+                                  headers={"User-Agent": f"madre/{__version__}"},
+                                  timeout=urllib3.Timeout(connect=timeout, read=timeout))
         except ValueError as exc:
             return False, f"the request could not be built: {exc}"
         except u3.HTTPError as exc:
-            return False, describe_failure(exc)[0]
+            return False, describe_failure(exc).reason
         if response.status != 200:
             return False, f"health answered HTTP {response.status}"
         return True, None
