@@ -37,7 +37,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from madre import Madre, Settings, create_app  # noqa: E402
-from madre.breaker import BreakerState  # noqa: E402
+from madre.delegation.breaker import BreakerState  # noqa: E402
 from madre.standins import LoopbackServer, StandinCluster  # noqa: E402
 
 TOKEN = "bench-token-0123456789"

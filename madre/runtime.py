@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 import peewee
 import pykka
 
-from madre import lifecycle
+from madre.rules import lifecycle
 from madre.actors.parser import ParserActor
 from madre.actors.plan import PlanActor
 from madre.actors.planner import PlannerActor
@@ -34,7 +34,7 @@ from madre.actors.supervisor import (
     Spawn,
     Supervisor,
 )
-from madre.breaker import CircuitBreaker
+from madre.delegation.breaker import CircuitBreaker
 from madre.contracts import (
     DSL,
     CancelResponse,
@@ -62,7 +62,7 @@ from madre.contracts import (
     new_id,
     utcnow,
 )
-from madre.downstream import ConnectionPools, ModuleClient
+from madre.delegation.client import ConnectionPools, ModuleClient
 from madre.errors import (
     InvalidToken,
     MadreError,
@@ -73,18 +73,18 @@ from madre.errors import (
     StoreUnavailable,
     TokenExpired,
 )
-from madre.events import EventFeed
+from madre.event_feed import EventFeed
 from madre.forensics import ForensicTrail, ForensicWriter
-from madre.health import HealthBoard, HealthProber
+from madre.delegation.health import HealthBoard, HealthProber
 from madre.metrics import Metrics
-from madre.parsing import mode_for
-from madre.policy import IssuedToken
-from madre.replies import describe, step_results
+from madre.rules.parsing import mode_for
+from madre.rules.tokens import IssuedToken
+from madre.answers import describe, step_results
 from madre.settings import MODULES, Settings, load_settings
-from madre.settle import SettleHub
-from madre.steps import CALL_MODULES, StepExecutor
+from madre.watch import SettleHub
+from madre.delegation.executor import CALL_MODULES, StepExecutor
 from madre.store.db import connection, open_database
-from madre.timers import Timers
+from madre.scheduler import Timers
 from madre.store.migrations import ensure_schema
 from madre.store.models import build_models
 from madre.store.repository import AuditRow, Confirmation, IntentClose, Repository

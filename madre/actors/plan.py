@@ -21,11 +21,11 @@ from typing import Any, NamedTuple
 
 import pykka
 
-from madre import lifecycle
+from madre.rules import lifecycle
 from madre.contracts import FINAL_STATUSES, Plan, Status, Step, StepType, WaitReason
 from madre.errors import DownstreamError, IllegalTransition
-from madre.settle import SettleHub
-from madre.steps import LOCAL_STEPS, StepExecutor, UnknownStepType
+from madre.watch import SettleHub
+from madre.delegation.executor import LOCAL_STEPS, StepExecutor, UnknownStepType
 from madre.store.repository import AuditRow, IntentClose
 
 log = logging.getLogger("madre.plan")

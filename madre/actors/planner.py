@@ -1,11 +1,11 @@
-"""The Planner actor: turns a classified intent into a plan (rules in `madre.planning`)."""
+"""The Planner actor: turns a classified intent into a plan (rules in `madre.rules.planning`)."""
 
 from __future__ import annotations
 
 import pykka
 
 from madre.contracts import Intent, Plan
-from madre.planning import build_plan
+from madre.rules.planning import build_plan
 
 
 class PlannerActor(pykka.ThreadingActor):

@@ -1,4 +1,4 @@
-"""The Policy actor: risk decisions and confirmation tokens (rules in `madre.policy`)."""
+"""The Policy actor: risk decisions and confirmation tokens (rules in `madre.rules.policy`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import datetime as dt
 
 import pykka
 
-from madre import policy
+from madre.rules import policy, tokens
 from madre.contracts import DSL, Decision
 
 
@@ -21,5 +21,5 @@ class PolicyActor(pykka.ThreadingActor):
     def classify_dsl(self, dsl: DSL) -> Decision:
         return policy.classify_dsl(dsl)
 
-    def issue_token(self, now: dt.datetime) -> policy.IssuedToken:
-        return policy.issue_token(now=now, ttl_seconds=self._ttl)
+    def issue_token(self, now: dt.datetime) -> tokens.IssuedToken:
+        return tokens.issue_token(now=now, ttl_seconds=self._ttl)

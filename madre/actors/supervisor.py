@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 
 import pykka
 
-from madre import lifecycle
+from madre.rules import lifecycle
 from madre.actors.plan import ChildFailed, ChildStopped
 from madre.contracts import FINAL_STATUSES, Plan, Status
 from madre.store.repository import AuditRow, IntentClose, Repository

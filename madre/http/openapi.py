@@ -49,7 +49,7 @@ from madre.contracts import (
     Status,
 )
 from madre.http.auth import HEADER
-from madre.http.docs_page import DOCS_CSP, DOCS_HTML
+from madre.http.docs import DOCS_CSP, DOCS_HTML
 from madre.version import __version__
 
 OPENAPI_PATH = "/openapi.json"

@@ -17,7 +17,7 @@ from typing import Any
 
 import peewee
 
-from madre import lifecycle
+from madre.rules import lifecycle
 from madre.contracts import (
     Event,
     AuditEntry,
@@ -35,7 +35,7 @@ from madre.contracts import (
     utcnow,
 )
 from madre.errors import BadRequest, IllegalTransition
-from madre.policy import token_matches
+from madre.rules.tokens import token_matches
 from madre.store.db import connection
 from madre.store.models import Models, naive_utcnow
 from madre.store.sql import Statements
@@ -501,7 +501,7 @@ class Repository:
 
     def find_plan_by_token(self, token: str) -> str | None:
         """The plan a confirmation token was issued for (looked up by its hash)."""
-        from madre.policy import hash_token
+        from madre.rules.tokens import hash_token
 
         with connection(self.database):
             row = (

@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from madre import Madre, Settings
-from madre.breaker import BreakerState
+from madre.delegation.breaker import BreakerState
 from madre.contracts import ChatRequest, ChatResponse, Provider, Status, StepType
 from madre.standins import CALL_PATHS, LoopbackServer, Recorder, StandinCluster
 

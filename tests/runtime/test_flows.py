@@ -28,7 +28,7 @@ from madre.contracts import (
     WaitReason,
 )
 from madre.errors import DownstreamError
-from madre.steps import StepExecutor
+from madre.delegation.executor import StepExecutor
 
 
 # --------------------------------------------------------------------------- helpers

@@ -9,18 +9,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from madre.contracts import DSL, Decision, Risk
-from madre.policy import (
+from madre.rules.policy import (
     HIGH_RISK,
     MED_RISK,
     READ_ONLY,
     SELF_DESTRUCTIVE,
     classify,
     classify_dsl,
-    hash_token,
-    is_expired,
-    issue_token,
-    token_matches,
 )
+from madre.rules.tokens import hash_token, is_expired, issue_token, token_matches
 
 NOW = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
 

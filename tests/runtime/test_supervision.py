@@ -18,9 +18,9 @@ from helpers import WAIT, audit_actions, table_rows, plan_actor_count
 from madre import Madre
 from madre.actors.supervisor import Activate, Count, Queued, Spawn
 from madre.contracts import ControlRequest, Plan, Status, Step, StepType, WaitReason, new_id, utcnow
-from madre.downstream import Answer
-from madre.policy import issue_token
-from madre.steps import CALL_MODULES, StepExecutor
+from madre.delegation.client import Answer
+from madre.rules.tokens import issue_token
+from madre.delegation.executor import CALL_MODULES, StepExecutor
 from madre.store.repository import Confirmation
 
 # --------------------------------------------------------------------------- helpers

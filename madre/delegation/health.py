@@ -15,9 +15,9 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 from madre.contracts import utcnow
-from madre.downstream import ModuleClient
+from madre.delegation.client import ModuleClient
 
-log = logging.getLogger("madre.health")
+log = logging.getLogger("madre.delegation.health")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,7 +14,7 @@ from helpers import TOKEN, assert_envelope, control, detail, ok_json, settled
 from starlette.testclient import TestClient
 
 from madre import Madre, create_app
-from madre.policy import hash_token
+from madre.rules.tokens import hash_token
 from madre.standins import StandinCluster
 
 DETAIL_KEYS = {

@@ -14,14 +14,15 @@ from typing import Any
 import pytest
 from helpers import WAIT, audit_actions, intent_row, make_settings, table_rows, plan_actor_count
 
-from madre import Madre, lifecycle
+from madre import Madre
+from madre.rules import lifecycle
 from madre.actors.supervisor import Spawn
 from madre.contracts import ControlRequest, Plan, Status, Step, StepType, WaitReason, new_id, utcnow
-from madre.downstream import Answer
+from madre.delegation.client import Answer
 from madre.errors import NotWaiting
-from madre.policy import issue_token
+from madre.rules.tokens import issue_token
 from madre.standins import StandinCluster
-from madre.steps import CALL_MODULES, StepExecutor
+from madre.delegation.executor import CALL_MODULES, StepExecutor
 from madre.store.repository import Confirmation
 
 # --------------------------------------------------------------------------- helpers

@@ -1,6 +1,6 @@
 """The `madre` command: `serve` and `modules` run things; `audit verify` checks the forensic
 trail on disk; the other commands are a client of a running Madre over HTTP
-(`madre.client`), printing tables for people and, with --json, the server's JSON for scripts.
+(`madre.cli.client`), printing tables for people and, with --json, the server's JSON for scripts.
 
 Exit codes of the client commands: 0 done; 1 the server refused (its error and detail on
 stderr; a denied control too); 2 usage; 3 the server could not be reached. `audit verify`:
@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 
 import click
 
-from madre import cli_output as out
-from madre.client import (
+from madre.cli import output as out
+from madre.cli.client import (
     DEFAULT_TIMEOUT,
     DEFAULT_TOKEN,
     DEFAULT_URL,
@@ -436,7 +436,7 @@ def serve(host: str | None, port: int | None) -> None:
 def modules(madre_url: str) -> None:
     """Serve loopback stand-ins of Switch, Hermes, Hormiguero, Manifestator, Shub and Spawner
     on their default ports (8002-8008), so Madre can be tried with no other VX11 service."""
-    from madre._spawner_worker import SpawnerWorker
+    from madre.standins.spawner_worker import SpawnerWorker
     from madre.standins import DEFAULT_PORTS, StandinCluster
 
     settings = load_settings()

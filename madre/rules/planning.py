@@ -27,7 +27,7 @@ from types import MappingProxyType
 from typing import Any
 
 from madre.contracts import Intent, Mode, Plan, Status, Step, StepType, WaitReason, new_id
-from madre.parsing import mentions_job
+from madre.rules.parsing import mentions_job
 
 CALL_STEPS = MappingProxyType({
     "switch": StepType.CALL_SWITCH,

@@ -26,7 +26,7 @@ from helpers import TOKEN, free_port
 
 from madre.standins import StandinCluster
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 RUN = ROOT / "run.py"
 HEADERS = {"X-VX11-Token": TOKEN}
 START = 30.0  # seconds for the server to start, or to stop

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 
-log = logging.getLogger("madre.timers")
+log = logging.getLogger("madre.scheduler")
 
 
 class Timers:

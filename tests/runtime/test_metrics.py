@@ -23,9 +23,9 @@ from starlette.testclient import TestClient
 from madre import Madre, create_app
 from madre.actors.supervisor import Count
 from madre.contracts import Plan, Step
-from madre.downstream import Answer
+from madre.delegation.client import Answer
 from madre.standins import StandinCluster
-from madre.steps import CALL_MODULES, StepExecutor
+from madre.delegation.executor import CALL_MODULES, StepExecutor
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

@@ -32,9 +32,9 @@ from helpers import TOKEN, free_port, make_settings
 from madre import Madre
 from madre.contracts import FINAL_STATUSES, Status
 from madre.standins import StandinCluster
-from madre.steps import CALL_MODULES
+from madre.delegation.executor import CALL_MODULES
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 KILLS = 3
 SETTLE = 30.0
 

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from madre.contracts import DSL, MAX_MESSAGE_CHARS, Mode
-from madre.parsing import DESTRUCTIVE_WARNING, fallback_parse, mentions_job, mode_for
-from madre.policy import classify_dsl
+from madre.rules.parsing import DESTRUCTIVE_WARNING, fallback_parse, mentions_job, mode_for
+from madre.rules.policy import classify_dsl
 
 # --------------------------------------------------------------------------- whole words
 

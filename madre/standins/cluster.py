@@ -32,8 +32,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from madre._spawner_worker import SpawnerWorker
-from madre._loopback import (
+from madre.standins.spawner_worker import SpawnerWorker
+from madre.standins.loopback import (
     MODES,
     Behaviour,
     CallbackAttempt,

@@ -26,9 +26,9 @@ from madre.contracts import (
     WaitReason,
     new_id,
 )
-from madre.downstream import ModuleClient
-from madre.health import HealthBoard
-from madre.steps import CALL_MODULES, StepExecutor
+from madre.delegation.client import ModuleClient
+from madre.delegation.health import HealthBoard
+from madre.delegation.executor import CALL_MODULES, StepExecutor
 
 
 def threads_left_behind(before: set[threading.Thread]) -> list[str]:

@@ -15,7 +15,7 @@ from helpers import WAIT, audit_actions, intent_row, is_subsequence, settled, ta
 
 from madre import Madre
 from madre.contracts import ChatRequest, ControlRequest, IntentRequest, Status
-from madre import lifecycle
+from madre.rules import lifecycle
 from madre.errors import IllegalTransition, InvalidToken
 from madre.store.models import TABLE_NAMES
 

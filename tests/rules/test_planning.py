@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from madre.contracts import DSL, Decision, Intent, Mode, Plan, Provider, Risk, Status, StepType
-from madre.parsing import fallback_parse, mode_for
-from madre.planning import build_plan
-from madre.policy import classify_dsl
+from madre.rules.parsing import fallback_parse, mode_for
+from madre.rules.planning import build_plan
+from madre.rules.policy import classify_dsl
 
 NOW = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
 LOW = Decision(risk=Risk.LOW, requires_confirmation=False)

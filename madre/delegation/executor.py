@@ -21,8 +21,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from madre.contracts import Plan, Step, StepType
-from madre.downstream import Answer, ModuleClient
-from madre.health import HealthBoard
+from madre.delegation.client import Answer, ModuleClient
+from madre.delegation.health import HealthBoard
 
 CALL_MODULES: dict[str, str] = {
     StepType.CALL_SWITCH: "switch",

@@ -16,7 +16,7 @@ import pytest
 import requests
 from helpers import free_port
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 RUN = ROOT / "run.py"
 
 

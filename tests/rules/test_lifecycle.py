@@ -1,4 +1,4 @@
-"""The plan state machine (madre.lifecycle), as plain code: no actors, no database."""
+"""The plan state machine (madre.rules.lifecycle), as plain code: no actors, no database."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from madre import lifecycle
+from madre.rules import lifecycle
 from madre.contracts import Plan, Status, Step, WaitReason
 from madre.errors import IllegalTransition
 

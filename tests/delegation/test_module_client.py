@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from madre.downstream import Answer, ModuleClient, ConnectionPools
+from madre.delegation.client import Answer, ModuleClient, ConnectionPools
 from madre.errors import DownstreamError
 from madre.standins import CALL_PATHS, LoopbackServer, StandinCluster
 

@@ -1,0 +1,60 @@
+"""Reading Switch's answer to an intent_parse request, and combining it with the local parser's.
+
+Safety floor: when the local parser sees a destructive verb, its reading wins over Switch's,
+and a reading Switch gives is never less cautious than the local one, so a model that misreads
+"delete all data" as small talk cannot lower the risk. Pure: the Parser actor calls these.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from madre.contracts import DSL, Risk
+from madre.rules.policy import classify_dsl
+
+
+def dsl_from_switch(answer: dict[str, Any], text: str) -> DSL | None:
+    """The DSL in a Switch answer, or None when there is no usable one."""
+    raw = answer.get("dsl")
+    if not isinstance(raw, dict):
+        return None
+    try:
+        dsl = DSL.model_validate({**raw, "original_text": text})
+    except ValidationError:
+        return None
+    if not dsl.domain.strip() or not dsl.action.strip():
+        return None
+    dsl.domain = dsl.domain.strip().lower()
+    dsl.action = dsl.action.strip().lower()
+    dsl.target = dsl.target.strip().lower() if dsl.target else None
+    return dsl
+
+
+_RISK_RANK = {Risk.LOW: 0, Risk.MED: 1, Risk.HIGH: 2}
+
+
+def _caution(dsl: DSL) -> tuple[bool, int]:
+    """How cautious the policy is about a reading: denied first, then by risk."""
+    decision = classify_dsl(dsl)
+    return decision.denied, _RISK_RANK[decision.risk]
+
+
+def merge(switch_dsl: DSL, local: DSL) -> DSL:
+    """Switch's reading, completed by what the local parser found, never less cautious."""
+    if "destructive_intent_detected" in local.warnings and switch_dsl.action != local.action:
+        return local
+    parameters = {**local.parameters, **switch_dsl.parameters}
+    merged = switch_dsl.model_copy(
+        update={
+            "target": switch_dsl.target or local.target,
+            "parameters": parameters,
+            "warnings": sorted(set(switch_dsl.warnings) | set(local.warnings)),
+        }
+    )
+    # A model that reads "restart the hormiguero" as small talk must not lower the risk the
+    # local rules see (MED) to LOW: the more cautious reading wins.
+    if _caution(local) > _caution(merged):
+        return local
+    return merged
