@@ -1,20 +1,23 @@
-"""Madre's exceptions. One root, each class says when it is raised.
+"""Madre's exceptions. One root; each class says when it is raised.
 
     MadreError
     ├── ConfigError            a setting is invalid; start-up stops
-    ├── BadRequest             the input cannot be acted on (422/400)
-    ├── NotFound               no such plan / job (404)
+    ├── BadRequest             the input cannot be acted on
+    ├── NotFound               no such plan / job
     ├── ConfirmationError      a confirm was refused
-    │   ├── InvalidToken       the token does not match (403)
-    │   ├── TokenExpired       the token's time ran out (410)
-    │   └── NotWaiting         the plan is not waiting for a confirmation (409)
-    ├── NotCancellable         the plan already ended (409)
-    ├── IllegalTransition      a plan state change the state machine forbids
+    │   ├── InvalidToken       the token does not match
+    │   ├── TokenExpired       the token's time ran out
+    │   └── NotWaiting         the plan is not waiting for a confirmation
+    ├── NotCancellable         the plan already ended
+    ├── IllegalTransition      a state change the state machine forbids
+    ├── StaleWrite             a plan was saved against a version someone else moved on from
+    ├── DuplicateIntent        an intent id that is already recorded
     ├── DownstreamError        a call to a VX11 module failed (carries attempts, status, reason)
-    ├── StoreUnavailable       the database did not answer in time
-    └── ShuttingDown           Madre is stopping and takes no new work (503)
+    ├── StoreUnavailable       the database did not answer, or refused the write
+    └── ShuttingDown           Madre is stopping and takes no new work
 
-The HTTP layer maps each to one status code and the one error envelope.
+Each carries a `code` (the error envelope's `error`); the HTTP layer maps classes to status
+codes (`madre.http.errors`), so nothing here knows about HTTP.
 """
 
 from __future__ import annotations
@@ -24,52 +27,62 @@ class MadreError(Exception):
     """Root of every error Madre raises on purpose."""
 
     code = "madre_error"
-    http_status = 500
 
 
 class ConfigError(MadreError):
+    """A setting (or a file a setting names) is invalid: start-up stops with this message."""
+
     code = "config_error"
 
 
 class BadRequest(MadreError):
+    """The request is well-formed but cannot be acted on (a cursor this server never gave)."""
+
     code = "bad_request"
-    http_status = 400
 
 
 class NotFound(MadreError):
+    """No plan or job has that id."""
+
     code = "not_found"
-    http_status = 404
 
 
 class ConfirmationError(MadreError):
+    """A confirmation was refused; `plan_id` names the plan it was for."""
+
     def __init__(self, message: str, *, plan_id: str | None = None) -> None:
         super().__init__(message)
         self.plan_id = plan_id
 
 
 class InvalidToken(ConfirmationError):
+    """The confirm token is not the one this plan was issued."""
+
     code = "invalid_token"
-    http_status = 403
 
 
 class TokenExpired(ConfirmationError):
+    """The confirm token's time ran out; the plan ended in ERROR."""
+
     code = "token_expired"
-    http_status = 410
 
 
 class NotWaiting(ConfirmationError):
+    """The plan is not waiting for a confirmation (used, cancelled, never needed)."""
+
     code = "not_waiting"
-    http_status = 409
 
 
 class NotCancellable(MadreError):
+    """The plan already ended: there is nothing to cancel."""
+
     code = "not_cancellable"
-    http_status = 409
 
 
 class IllegalTransition(MadreError):
+    """A move the plan (or step) state machine forbids, such as DONE → RUNNING."""
+
     code = "illegal_transition"
-    http_status = 409
 
     def __init__(self, current: str, target: str, *, plan_id: str | None = None) -> None:
         super().__init__(f"a plan cannot go from {current} to {target}")
@@ -78,9 +91,29 @@ class IllegalTransition(MadreError):
         self.plan_id = plan_id
 
 
+class StaleWrite(MadreError):
+    """A save of a plan read at `version` found the stored plan moved on (a cancel, a
+    confirm, another owner): nothing was written; read it again."""
+
+    code = "stale_write"
+
+    def __init__(self, plan_id: str, version: int) -> None:
+        super().__init__(f"plan {plan_id} changed since version {version} was read")
+        self.plan_id = plan_id
+        self.version = version
+
+
+class DuplicateIntent(MadreError):
+    """An intents_log row with this intent id exists already (a retried correlation id)."""
+
+    code = "duplicate_intent"
+
+
 class DownstreamError(MadreError):
+    """A call to a VX11 module failed: after its retries, or at once when a retry cannot
+    help. `attempts`, `status_code` and `reason` say what happened."""
+
     code = "downstream_error"
-    http_status = 502
 
     def __init__(
         self,
@@ -102,10 +135,12 @@ class DownstreamError(MadreError):
 
 
 class StoreUnavailable(MadreError):
+    """The database did not answer in time, or refused a write."""
+
     code = "store_unavailable"
-    http_status = 503
 
 
 class ShuttingDown(MadreError):
+    """Madre is stopping (or not started) and takes no new work."""
+
     code = "shutting_down"
-    http_status = 503

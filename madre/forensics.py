@@ -7,8 +7,8 @@ before it (across files too), and `hash`, the SHA-256 of its own canonical JSON,
 removed or inserted line breaks the chain where it happened: `madre audit verify` finds it.
 Tokens never reach it: the records are built from audit rows, which never hold one.
 
-The Store actor is the only writer (it appends after each commit), so the chain's order is
-the commit order. One Madre process per trail folder.
+One writer appends to it (the trail actor, `madre.actors.trail`, told after each commit),
+so the chain's order is the commit order. One Madre process per trail folder.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ import logging
 import pathlib
 from collections.abc import Iterable
 from typing import Any
-
-import pykka
 
 log = logging.getLogger("madre.forensics")
 
@@ -164,22 +162,3 @@ def verify(path: str | pathlib.Path) -> Verdict:
                                    **where)
                 prev, seq, count = record["hash"], record["seq"], count + 1
     return Verdict(True, count, len(files))
-
-
-class ForensicWriter(pykka.ThreadingActor):
-    """The trail's one writer, told what each commit recorded (so the Store actor, which
-    every write waits on, does not also hash and write files)."""
-
-    def __init__(self, trail: ForensicTrail) -> None:
-        super().__init__()
-        self._trail = trail
-
-    def on_receive(self, message: Any) -> None:
-        if isinstance(message, list):
-            try:
-                self._trail.append(message)
-            except OSError:
-                log.exception("could not append %d records to the forensic trail", len(message))
-
-    def on_stop(self) -> None:
-        self._trail.close()

@@ -1,4 +1,4 @@
-"""Timers for the actors (pykka has none): one thread, a heap of due calls.
+"""The scheduler (pykka has no timers): one thread, a heap of calls due later.
 
 Only volatile timers live here (a restart's backoff, the periodic tick). Deadlines that must
 survive a crash, like a confirmation's expiry, live in the database and the tick finds them:
@@ -17,7 +17,7 @@ from collections.abc import Callable
 log = logging.getLogger("madre.scheduler")
 
 
-class Timers:
+class Scheduler:
     """`call_later(delay, fn)` runs `fn` on the timer thread after `delay` seconds. `fn` must
     be quick (typically an actor `tell`); an exception in it is logged, never raised."""
 
@@ -27,9 +27,9 @@ class Timers:
         self._heap: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
         self._stopped = False
-        self._thread = threading.Thread(target=self._run, name="madre-timers", daemon=False)
+        self._thread = threading.Thread(target=self._run, name="madre-scheduler", daemon=False)
 
-    def start(self) -> Timers:
+    def start(self) -> Scheduler:
         self._thread.start()
         return self
 

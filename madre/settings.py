@@ -14,10 +14,18 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from madre.errors import ConfigError
+from madre.modules import BY_NAME
 
 DEFAULT_TOKEN = "vx11-local-token"
+"""The token of a Madre bound to loopback that nobody configured (refused anywhere else)."""
 
-MODULES = ("switch", "hermes", "hormiguero", "manifestator", "shub", "spawner")
+
+def _url(module: str) -> str:
+    return BY_NAME[module].default_url
+
+
+def _route(module: str) -> str:
+    return str(BY_NAME[module].route)
 
 
 def _env(name: str) -> AliasChoices:
@@ -40,14 +48,14 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", validation_alias=_env("MADRE_HOST"))
     port: int = Field(8001, ge=0, le=65535, validation_alias=_env("MADRE_PORT"))
 
-    switch_url: str = Field("http://127.0.0.1:8002", validation_alias=_env("SWITCH_URL"))
-    hermes_url: str = Field("http://127.0.0.1:8003", validation_alias=_env("HERMES_URL"))
-    hormiguero_url: str = Field("http://127.0.0.1:8004", validation_alias=_env("HORMIGUERO_URL"))
+    switch_url: str = Field(_url("switch"), validation_alias=_env("SWITCH_URL"))
+    hermes_url: str = Field(_url("hermes"), validation_alias=_env("HERMES_URL"))
+    hormiguero_url: str = Field(_url("hormiguero"), validation_alias=_env("HORMIGUERO_URL"))
     manifestator_url: str = Field(
-        "http://127.0.0.1:8005", validation_alias=_env("MANIFESTATOR_URL")
+        _url("manifestator"), validation_alias=_env("MANIFESTATOR_URL")
     )
-    shub_url: str = Field("http://127.0.0.1:8007", validation_alias=_env("SHUB_URL"))
-    spawner_url: str = Field("http://127.0.0.1:8008", validation_alias=_env("SPAWNER_URL"))
+    shub_url: str = Field(_url("shub"), validation_alias=_env("SHUB_URL"))
+    spawner_url: str = Field(_url("spawner"), validation_alias=_env("SPAWNER_URL"))
 
     confirm_ttl_seconds: float = Field(
         900, gt=0, validation_alias=_env("MADRE_CONFIRM_TTL_SECONDS")
@@ -99,15 +107,13 @@ class Settings(BaseSettings):
         60.0, gt=0, validation_alias=_env("MADRE_RESTART_PERIOD_SECONDS")
     )
 
-    switch_parse_route: str = Field("/switch/route-v5", validation_alias=_env("MADRE_SWITCH_ROUTE"))
-    hermes_route: str = Field("/hermes/execute", validation_alias=_env("MADRE_HERMES_ROUTE"))
-    hormiguero_route: str = Field(
-        "/hormiguero/task", validation_alias=_env("MADRE_HORMIGUERO_ROUTE")
-    )
+    switch_parse_route: str = Field(_route("switch"), validation_alias=_env("MADRE_SWITCH_ROUTE"))
+    hermes_route: str = Field(_route("hermes"), validation_alias=_env("MADRE_HERMES_ROUTE"))
+    hormiguero_route: str = Field(_route("hormiguero"), validation_alias=_env("MADRE_HORMIGUERO_ROUTE"))
     manifestator_route: str = Field(
-        "/manifestator/drift", validation_alias=_env("MADRE_MANIFESTATOR_ROUTE")
+        _route("manifestator"), validation_alias=_env("MADRE_MANIFESTATOR_ROUTE")
     )
-    shub_route: str = Field("/shub/process", validation_alias=_env("MADRE_SHUB_ROUTE"))
+    shub_route: str = Field(_route("shub"), validation_alias=_env("MADRE_SHUB_ROUTE"))
 
     @field_validator(
         "switch_url", "hermes_url", "hormiguero_url", "manifestator_url", "shub_url", "spawner_url"
@@ -131,7 +137,13 @@ class Settings(BaseSettings):
         return value
 
     def module_url(self, module: str) -> str:
+        """Where module `module` listens (its *_URL setting)."""
         return str(getattr(self, f"{module}_url"))
+
+    def module_route(self, module: str) -> str:
+        """The route a step posts to on module `module` (switch: its parse route too)."""
+        name = "switch_parse_route" if module == "switch" else f"{module}_route"
+        return str(getattr(self, name))
 
     @property
     def binds_loopback(self) -> bool:

@@ -1,8 +1,8 @@
-"""Waiting for a plan to settle (WAITING, DONE or ERROR) without polling.
+"""Waiting for a plan's outcome (WAITING, DONE or ERROR) without polling.
 
-A caller registers a watch *before* it starts or wakes a plan, then waits on it; Plan actors
-publish every settled state. Chat uses this to answer with the plan's outcome, tests and
-embedders use it through `Madre.wait_for_plan`.
+A caller registers a watch *before* it starts or wakes a plan, then waits on it; whoever
+settles a plan (its Plan actor, a command on a passive plan) publishes it here. Chat uses
+this to answer with the plan's outcome; tests and embedders through `Madre.wait_for_plan`.
 """
 
 from __future__ import annotations
@@ -12,15 +12,15 @@ from collections import defaultdict
 
 import pykka
 
-from madre.contracts import Plan, Status
-
-SETTLED = frozenset({Status.WAITING, Status.DONE, Status.ERROR})
-FINAL = frozenset({Status.DONE, Status.ERROR})
+from madre.model import FINAL_STATUSES, SETTLED_STATUSES, Plan, Status
 
 
 class Watch:
-    def __init__(self, hub: SettleHub, plan_id: str, accept: frozenset[Status] = SETTLED) -> None:
-        self._hub = hub
+    """One caller waiting for one plan to reach a status in `accept`."""
+
+    def __init__(self, watchers: Watchers, plan_id: str,
+                 accept: frozenset[Status] = SETTLED_STATUSES) -> None:
+        self._hub = watchers
         self.plan_id = plan_id
         self.accept = accept
         self.future: pykka.ThreadingFuture[Plan] = pykka.ThreadingFuture()
@@ -41,7 +41,7 @@ class Watch:
         self._hub.forget(self)
 
 
-class SettleHub:
+class Watchers:
     """Thread-safe registry of watches per plan id."""
 
     def __init__(self) -> None:
@@ -50,7 +50,7 @@ class SettleHub:
 
     def watch(self, plan_id: str, *, final: bool = False) -> Watch:
         """A watch woken when the plan settles; with `final`, only when it ends (DONE/ERROR)."""
-        watch = Watch(self, plan_id, FINAL if final else SETTLED)
+        watch = Watch(self, plan_id, FINAL_STATUSES if final else SETTLED_STATUSES)
         with self._lock:
             self._watches[plan_id].append(watch)
         return watch
@@ -76,7 +76,7 @@ class SettleHub:
 
     def publish(self, plan: Plan) -> None:
         """Wake every watch of `plan` if it has settled."""
-        if plan.status not in SETTLED:
+        if plan.status not in SETTLED_STATUSES:
             return
         with self._lock:
             watches = self._watches.get(plan.plan_id, [])

@@ -87,13 +87,18 @@ def madre(settings: Settings) -> Iterator[Madre]:
         yield runtime
 
 
+RUNTIME_OPTIONS = ("clock", "step_runner", "recovery")  # Madre's own keyword arguments
+
+
 @pytest.fixture
 def start_madre(database_url: str, standins: StandinCluster) -> Iterator[Callable[..., Madre]]:
-    """Start extra Madres on this test's database (settings overridable); all stopped after."""
+    """Start extra Madres on this test's database; keyword arguments are settings, except
+    `clock`, `step_runner` and `recovery`, which go to Madre itself. All stopped after."""
     started: list[Madre] = []
 
     def start(**overrides: Any) -> Madre:
-        runtime = Madre(make_settings(database_url, standins, **overrides)).start()
+        options = {k: overrides.pop(k) for k in RUNTIME_OPTIONS if k in overrides}
+        runtime = Madre(make_settings(database_url, standins, **overrides), **options).start()
         started.append(runtime)
         return runtime
 

@@ -11,7 +11,8 @@ import socket
 from typing import Any
 
 from madre import Madre, Settings
-from madre.contracts import Plan
+from madre.model import Plan
+from madre.records import NO_CHANGE, Confirmation
 from madre.standins import StandinCluster
 
 TOKEN = "test-token-0123456789"
@@ -61,7 +62,7 @@ def table_rows(madre: Madre, table: str) -> list[dict[str, Any]]:
 def counts(madre: Madre) -> dict[str, int]:
     """The row count of each of the five tables, by table name."""
     with madre.database.connection_context():
-        return {model._meta.table_name: model.select().count() for model in madre.repo.m.all()}
+        return {model._meta.table_name: model.select().count() for model in madre.models.all()}
 
 
 def intent_row(madre: Madre, intent_id: str) -> dict[str, Any]:
@@ -132,16 +133,43 @@ def detail(client: Any, plan_id: str) -> dict[str, Any]:
 def plan_actor_count(madre: Madre) -> int:
     """Plan actors alive, asked once no Plan actor thread is left running. Race-free: an
     actor reports its stop to the Supervisor on its own thread before that thread ends, so
-    a Count asked after the join is queued behind that report."""
+    a count asked after the join is queued behind that report."""
     import threading
-
-    from madre.actors.supervisor import Count
 
     for thread in threading.enumerate():
         if thread.name.startswith("PlanActor-"):
             try:
                 thread.join(timeout=WAIT)
             except RuntimeError:  # not started yet: the Supervisor is starting it right now,
-                madre.supervisor.ask(Count(), timeout=5)  # and has once it answers this
+                madre.supervisor.count()  # and has once it answers this
                 thread.join(timeout=WAIT)
-    return int(madre.supervisor.ask(Count(), timeout=5))
+    return madre.supervisor.count()
+
+
+def plan_actors_left(madre: Madre) -> int:
+    """Plan actors alive once the dust settles. Twice: an actor stopping may free a place
+    the Supervisor gives to a queued plan, whose actor the first round's count has started
+    and the second round joins."""
+    plan_actor_count(madre)
+    return plan_actor_count(madre)
+
+
+def final(madre: Madre, plan_id: str, timeout: float = WAIT) -> Plan:
+    """The plan once it has ended (DONE or ERROR); fails if it has not in time."""
+    plan = madre.wait_for_plan(plan_id, timeout, final=True)
+    assert plan is not None, f"plan {plan_id} did not end in {timeout} s"
+    return plan
+
+
+def store_plan(madre: Madre, plan: Plan, *, confirmation: Confirmation | None = None) -> Plan:
+    """Write `plan` to the database as a new plan (no actor started, nothing audited)."""
+    madre.store.create_plan(plan, NO_CHANGE, confirmation=confirmation)
+    return plan
+
+
+def execute(madre: Madre, sql: str, params: tuple[Any, ...] = ()) -> int:
+    """Run one statement straight on the database (`?` for parameters), as a person with a
+    SQL prompt would: to damage a row on purpose. The number of rows it changed."""
+    with madre.database.connection_context():
+        cursor = madre.database.execute_sql(sql.replace("?", madre.database.param), params)
+        return int(cursor.rowcount)

@@ -9,13 +9,14 @@ How Switch's reading and the local one are combined is `madre.rules.reading`.
 
 from __future__ import annotations
 
+import itertools
 import logging
-from typing import Any
+import threading
 
 import pykka
 
 from madre.delegation.breaker import CircuitBreaker
-from madre.contracts import Mode, ParseResult, Provider
+from madre.model import Mode, ParseResult, Provider
 from madre.delegation.client import ModuleClient
 from madre.errors import DownstreamError
 from madre.rules.parsing import fallback_parse
@@ -27,6 +28,8 @@ FALLBACK_WARNING = "fallback_parser_used"
 
 
 class ParserActor(pykka.ThreadingActor):
+    """Parses text into a DSL: Switch first (behind the breaker), the local parser after."""
+
     def __init__(self, switch: ModuleClient, route: str, breaker: CircuitBreaker) -> None:
         super().__init__()
         self._switch = switch
@@ -64,3 +67,20 @@ class ParserActor(pykka.ThreadingActor):
             dsl=local, provider=Provider.FALLBACK_LOCAL,
             warnings=[FALLBACK_WARNING, *local.warnings],
         )
+
+
+class ParserPool:
+    """Several Parser actors taken in turn, so parses (each may wait on Switch) overlap."""
+
+    def __init__(self, parsers: list[pykka.ActorProxy[ParserActor]], *,
+                 timeout: float = 30.0) -> None:
+        self._cycle = itertools.cycle(parsers)
+        self._lock = threading.Lock()
+        self._timeout = timeout
+
+    def parse(self, text: str, session_mode: Mode, *, session_id: str,
+              intent_id: str) -> ParseResult:
+        with self._lock:
+            parser = next(self._cycle)
+        future = parser.parse(text, session_mode, session_id=session_id, intent_id=intent_id)
+        return future.get(timeout=self._timeout)  # type: ignore[no-any-return]

@@ -1,38 +1,63 @@
-"""The Plan actor: one per active plan, owning its state machine and running its steps.
+"""The Plan actor: one per live plan, the only owner of that plan's state while it lives.
 
-It is a thin shell: the transitions are `lifecycle.advance*`, the calls are `StepExecutor`,
-the writes go to the Store actor. Order of work for a step with side effects:
+It is a thin shell over the named transitions (`madre.rules.lifecycle`): it applies them,
+saves plan and change together through the Store actor (conditionally on the version it
+holds), and hands each call to the delegation pool, so its own thread is never blocked on a
+module and it stays free to take a `Cancel`. Order of work for a step with side effects:
 
 1. write-ahead: the step is saved RUNNING (attempts + 1) before the call is made;
-2. the call, with the step id as Idempotency-Key;
+2. the call, with the step id as Idempotency-Key, on a pool thread; its answer comes back
+   to this actor as a `StepAnswered` message;
 3. the outcome is saved with the next write-ahead or the final save.
 
 A plan that must WAIT (a confirmation gate, a Spawner job) is saved WAITING and the actor
 stops (passivation): waiting plans hold no thread. Confirm or a job's completion starts a
-new actor from the database. Only `tell` reaches this actor, so any exception ends in
-`on_failure` and the Supervisor hears of it.
+new actor from the database. An exception other than a module's failure (a bug, a crash)
+ends in `on_failure`, and the Supervisor restarts the plan from what was saved.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import pykka
 
+from madre.delegation.client import Answer
+from madre.delegation.executor import StepRunner
+from madre.errors import DownstreamError, StaleWrite
+from madre.model import FINAL_STATUSES, Plan, Status, Step, StepType
+from madre.modules import LOCAL_STEPS
+from madre.records import NO_CHANGE, Change
 from madre.rules import lifecycle
-from madre.contracts import FINAL_STATUSES, Plan, Status, Step, StepType, WaitReason
-from madre.errors import DownstreamError, IllegalTransition
-from madre.watch import SettleHub
-from madre.delegation.executor import LOCAL_STEPS, StepExecutor, UnknownStepType
-from madre.store.repository import AuditRow, IntentClose
+from madre.rules.outcomes import Verdict
+from madre.store.repository import Repository
+from madre.watch import Watchers
 
 log = logging.getLogger("madre.plan")
 
 
 class Run(NamedTuple):
-    pass
+    """Start (or go on with) the plan."""
+
+
+class StepAnswered(NamedTuple):
+    """The call of step `step_id` came back: its answer, or the error it raised."""
+
+    step_id: str
+    answer: Answer | None
+    error: BaseException | None
+
+
+class Cancel(NamedTuple):
+    """Ask: end the plan in ERROR (cancelled). Answers (verdict, plan), or None when this
+    actor no longer owns the plan (the caller then applies the cancel to the stored plan)."""
+
+    reason: str | None
+    actor: str
 
 
 class ChildFailed(NamedTuple):
@@ -44,34 +69,43 @@ class ChildFailed(NamedTuple):
 class ChildStopped(NamedTuple):
     plan_id: str
     incarnation: int
-    reason: str  # done | error | passivated | gone
+    reason: str  # done | error | passivated | suspended | gone
 
 
 class PlanActor(pykka.ThreadingActor):
+    """Runs one plan's steps; the plan's state lives here while the actor does."""
+
     def __init__(
         self,
         plan_id: str,
         *,
         plan: Plan | None,
         incarnation: int,
-        store: Any,
-        executor: StepExecutor,
-        hub: SettleHub,
+        repo: Repository,
+        store: Any,  # StoreClient (typed Any: tests pass stand-ins of it)
+        runner: StepRunner,
+        calls: concurrent.futures.Executor,
+        watchers: Watchers,
         supervisor: pykka.ActorRef[Any],
-        draining: threading.Event | None = None,
+        clock: Callable[[], Any],
+        draining: threading.Event,
     ) -> None:
         super().__init__()
-        self._draining = draining or threading.Event()
         self.plan_id = plan_id
         self.incarnation = incarnation
         self._plan = plan
+        self._repo = repo
         self._store = store
-        self._executor = executor
-        self._hub = hub
+        self._runner = runner
+        self._calls = calls
+        self._watchers = watchers
         self._supervisor = supervisor
-        self._audit: list[AuditRow] = []
+        self._now = clock
+        self._draining = draining
+        self._change: Change = NO_CHANGE  # what the next save writes with the plan
+        self._unconfirmed: pykka.Future[Plan] | None = None  # a write-ahead not waited for
+        self._in_flight: tuple[str, concurrent.futures.Future[Answer]] | None = None
         self._stop_reason = "gone"
-        self._unconfirmed: Any = None  # the future of a write-ahead not waited for yet
 
     # ------------------------------------------------------------------ pykka hooks
 
@@ -79,7 +113,7 @@ class PlanActor(pykka.ThreadingActor):
         # pykka does not call on_failure when on_start raises: report it ourselves.
         try:
             if self._plan is None:
-                self._plan = self._store.call(lambda repo: repo.load_plan(self.plan_id))
+                self._plan = self._repo.load_plan(self.plan_id)
             self.actor_ref.tell(Run())
         except Exception as exc:
             log.exception("plan actor could not start", extra={"plan_id": self.plan_id})
@@ -87,18 +121,24 @@ class PlanActor(pykka.ThreadingActor):
             self.stop()
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, Run):
-            try:
+        try:
+            if isinstance(message, Run):
                 self._run()
-            except _Superseded:
-                pass
+            elif isinstance(message, StepAnswered):
+                self._answered(message)
+            elif isinstance(message, Cancel):
+                return self._cancel(message)
+            else:
+                return super().on_receive(message)
+        except _Superseded:
             return None
-        return super().on_receive(message)
+        return None
 
     def on_failure(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         self._report_failure(exc)
 
     def on_stop(self) -> None:
+        self._settle_in_flight_call()
         try:
             self._supervisor.tell(ChildStopped(self.plan_id, self.incarnation, self._stop_reason))
         except pykka.ActorDeadError:
@@ -111,13 +151,17 @@ class PlanActor(pykka.ThreadingActor):
         if plan is None or plan.status in FINAL_STATUSES or plan.status is Status.WAITING:
             # Nothing to do: already settled (a duplicate activation) or gone.
             if plan is not None:
-                self._hub.publish(plan)
-            self._stop_reason = "gone"
-            self.stop()
+                self._watchers.publish(plan)
+            self._end("gone")
             return
         if plan.status is Status.PENDING:
-            lifecycle.advance(plan, Status.RUNNING)
-            self._note("plan_started")
+            self._record(lifecycle.start(plan, now=self._now()))
+        self._go_on()
+
+    def _go_on(self) -> None:
+        """Run steps until one must be waited for (a call, a gate, a job) or none is left."""
+        plan = self._plan
+        assert plan is not None
         while (step := plan.next_step) is not None:
             if self._draining.is_set():
                 self._suspend()
@@ -126,61 +170,196 @@ class PlanActor(pykka.ThreadingActor):
                 if step.status is Status.WAITING or step.status is Status.PENDING:
                     self._wait_on(step)
                     return
-            if not self._executor.is_known(step.type):
-                self._fail(step, f"unknown step type {step.type!r}; this Madre cannot run it")
+            if not self._runner.is_known(step.type):
+                self._fail(f"unknown step type {step.type!r}; this Madre cannot run it", step)
                 return
-            if not self._run_step(step):
-                return
-        self._finish()
-
-    def _run_step(self, step: Step) -> bool:
-        """Run one step; False when the plan ended because of it."""
-        plan = self._plan
-        assert plan is not None
-        lifecycle.advance_step(step, Status.RUNNING)
-        module = self._executor.module_of(step)
-        if step.type not in LOCAL_STEPS:
-            self._note(f"step_started:{step.type}", module=module, reason=f"step_{step.index}")
+            self._record(lifecycle.step_started(plan, step, now=self._now()))
+            if step.type in LOCAL_STEPS:
+                try:
+                    answer = self._runner.run(step, plan)
+                except DownstreamError as exc:
+                    if not self._step_failed(step, exc):
+                        return
+                    continue
+                self._step_done(step, answer)
+                continue
             # Write-ahead of the attempt, not waited for: the step's Idempotency-Key was made
             # durable with the plan, so a crash before this commits re-runs the call with the
             # same key either way. The next save checks that this one succeeded.
             self._save(wait=False)
-        try:
-            answer = self._executor.run(step, plan)
-        except (DownstreamError, UnknownStepType) as exc:
-            reason = str(exc)
-            # The call's own retries are attempts of this step too: GET /madre/plans/{id}
-            # shows how often a step was tried and the last status code it got.
-            step.attempts += max(0, getattr(exc, "attempts", 1) - 1)
-            step.status_code = getattr(exc, "status_code", None)
-            lifecycle.advance_step(step, Status.ERROR, error=reason)
-            duration = self._step_ms(step)
-            self._note(f"step_failed:{step.type}", module=module, reason=reason,
-                       detail={"duration_ms": duration, "attempts": step.attempts,
-                               "status_code": step.status_code})
-            log.warning("step failed: %s", reason, extra={**self._context(), "step": step.type,
-                                                          "duration_ms": duration})
-            if step.optional:
-                plan.warnings.append(f"optional_step_failed:{step.type}")
-                return True
-            self._fail(step, f"step {step.index} ({step.type}) failed: {reason}", already=True)
-            return False
-        step.attempts += answer.attempts - 1
-        step.status_code = answer.status_code or None
-        lifecycle.advance_step(step, Status.DONE, result=answer.body)
-        if step.type not in LOCAL_STEPS:
-            duration = self._step_ms(step)
-            self._note(f"step_done:{step.type}", module=module, reason=f"step_{step.index}",
-                       detail={"duration_ms": duration, "attempts": step.attempts})
-            log.debug("step done", extra={**self._context(), "step": step.type,
-                                          "duration_ms": duration})
-        return True
+            self._call(step)
+            return
+        self._settle(lifecycle.finish(plan, now=self._now()), "done")
 
-    @staticmethod
-    def _step_ms(step: Step) -> float:
-        if step.started_at is None or step.finished_at is None:
-            return 0.0
-        return round((step.finished_at - step.started_at).total_seconds() * 1000, 3)
+    def _call(self, step: Step) -> None:
+        """Hand the call to the pool; its answer comes back as a StepAnswered message."""
+        plan = self._plan
+        assert plan is not None
+        call = (step.model_copy(), plan.model_copy(update={"steps": []}))
+        future = self._calls.submit(self._runner.run, *call)
+        self._in_flight = (step.step_id, future)
+        ref, step_id = self.actor_ref, step.step_id
+
+        def answered(done: concurrent.futures.Future[Answer]) -> None:
+            error = done.exception()
+            message = StepAnswered(step_id, None if error else done.result(), error)
+            try:
+                ref.tell(message)
+            except pykka.ActorDeadError:
+                pass  # the plan was cancelled or Madre stopped: its answer is ignored
+
+        future.add_done_callback(answered)
+
+    def _answered(self, message: StepAnswered) -> None:
+        if self._in_flight is None or self._in_flight[0] != message.step_id:
+            return  # the answer of a call this actor no longer waits for
+        self._in_flight = None
+        plan = self._plan
+        assert plan is not None
+        step = next(s for s in plan.steps if s.step_id == message.step_id)
+        if message.error is not None:
+            if not isinstance(message.error, DownstreamError):
+                raise message.error  # a crash, not a module's failure: the Supervisor restarts
+            if not self._step_failed(step, message.error):
+                return
+        else:
+            assert message.answer is not None
+            self._step_done(step, message.answer)
+        self._go_on()
+
+    def _step_done(self, step: Step, answer: Answer) -> None:
+        plan = self._plan
+        assert plan is not None
+        self._record(lifecycle.step_done(plan, step, result=answer.body, attempts=answer.attempts,
+                                         status_code=answer.status_code, now=self._now()))
+        if step.type not in LOCAL_STEPS:
+            log.debug("step done", extra={**self._context(), "step": step.type,
+                                          "duration_ms": lifecycle.step_ms(step)})
+
+    def _step_failed(self, step: Step, exc: DownstreamError) -> bool:
+        """Record a failed step; False when the plan ended because of it."""
+        plan = self._plan
+        assert plan is not None
+        reason = str(exc)
+        change, goes_on = lifecycle.step_failed(
+            plan, step, reason=reason, attempts=exc.attempts, status_code=exc.status_code,
+            now=self._now())
+        self._record(change)
+        log.warning("step failed: %s", reason, extra={**self._context(), "step": step.type,
+                                                      "duration_ms": lifecycle.step_ms(step)})
+        if not goes_on:
+            self._fail(f"step {step.index} ({step.type}) failed: {reason}")
+        return goes_on
+
+    def _wait_on(self, step: Step) -> None:
+        plan = self._plan
+        assert plan is not None
+        now = self._now()
+        if step.type == StepType.SPAWNER_REQUEST:
+            change = lifecycle.wait_for_job(plan, step, now=now)
+        else:
+            change = lifecycle.wait_for_confirmation(plan, step, now=now)
+        self._settle(change, "passivated")
+
+    def _suspend(self) -> None:
+        """Madre is stopping: persist where the plan is (RUNNING, its next step not started)
+        and stop; recovery on the next start goes on from here."""
+        plan = self._plan
+        assert plan is not None
+        self._record(lifecycle.suspend(plan))
+        self._save()
+        self._watchers.release(plan)
+        self._end("suspended")
+
+    def _fail(self, reason: str, step: Step | None = None) -> None:
+        plan = self._plan
+        assert plan is not None
+        self._settle(lifecycle.fail(plan, reason, now=self._now(), step=step), "error")
+
+    def _cancel(self, message: Cancel) -> tuple[Verdict, Plan] | None:
+        plan = self._plan
+        if plan is None or plan.status is Status.WAITING:
+            return None  # passivating: the stored plan is the one to cancel
+        if plan.status in FINAL_STATUSES:
+            return Verdict.ALREADY_ENDED, plan
+        self._in_flight = None  # whatever the call answers now is ignored
+        change = lifecycle.cancel(plan, reason=message.reason, actor=message.actor,
+                                  now=self._now())
+        self._settle(change, "error")
+        assert self._plan is not None
+        return Verdict.CANCELLED, self._plan
+
+    # ------------------------------------------------------------------ saving
+
+    def _record(self, change: Change) -> None:
+        self._change = self._change.then(change)
+
+    def _save(self, *, wait: bool = True) -> None:
+        plan = self._plan
+        assert plan is not None
+        change, self._change = self._change, NO_CHANGE
+        # What the store writes must not change under it while this actor goes on: copy the
+        # parts this actor mutates (steps, warnings); the rest is only ever reassigned.
+        snapshot = plan.model_copy(update={"steps": [s.model_copy() for s in plan.steps],
+                                           "warnings": list(plan.warnings)})
+        try:
+            if self._unconfirmed is not None:
+                pending, self._unconfirmed = self._unconfirmed, None
+                self._store.wait(pending)
+            if wait:
+                self._plan = self._store.save_plan(snapshot, change)
+            else:
+                self._unconfirmed = self._store.save_plan_later(snapshot, change)
+                plan.version += 1  # what the store will have once the write commits
+        except StaleWrite:
+            # Someone else moved the plan (a cancel, another owner): theirs wins.
+            log.warning("plan changed under its actor; stopping", extra={"plan_id": plan.plan_id})
+            self._plan = self._repo.readable_plan(plan.plan_id)
+            if self._plan is not None:
+                self._watchers.publish(self._plan)
+            self._in_flight = None
+            self._end("gone")
+            raise _Superseded from None
+
+    def _settle(self, change: Change, reason: str) -> None:
+        """Save the plan where it rests (WAITING, DONE or ERROR), tell whoever waits, stop."""
+        self._record(change)
+        self._save()
+        plan = self._plan
+        assert plan is not None
+        took = round((plan.updated_at - plan.created_at).total_seconds() * 1000, 1)
+        log.info("plan %s", plan.status, extra={**self._context(), "status": plan.status.value,
+                                                "reason": plan.reason, "duration_ms": took})
+        self._watchers.publish(plan)
+        self._end(reason)
+
+    def _end(self, reason: str) -> None:
+        self._stop_reason = reason
+        self.stop()
+
+    def _settle_in_flight_call(self) -> None:
+        """Stopping with a call in flight (Madre is stopping): wait for its answer and save it,
+        so the next start goes on after that step instead of calling it again."""
+        if self._in_flight is None or self._plan is None:
+            return
+        step_id, future = self._in_flight
+        try:
+            answer = future.result()
+        except Exception:  # noqa: BLE001 - the step stays RUNNING: recovery calls it again
+            return
+        self._in_flight = None
+        try:
+            step = next(s for s in self._plan.steps if s.step_id == step_id)
+            self._step_done(step, answer)
+            self._record(lifecycle.suspend(self._plan))
+            self._save()
+            self._watchers.release(self._plan)
+            self._stop_reason = "suspended"
+        except Exception:  # noqa: BLE001 - stopping: what is saved is what the restart sees
+            log.exception("could not save the last answer of a stopping plan",
+                          extra={"plan_id": self.plan_id})
+
+    # ------------------------------------------------------------------ helpers
 
     def _context(self) -> dict[str, Any]:
         """The ids every log line of this plan carries."""
@@ -188,115 +367,6 @@ class PlanActor(pykka.ThreadingActor):
         assert plan is not None
         return {"plan_id": plan.plan_id, "intent_id": plan.intent_id,
                 "session_id": plan.session_id}
-
-    def _wait_on(self, step: Step) -> None:
-        plan = self._plan
-        assert plan is not None
-        daughter = None
-        if step.type == StepType.SPAWNER_REQUEST:
-            reason = WaitReason.SPAWNER_JOB
-            if step.status is Status.PENDING:
-                lifecycle.advance_step(step, Status.WAITING)
-                daughter = {
-                    "step_id": step.step_id,
-                    "task_type": step.payload.get("task_type", "job"),
-                    "description": step.payload.get("description"),
-                    "params": step.payload.get("params", {}),
-                }
-                self._note("daughter_task_requested", module="spawner",
-                           reason=f"step_{step.index}")
-        else:
-            reason = WaitReason.CONFIRMATION
-            if step.status is Status.PENDING:
-                lifecycle.advance_step(step, Status.WAITING)
-        lifecycle.advance(plan, Status.WAITING, wait_reason=reason)
-        self._note("plan_waiting", reason=reason.value)
-        self._save(close=IntentClose(plan.intent_id, "waiting", reason.value), daughter=daughter)
-        self._settle("passivated")
-
-    def _suspend(self) -> None:
-        """Madre is stopping: persist where the plan is (RUNNING, its next step not started)
-        and stop; recovery on the next start goes on from here."""
-        plan = self._plan
-        assert plan is not None
-        self._note("plan_suspended", reason="madre is stopping")
-        self._save()
-        self._hub.release(plan)
-        self._stop_reason = "suspended"
-        self.stop()
-
-    def _fail(self, step: Step, reason: str, *, already: bool = False) -> None:
-        plan = self._plan
-        assert plan is not None
-        if not already:
-            if step.status in (Status.PENDING, Status.RUNNING, Status.WAITING):
-                lifecycle.advance_step(step, Status.ERROR, error=reason)
-        lifecycle.advance(plan, Status.ERROR, reason=reason)
-        self._note("plan_error", reason=reason)
-        self._save(close=IntentClose(plan.intent_id, "error", reason[:500]))
-        self._settle("error")
-
-    def _finish(self) -> None:
-        plan = self._plan
-        assert plan is not None
-        lifecycle.advance(plan, Status.DONE)
-        self._note("plan_done", reason=f"{len(plan.steps)} steps")
-        self._save(close=IntentClose(plan.intent_id, "done", f"Plan {plan.plan_id} executed"))
-        self._settle("done")
-
-    # ------------------------------------------------------------------ helpers
-
-    def _note(self, action: str, *, module: str = "madre", reason: str = "",
-              detail: dict[str, Any] | None = None) -> None:
-        plan = self._plan
-        assert plan is not None
-        self._audit.append(
-            AuditRow(action=action, reason=reason, module=module, plan_id=plan.plan_id,
-                     intent_id=plan.intent_id, session_id=plan.session_id, actor="plan",
-                     detail=detail)
-        )
-
-    def _save(self, *, close: IntentClose | None = None, daughter: dict[str, Any] | None = None,
-              wait: bool = True) -> None:
-        plan = self._plan
-        assert plan is not None
-        audit, self._audit = self._audit, []
-        # What the store writes must not change under it while this actor goes on: copy the
-        # parts this actor mutates (steps, warnings); the rest is only ever reassigned.
-        snapshot = plan.model_copy(update={"steps": [s.model_copy() for s in plan.steps],
-                                           "warnings": list(plan.warnings)})
-
-        def op(repo: Any) -> Plan:
-            return repo.save_plan(snapshot, audit=audit, close=close, daughter=daughter)
-
-        try:
-            if self._unconfirmed is not None:
-                pending, self._unconfirmed = self._unconfirmed, None
-                pending.get(timeout=self._store.timeout)
-            if wait:
-                self._plan = self._store.call(op)
-            else:
-                self._unconfirmed = self._store.submit(op)
-                plan.version += 1  # what the store will have once the write commits
-        except IllegalTransition:
-            # Someone else moved the plan (a cancel, another instance): theirs wins.
-            log.warning("plan changed under its actor; stopping", extra={"plan_id": plan.plan_id})
-            self._plan = self._store.call(lambda repo: repo.load_plan(plan.plan_id))
-            if self._plan is not None:
-                self._hub.publish(self._plan)
-            self._stop_reason = "gone"
-            self.stop()
-            raise _Superseded from None
-
-    def _settle(self, reason: str) -> None:
-        plan = self._plan
-        assert plan is not None
-        took = round((plan.updated_at - plan.created_at).total_seconds() * 1000, 1)
-        log.info("plan %s", plan.status, extra={**self._context(), "status": plan.status.value,
-                                                "reason": plan.reason, "duration_ms": took})
-        self._hub.publish(plan)
-        self._stop_reason = reason
-        self.stop()
 
     def _report_failure(self, exc: BaseException | None) -> None:
         try:

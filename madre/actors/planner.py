@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pykka
 
-from madre.contracts import Intent, Plan
+from madre.model import Intent, Plan
 from madre.rules.planning import build_plan
 
 
 class PlannerActor(pykka.ThreadingActor):
+    """Turns classified intents into plans."""
+
     def plan(self, intent: Intent) -> Plan:
         return build_plan(intent)

@@ -7,10 +7,12 @@ import datetime as dt
 import pykka
 
 from madre.rules import policy, tokens
-from madre.contracts import DSL, Decision
+from madre.model import DSL, Decision
 
 
 class PolicyActor(pykka.ThreadingActor):
+    """Classifies requests and issues confirmation tokens (with their time to live)."""
+
     def __init__(self, *, confirm_ttl_seconds: float) -> None:
         super().__init__()
         self._ttl = confirm_ttl_seconds

@@ -1,33 +1,104 @@
 """The Store actor: the one writer of the database, with group commit.
 
-Every write is a `Write(op, reply)` message; `op` is a function of the Repository. The
-actor queues writes and tells itself `Flush`; pykka delivers that only after every message
-already in the inbox, so under load one transaction (one fsync) carries a whole batch, and
-when idle a write commits alone with no added delay. A write that fails makes the batch run
+It takes named writes (`CreatePlan`, `SavePlan`, `RecordIntent`, `RecordDenial`,
+`CloseIntent`, `AppendAudit`, `CloseOrphanIntents`), each with a reply future. The actor
+queues them and tells itself `Flush`; pykka delivers that only after every message already
+in the inbox, so under load one transaction (one fsync) carries a whole batch, and when
+idle a write commits alone with no added delay. A write that fails makes the batch run
 again one write per transaction, so it fails alone; replies are set only after COMMIT
 returned, so "acknowledged" means "durable". The actor keeps its connection for its life.
+
+After each commit, the listener (`on_commit`) hears what was committed, as forensic records
+in commit order (the trail, the event streams and the metrics follow from them).
+Reads never come here: they go to the repository from the thread that needs them.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-from collections.abc import Callable
-from typing import Any, NamedTuple, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
+import peewee
 import pykka
 
-from madre.errors import StoreUnavailable
+from madre.errors import DuplicateIntent, StoreUnavailable
+from madre.model import Plan
+from madre.records import AuditRow, Change, Confirmation, IntentClose, IntentRecord
 from madre.store.db import write_transaction
-from madre.store.repository import Repository
+from madre.store.repository import Repository, stamp
 
 log = logging.getLogger("madre.store")
 
-T = TypeVar("T")
 MAX_BATCH = 256
 
 
-class Write(NamedTuple):
-    op: Callable[[Repository], Any]
+# --------------------------------------------------------------------------- the writes
+
+
+class RecordIntent(NamedTuple):
+    """Write the intents_log row of an intent before anything is decided about it."""
+
+    intent: IntentRecord
+
+
+class CreatePlan(NamedTuple):
+    """Write a new plan with its change (its first transitions), its confirmation when it
+    has one, and its intent's row when not written yet. `decision`, the policy's audit row
+    about the intent, is written first; the reply is its id (an answer's `action_id`)."""
+
+    plan: Plan
+    change: Change
+    confirmation: Confirmation | None = None
+    intent: IntentRecord | None = None
+    decision: AuditRow | None = None
+
+
+class SavePlan(NamedTuple):
+    """Save a plan read at `expected_version`, with the change that moved it. Replies with
+    the plan as saved; StaleWrite when the stored plan moved on meanwhile."""
+
+    plan: Plan
+    expected_version: int
+    change: Change
+    keep_stored_json: bool = False
+
+
+class RecordDenial(NamedTuple):
+    """A request refused before any plan: its intent row (when not written yet), closed as
+    denied, and the audit row saying why. Replies with that row's id."""
+
+    intent: IntentRecord | None
+    close: IntentClose
+    audit: AuditRow
+
+
+class CloseIntent(NamedTuple):
+    """An intent that ends without a plan (a dry run): its row, written if not yet, closed."""
+
+    intent: IntentRecord | None
+    close: IntentClose
+
+
+class AppendAudit(NamedTuple):
+    """Audit rows that change no plan (a refused confirmation, a restart)."""
+
+    rows: tuple[AuditRow, ...]
+
+
+class CloseOrphanIntents(NamedTuple):
+    """Close the intents recorded before `before` that never got a plan; replies the count."""
+
+    before: dt.datetime
+
+
+Write = RecordIntent | CreatePlan | SavePlan | RecordDenial | CloseIntent | AppendAudit | (
+    CloseOrphanIntents)
+
+
+class _Queued(NamedTuple):
+    write: Write
     reply: pykka.Future[Any]
 
 
@@ -39,19 +110,24 @@ class Stats(NamedTuple):
     """Ask for (commits, writes) so far."""
 
 
+# --------------------------------------------------------------------------- the actor
+
+
 class StoreActor(pykka.ThreadingActor):
+    """Applies writes to the repository in group-committed transactions."""
+
     def __init__(self, repository: Repository,
                  on_commit: Callable[[list[dict[str, Any]]], None] | None = None) -> None:
         super().__init__()
         self._repo = repository
         self._on_commit = on_commit
-        self._pending: list[Write] = []
+        self._pending: list[_Queued] = []
         self._flush_scheduled = False
         self.commits = 0  # transactions committed: fewer than `writes` under load (group commit)
         self.writes = 0
 
     def on_receive(self, message: Any) -> Any:
-        if isinstance(message, Write):
+        if isinstance(message, _Queued):
             self._pending.append(message)
             if not self._flush_scheduled:
                 self._flush_scheduled = True
@@ -64,6 +140,56 @@ class StoreActor(pykka.ThreadingActor):
             return super().on_receive(message)
         return None
 
+    # ------------------------------------------------------------------ applying one write
+
+    def _apply(self, write: Write, trail: list[dict[str, Any]]) -> Any:
+        """Run one write against the repository; add its forensic records to `trail`."""
+        repo = self._repo
+        if isinstance(write, SavePlan):
+            plan, change = write.plan, write.change
+            rows = stamp(change.audit, plan.status)
+            saved = repo.save_plan(plan, expected_version=write.expected_version, audit=rows,
+                                   close=change.close, job=change.job,
+                                   confirmed_at=change.confirmed_at,
+                                   keep_stored_json=write.keep_stored_json)
+            trail.extend(map(_trail_entry, rows))
+            return saved
+        if isinstance(write, CreatePlan):
+            rows = stamp(write.change.audit, write.plan.status)
+            if write.intent is not None:
+                repo.record_intent(write.intent)
+                trail.append(_intent_entry(write.intent))
+            action_id = None
+            if write.decision is not None:
+                action_id = repo.append_audit_returning_id(write.decision)
+                trail.append(_trail_entry(write.decision))
+            repo.create_plan(write.plan, audit=rows, close=write.change.close,
+                             confirmation=write.confirmation)
+            trail.extend(map(_trail_entry, rows))
+            return action_id
+        if isinstance(write, RecordIntent):
+            repo.record_intent(write.intent)
+            trail.append(_intent_entry(write.intent))
+            return None
+        if isinstance(write, RecordDenial | CloseIntent):
+            if write.intent is not None:
+                repo.record_intent(write.intent)
+                trail.append(_intent_entry(write.intent))
+            repo.close_intent(write.close)
+            if isinstance(write, CloseIntent):
+                return None
+            trail.append(_trail_entry(write.audit))
+            return repo.append_audit_returning_id(write.audit)
+        if isinstance(write, AppendAudit):
+            repo.append_audit(write.rows)
+            trail.extend(map(_trail_entry, write.rows))
+            return None
+        if isinstance(write, CloseOrphanIntents):
+            return repo.close_orphan_intents(before=write.before)
+        raise TypeError(f"not a write the store knows: {type(write).__name__}")
+
+    # ------------------------------------------------------------------ group commit
+
     def _flush(self) -> None:
         batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
         self._flush_scheduled = bool(self._pending)
@@ -75,59 +201,62 @@ class StoreActor(pykka.ThreadingActor):
         except Exception as exc:
             log.exception("group commit of %d writes failed", len(batch))
             failure = StoreUnavailable(f"the database refused the write: {exc}")
-            outcomes = [(write, None, failure) for write in batch]
+            outcomes = [(queued, None, failure) for queued in batch]
         self.commits += 1
         self.writes += len(batch)
         self._after_commit(committed)
-        for write, result, error in outcomes:
+        for queued, result, error in outcomes:
             if error is None:
-                write.reply.set(result)
+                queued.reply.set(result)
             else:
-                write.reply.set_exception((type(error), error, error.__traceback__))
+                if isinstance(error, peewee.IntegrityError) and isinstance(
+                        queued.write, RecordIntent | CreatePlan | RecordDenial | CloseIntent):
+                    error = DuplicateIntent(f"intent already recorded: {error}")
+                queued.reply.set_exception((type(error), error, error.__traceback__))
 
     def _commit_batch(
-        self, batch: list[Write], committed: list[dict[str, Any]]
-    ) -> list[tuple[Write, Any, BaseException | None]]:
+        self, batch: list[_Queued], committed: list[dict[str, Any]]
+    ) -> list[tuple[_Queued, Any, BaseException | None]]:
         """Run the batch in one transaction; if a write fails, roll back and run each write in
         a transaction of its own, so the bad one fails alone and the others still commit.
         (Savepoints per write would cost two statements each on every batch.) The forensic
         records of what did commit are added to `committed`, in commit order."""
-        database, repo = self._repo.database, self._repo
+        database = self._repo.database
         if database.is_closed():
             database.connect()
         op_error: BaseException | None = None
+        trail: list[dict[str, Any]] = []
         try:
             with write_transaction(database):
-                outcomes_ok: list[tuple[Write, Any, BaseException | None]] = []
-                for write in batch:
+                outcomes_ok: list[tuple[_Queued, Any, BaseException | None]] = []
+                for queued in batch:
                     try:
-                        outcomes_ok.append((write, write.op(repo), None))
+                        outcomes_ok.append((queued, self._apply(queued.write, trail), None))
                     except Exception as exc:
                         op_error = exc
                         raise
-            committed.extend(repo.take_trail())
+            committed.extend(trail)
             return outcomes_ok
         except Exception:
-            repo.take_trail()  # rolled back: none of it happened
             if len(batch) == 1:
                 if op_error is not None:
-                    # The write itself failed (a duplicate intent id, a superseded plan save):
-                    # its own error goes back to its caller, as on the one-by-one path below.
+                    # The write itself failed (a duplicate intent id, a stale plan save): its
+                    # own error goes back to its caller, as on the one-by-one path below.
                     return [(batch[0], None, op_error)]
                 raise  # BEGIN or COMMIT failed: the database is unavailable
-        outcomes: list[tuple[Write, Any, BaseException | None]] = []
-        for write in batch:
+        outcomes: list[tuple[_Queued, Any, BaseException | None]] = []
+        for queued in batch:
+            trail = []
             try:
                 with write_transaction(database):
-                    outcomes.append((write, write.op(repo), None))
-                committed.extend(repo.take_trail())
+                    outcomes.append((queued, self._apply(queued.write, trail), None))
+                committed.extend(trail)
             except Exception as exc:  # noqa: BLE001 - handed back to the caller
-                repo.take_trail()
-                outcomes.append((write, None, exc))
+                outcomes.append((queued, None, exc))
         return outcomes
 
     def _after_commit(self, committed: list[dict[str, Any]]) -> None:
-        """Tell the listeners what was committed; never fails a write."""
+        """Tell the listener what was committed; never fails a write."""
         if self._on_commit is not None:
             try:
                 self._on_commit(committed)
@@ -142,36 +271,94 @@ class StoreActor(pykka.ThreadingActor):
         self._repo.database.close()
 
     def on_failure(self, *exc_info: Any) -> None:
-        for write in self._pending:
-            write.reply.set_exception(exc_info)  # type: ignore[arg-type]
+        for queued in self._pending:
+            queued.reply.set_exception(exc_info)  # type: ignore[arg-type]
         self._pending.clear()
 
 
-class StoreClient:
-    """How everyone else writes: submit an op, get a future, or wait for it with a timeout."""
+def _trail_entry(row: AuditRow) -> dict[str, Any]:
+    entry = {"event": row.action, "module": row.module, "reason": row.reason or None,
+             "plan_id": row.plan_id, "intent_id": row.intent_id, "session_id": row.session_id,
+             "actor": row.actor, "plan_status": row.plan_status, "detail": row.detail}
+    return {k: v for k, v in entry.items() if v is not None}
 
-    def __init__(self, ref: pykka.ActorRef[StoreActor], repository: Repository, *,
-                 timeout: float = 30.0) -> None:
+
+def _intent_entry(intent: IntentRecord) -> dict[str, Any]:
+    entry = {"event": "intent_received", "intent_id": intent.intent_id,
+             "session_id": intent.session_id, "module": "madre", "actor": intent.source}
+    return {k: v for k, v in entry.items() if v is not None}
+
+
+# --------------------------------------------------------------------------- the client
+
+
+class StoreClient:
+    """How everyone else writes: one method per write, waiting for the commit (or, for the
+    `*_later` ones, a future of it). Every wait is bounded by `timeout`."""
+
+    def __init__(self, ref: pykka.ActorRef[StoreActor], *, timeout: float = 30.0) -> None:
         self.ref = ref
-        self.repo = repository
         self.timeout = timeout
 
-    def submit(self, op: Callable[[Repository], T]) -> pykka.Future[T]:
-        reply: pykka.Future[T] = pykka.ThreadingFuture()
+    def submit(self, write: Write) -> pykka.Future[Any]:
+        """Queue `write`; a future of its reply (set once it committed)."""
+        reply: pykka.Future[Any] = pykka.ThreadingFuture()
         try:
-            self.ref.tell(Write(op, reply))
+            self.ref.tell(_Queued(write, reply))
         except pykka.ActorDeadError as exc:
             raise StoreUnavailable("the store is not running") from exc
         return reply
 
-    def stats(self) -> tuple[int, int]:
-        """(transactions committed, writes carried) since the store started."""
-        return tuple(self.ref.ask(Stats(), timeout=self.timeout))  # type: ignore[return-value]
-
-    def call(self, op: Callable[[Repository], T], *, timeout: float | None = None) -> T:
+    def wait(self, future: pykka.Future[Any]) -> Any:
         try:
-            return self.submit(op).get(timeout=timeout or self.timeout)
+            return future.get(timeout=self.timeout)
         except pykka.Timeout as exc:
             raise StoreUnavailable("the database did not answer in time") from exc
         except pykka.ActorDeadError as exc:
             raise StoreUnavailable("the store stopped before writing") from exc
+
+    def write(self, write: Write) -> Any:
+        return self.wait(self.submit(write))
+
+    # ------------------------------------------------------------------ named writes
+
+    def record_intent(self, intent: IntentRecord) -> None:
+        """Raises DuplicateIntent when that intent id is recorded already."""
+        self.write(RecordIntent(intent))
+
+    def create_plan(self, plan: Plan, change: Change, *, confirmation: Confirmation | None = None,
+                    intent: IntentRecord | None = None, decision: AuditRow | None = None
+                    ) -> int | None:
+        return self.write(  # type: ignore[no-any-return]
+            CreatePlan(plan, change, confirmation, intent, decision))
+
+    def save_plan(self, plan: Plan, change: Change, *, expected_version: int | None = None,
+                  keep_stored_json: bool = False) -> Plan:
+        return self.write(self._save(plan, change, expected_version, keep_stored_json))  # type: ignore[no-any-return]
+
+    def save_plan_later(self, plan: Plan, change: Change, *, expected_version: int | None = None
+                        ) -> pykka.Future[Plan]:
+        return self.submit(self._save(plan, change, expected_version, False))
+
+    @staticmethod
+    def _save(plan: Plan, change: Change, expected: int | None, keep: bool) -> SavePlan:
+        return SavePlan(plan, plan.version if expected is None else expected, change, keep)
+
+    def record_denial(self, intent: IntentRecord | None, close: IntentClose,
+                      audit: AuditRow) -> int:
+        return int(self.write(RecordDenial(intent, close, audit)))
+
+    def close_intent(self, intent: IntentRecord | None, close: IntentClose) -> None:
+        self.write(CloseIntent(intent, close))
+
+    def append_audit(self, rows: Sequence[AuditRow], *, wait: bool = True) -> None:
+        future = self.submit(AppendAudit(tuple(rows)))
+        if wait:
+            self.wait(future)
+
+    def close_orphan_intents(self, *, before: dt.datetime) -> int:
+        return int(self.write(CloseOrphanIntents(before)))
+
+    def stats(self) -> tuple[int, int]:
+        """(transactions committed, writes carried) since the store started."""
+        return tuple(self.ref.ask(Stats(), timeout=self.timeout))  # type: ignore[return-value]

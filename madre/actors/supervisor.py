@@ -9,6 +9,8 @@ Messages (all `tell`):
 - `ChildFailed` / `ChildStopped`: reports from Plan actors, matched by incarnation so a stale
   report from an older actor of the same plan is ignored.
 - `RestartDue(plan_id, incarnation)`: a crashed plan's backoff has passed.
+- `LiveActor(plan_id)` (ask): the plan's running actor, if it has one now (a cancel goes
+  to it: a live plan's state has one owner).
 
 At most `max_active` Plan actors live at once (each is a thread); further activations wait
 in a FIFO queue and start as others stop, so a thousand plans recovered at boot never mean a
@@ -16,8 +18,9 @@ thousand threads.
 
 Restart intensity as in OTP, with backoff as in Akka: a crashed plan restarts after
 `min_backoff · 2ⁿ` (capped, with jitter); a plan that crashes more than `max_restarts` times
-in `period` seconds is given up on and ends in ERROR with reason `supervisor_gave_up`. One
-plan's crashes never touch another plan.
+in `period` seconds is given up on and ends in ERROR with reason `supervisor_gave_up` (the
+`give_up` command does that, as for any plan without an actor). One plan's crashes never
+touch another plan. `SupervisorClient` is how the rest of Madre talks to it.
 """
 
 from __future__ import annotations
@@ -32,10 +35,9 @@ from typing import Any, NamedTuple
 
 import pykka
 
-from madre.rules import lifecycle
 from madre.actors.plan import ChildFailed, ChildStopped
-from madre.contracts import FINAL_STATUSES, Plan, Status
-from madre.store.repository import AuditRow, IntentClose, Repository
+from madre.model import Plan
+from madre.records import AuditRow
 
 log = logging.getLogger("madre.supervisor")
 
@@ -59,6 +61,12 @@ class Count(NamedTuple):
 
 class Queued(NamedTuple):
     """Ask: how many activations wait for a free place."""
+
+
+class LiveActor(NamedTuple):
+    """Ask: the ActorRef running this plan now, or None."""
+
+    plan_id: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,22 +95,24 @@ class _Child:
 
 
 class Supervisor(pykka.ThreadingActor):
+    """Starts, restarts and counts Plan actors; the only holder of plan id → actor."""
+
     def __init__(
         self,
         *,
         make_child: Callable[..., pykka.ActorRef[Any]],
-        store: Any,
-        publish: Callable[[Plan], None],
-        timers: Any,
+        audit: Callable[[list[AuditRow]], None],
+        give_up: Callable[[str, str], object],
+        scheduler: Any,
         policy: RestartPolicy,
         max_active: int,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
         self._make_child = make_child
-        self._store = store
-        self._publish = publish
-        self._timers = timers
+        self._audit = audit
+        self._give_up_on = give_up
+        self._timers = scheduler
         self._policy = policy
         self._max_active = max_active
         self._clock = clock
@@ -125,6 +135,9 @@ class Supervisor(pykka.ThreadingActor):
             return self._active
         elif isinstance(message, Queued):
             return len(self._queue)
+        elif isinstance(message, LiveActor):
+            child = self._children.get(message.plan_id)
+            return child.ref if child is not None else None
         else:
             return super().on_receive(message)
         return None
@@ -218,10 +231,10 @@ class Supervisor(pykka.ThreadingActor):
             self._give_up(report)
         else:
             delay = self._policy.backoff(attempt - 1)
-            self._store.submit(lambda repo: repo.append_audit([AuditRow(
+            self._audit([AuditRow(
                 action="plan_actor_restarted", reason=report.error[:255], plan_id=report.plan_id,
                 actor="supervisor", detail={"restart": attempt, "backoff_s": round(delay, 3)},
-            )]))
+            )])
             child.backing_off = True
             ref, due = self.actor_ref, RestartDue(report.plan_id, child.incarnation)
             self._timers.call_later(delay, lambda: _tell(ref, due))
@@ -236,36 +249,11 @@ class Supervisor(pykka.ThreadingActor):
 
     def _give_up(self, report: ChildFailed) -> None:
         log.error("giving up on plan after repeated crashes", extra={"plan_id": report.plan_id})
-        reason = f"supervisor_gave_up: {report.error}"[:500]
-
-        def end_plan(repo: Repository) -> Plan | None:
-            try:
-                plan = repo.load_plan(report.plan_id)
-            except ValueError:  # its plan_json cannot be read (often why it kept crashing)
-                return repo.end_unreadable_plan(report.plan_id, reason=reason, audit=AuditRow(
-                    action="supervisor_gave_up", reason=report.error[:255], actor="supervisor"))
-            if plan is None or plan.status in FINAL_STATUSES:
-                return plan
-            for step in plan.steps:
-                if step.status in (Status.RUNNING, Status.WAITING):
-                    lifecycle.advance_step(step, Status.ERROR, error="supervisor_gave_up")
-            lifecycle.advance(plan, Status.ERROR, reason=reason)
-            return repo.save_plan(
-                plan,
-                audit=[AuditRow(action="supervisor_gave_up", reason=report.error[:255],
-                                plan_id=plan.plan_id, intent_id=plan.intent_id,
-                                session_id=plan.session_id, actor="supervisor")],
-                close=IntentClose(plan.intent_id, "error", reason),
-            )
-
         try:
-            plan = self._store.submit(end_plan).get(timeout=30)
+            self._give_up_on(report.plan_id, report.error)
         except Exception:  # the Supervisor must outlive any one plan: log, keep supervising
             log.exception("could not end the plan given up on; it stays as stored",
                           extra={"plan_id": report.plan_id})
-            return
-        if plan is not None:
-            self._publish(plan)
 
 
 def _tell(ref: pykka.ActorRef[Any], message: Any) -> None:
@@ -273,3 +261,33 @@ def _tell(ref: pykka.ActorRef[Any], message: Any) -> None:
         ref.tell(message)
     except pykka.ActorDeadError:
         pass  # the supervisor stopped meanwhile: nothing is left to restart
+
+
+class SupervisorClient:
+    """The Supervisor's messages as methods (`spawn`, `activate`, `live_actor`, counts)."""
+
+    def __init__(self, ref: pykka.ActorRef[Supervisor], *, timeout: float = 30.0) -> None:
+        self.ref = ref
+        self._timeout = timeout
+
+    def spawn(self, plan: Plan) -> None:
+        """Run `plan` (just created or woken) from the state given, without reading it."""
+        self.ref.tell(Spawn(plan))
+
+    def activate(self, plan_id: str) -> None:
+        """Run the plan from its stored state (recovery, a restart)."""
+        self.ref.tell(Activate(plan_id))
+
+    def live_actor(self, plan_id: str) -> pykka.ActorRef[Any] | None:
+        return self.ref.ask(LiveActor(plan_id), timeout=self._timeout)  # type: ignore[no-any-return]
+
+    def count(self) -> int:
+        """Plan actors alive now (waiting plans have none)."""
+        return int(self.ref.ask(Count(), timeout=self._timeout))
+
+    def queued(self) -> int:
+        """Activations waiting for a free place."""
+        return int(self.ref.ask(Queued(), timeout=self._timeout))
+
+    def stop(self, *, timeout: float = 60) -> None:
+        self.ref.stop(block=True, timeout=timeout)

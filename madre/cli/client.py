@@ -20,10 +20,12 @@ from urllib.parse import quote
 
 import requests
 
+from madre.contracts import TOKEN_HEADER
+from madre.settings import DEFAULT_TOKEN
+
 DEFAULT_URL = "http://127.0.0.1:8001"
-DEFAULT_TOKEN = "vx11-local-token"
 DEFAULT_TIMEOUT = 30.0  # seconds; chat and confirm wait for their plan (MADRE_CHAT_WAIT_SECONDS)
-HEADER = "X-VX11-Token"
+HEADER = TOKEN_HEADER
 
 OK = 0
 REFUSED = 1

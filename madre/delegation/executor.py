@@ -1,4 +1,4 @@
-"""How each step type runs. Plain code; the Plan actor calls it from its own thread.
+"""How each step type runs. Plain code; Plan actors hand their calls to it on a pool thread.
 
 | step                  | what it does                                                       |
 |-----------------------|--------------------------------------------------------------------|
@@ -18,27 +18,21 @@ is recognised downstream.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
-from madre.contracts import Plan, Step, StepType
 from madre.delegation.client import Answer, ModuleClient
 from madre.delegation.health import HealthBoard
-
-CALL_MODULES: dict[str, str] = {
-    StepType.CALL_SWITCH: "switch",
-    StepType.CALL_HERMES: "hermes",
-    StepType.CALL_HORMIGUERO_TASK: "hormiguero",
-    StepType.CALL_MANIFESTATOR: "manifestator",
-    StepType.CALL_SHUB: "shub",
-}
-
-LOCAL_STEPS = frozenset({StepType.NOOP, StepType.SYSTEM_HEALTHCHECK})
-"""Steps with no side effects: they need no write-ahead record before they run."""
+from madre.errors import DownstreamError
+from madre.model import Plan, Step, StepType
+from madre.modules import KNOWN_STEPS, STEP_MODULES
 
 
-class UnknownStepType(Exception):
-    def __init__(self, step_type: str) -> None:
-        super().__init__(f"unknown step type {step_type!r}; this Madre cannot run it")
+class StepRunner(Protocol):
+    """What a Plan actor needs to run its steps (tests wrap the real one)."""
+
+    def is_known(self, step_type: str) -> bool: ...
+
+    def run(self, step: Step, plan: Plan) -> Answer: ...
 
 
 class StepExecutor:
@@ -50,31 +44,26 @@ class StepExecutor:
         routes: Mapping[str, str],
         board: HealthBoard,
     ) -> None:
-        self._clients = dict(clients)
-        self._routes = dict(routes)
-        self._board = board
+        self.clients = dict(clients)
+        self.routes = dict(routes)
+        self.board = board
 
     def is_known(self, step_type: str) -> bool:
-        return step_type in CALL_MODULES or step_type in LOCAL_STEPS or (
-            step_type == StepType.SPAWNER_REQUEST
-        )
-
-    def module_of(self, step: Step) -> str:
-        return CALL_MODULES.get(step.type, "madre")
+        return step_type in KNOWN_STEPS
 
     def run(self, step: Step, plan: Plan) -> Answer:
-        """Run `step`: its result and the attempts it took. Raises DownstreamError or
-        UnknownStepType."""
+        """Run `step`: its result and the attempts it took. Raises DownstreamError."""
         if step.type == StepType.NOOP:
             reason = {k: v for k, v in step.payload.items() if k == "reason"}
             return Answer({"status": "noop", **reason}, 1, 0)
         if step.type == StepType.SYSTEM_HEALTHCHECK:
             return Answer(self._healthcheck(step), 1, 0)
-        module = CALL_MODULES.get(step.type)
+        module = STEP_MODULES.get(step.type)  # type: ignore[call-overload]
         if module is None:
-            raise UnknownStepType(step.type)
-        return self._clients[module].call(
-            self._routes[module],
+            raise DownstreamError("madre", f"unknown step type {step.type!r}; this Madre "
+                                  "cannot run it")
+        return self.clients[module].call(
+            self.routes[module],
             step.payload,
             idempotency_key=step.step_id,
             correlation_id=plan.intent_id,
@@ -82,6 +71,6 @@ class StepExecutor:
 
     def _healthcheck(self, step: Step) -> dict[str, Any]:
         wanted = step.payload.get("targets") or ["all"]
-        deps = self._board.deps()
+        deps = self.board.deps()
         names = list(deps) if "all" in wanted else [n for n in wanted if n in deps]
         return {name: deps[name].state for name in names}

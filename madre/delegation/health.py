@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
-from madre.contracts import utcnow
+from madre.model import utcnow
 from madre.delegation.client import ModuleClient
 
 log = logging.getLogger("madre.delegation.health")

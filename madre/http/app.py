@@ -12,7 +12,7 @@ from starlette.middleware import Middleware
 from madre.http.auth import TokenAuthMiddleware
 from madre.http.errors import EXCEPTION_HANDLERS
 from madre.http.openapi import DOC_PATHS, docs_routes
-from madre.http.routes import ROUTES
+from madre.http.operations import ROUTES
 from madre.runtime import Madre
 
 OPEN_PATHS = frozenset({"/health", *DOC_PATHS})  # DOC_PATHS: /openapi.json and /docs

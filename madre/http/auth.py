@@ -15,9 +15,10 @@ import hmac
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from madre.contracts import TOKEN_HEADER
 from madre.http.errors import envelope
 
-HEADER = "x-vx11-token"
+HEADER = TOKEN_HEADER.lower()
 
 
 def is_callback_path(path: str) -> bool:
@@ -27,6 +28,8 @@ def is_callback_path(path: str) -> bool:
 
 
 class TokenAuthMiddleware:
+    """Refuses every request without this server's token, but on the exempt paths."""
+
     def __init__(self, app: ASGIApp, *, token: str, exempt: frozenset[str],
                  callback_tokens: tuple[str, ...] = (), callbacks_open: bool = False) -> None:
         self.app = app

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from madre import errors
 from madre.errors import MadreError
 
 log = logging.getLogger("madre.http")
@@ -31,6 +32,30 @@ HTTP_CODES = {
     422: "validation_error",
     503: "unavailable",
 }
+
+
+STATUS_OF: dict[type[MadreError], int] = {
+    errors.BadRequest: 400,
+    errors.NotFound: 404,
+    errors.InvalidToken: 403,
+    errors.TokenExpired: 410,
+    errors.NotWaiting: 409,
+    errors.NotCancellable: 409,
+    errors.IllegalTransition: 409,
+    errors.StaleWrite: 409,
+    errors.DuplicateIntent: 409,
+    errors.DownstreamError: 502,
+    errors.StoreUnavailable: 503,
+    errors.ShuttingDown: 503,
+}
+"""The HTTP status of each of Madre's errors (the nearest listed class counts); 500 else."""
+
+
+def status_of(exc: MadreError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_OF:
+            return STATUS_OF[cls]  # type: ignore[index]
+    return 500
 
 
 def envelope(status: int, code: str, detail: str, *, errors: list[dict[str, Any]] | None = None,
@@ -60,9 +85,10 @@ async def on_rejected(request: Request, exc: Exception) -> JSONResponse:
 
 async def on_madre_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, MadreError)
-    if exc.http_status >= 500:
+    status = status_of(exc)
+    if status >= 500:
         log.warning("request failed: %s", exc, extra={"path": request.url.path})
-    return envelope(exc.http_status, exc.code, str(exc))
+    return envelope(status, exc.code, str(exc))
 
 
 async def on_http_error(request: Request, exc: Exception) -> JSONResponse:

@@ -1,9 +1,44 @@
-"""Query-string values shared by several routes, refused in the one envelope when wrong."""
+"""Query-string and path values, and the page cursors: read once here, refused in the one
+envelope when wrong.
+
+A cursor is an opaque string to clients; inside it is the row id a page continues before
+(`madre.store.queries.PlanPage.next_before`). Only this module knows its form.
+"""
 
 from __future__ import annotations
 
-from madre.contracts import Status
+import base64
+
+from madre.contracts import MAX_ID_CHARS, MAX_PAGE
+from madre.errors import BadRequest, NotFound
 from madre.http.errors import RequestRejected
+from madre.model import Status
+
+MAX_ROW_ID = 2**63 - 1  # the largest row id both SQLite and PostgreSQL can compare
+
+
+def encode_cursor(row_id: int) -> str:
+    return base64.urlsafe_b64encode(f"t:{row_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The row id inside a cursor this server gave out; BadRequest (400) for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, number = raw.partition(":")
+        value = int(number)
+        if prefix != "t" or not 1 <= value <= MAX_ROW_ID:
+            raise ValueError(raw)
+    except ValueError as exc:
+        raise BadRequest("cursor is not one this server gave out; start without it") from exc
+    return value
+
+
+def query_cursor(raw: str | None) -> int | None:
+    """`?cursor=`: the row id to continue before, or None to start from the newest."""
+    if raw is None or raw == "":
+        return None
+    return decode_cursor(raw)
 
 
 def query_status(raw: str | None) -> Status | None:
@@ -17,3 +52,43 @@ def query_status(raw: str | None) -> Status | None:
         raise RequestRejected(422, "validation_error", f"status must be one of {allowed}",
                               errors=[{"loc": ["query", "status"], "msg": f"one of {allowed}",
                                        "type": "enum"}]) from None
+
+
+def query_limit(raw: str | None, *, default: int = 50) -> int:
+    """`?limit=`: a page size from 1 to MAX_PAGE."""
+    if raw is None or raw == "":
+        return default
+    # ASCII digits only, and few of them: int() of thousands of digits raises, of "١" succeeds.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4) or not 1 <= int(raw) <= MAX_PAGE:
+        raise RequestRejected(422, "validation_error",
+                              f"limit must be a whole number from 1 to {MAX_PAGE}",
+                              errors=[{"loc": ["query", "limit"], "msg": f"1..{MAX_PAGE}",
+                                       "type": "int_range"}])
+    return int(raw)
+
+
+def query_id(raw: str | None, name: str) -> str | None:
+    """An id filter (`?session_id=`, `?plan_id=`): at most MAX_ID_CHARS, without NUL."""
+    value = raw or None
+    if value is not None and (len(value) > MAX_ID_CHARS or "\x00" in value):
+        raise RequestRejected(422, "validation_error",
+                              f"{name} must be at most {MAX_ID_CHARS} characters, without NUL",
+                              errors=[{"loc": ["query", name],
+                                       "msg": f"at most {MAX_ID_CHARS} characters, no NUL",
+                                       "type": "string_invalid"}])
+    return value
+
+
+def path_plan_id(raw: str) -> str:
+    """A plan id from the path; one no plan can have is a 404 before anything is asked."""
+    if not raw or len(raw) > MAX_ID_CHARS or "\x00" in raw:
+        # No plan has such an id; asking the database would only fail (PostgreSQL refuses NUL).
+        raise NotFound("no plan has that id")
+    return raw
+
+
+def path_daughter_id(raw: str) -> int:
+    """A job id (daughter_tasks.id) from the path: a positive whole number, else 404."""
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_ROW_ID:
+        raise NotFound(f"no job {raw[:40]} (daughter_tasks ids are positive whole numbers)")
+    return int(raw)

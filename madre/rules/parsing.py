@@ -16,7 +16,7 @@ import re
 import unicodedata
 from typing import Any
 
-from madre.contracts import DSL, Mode
+from madre.model import DSL, Mode
 
 DESTRUCTIVE_WARNING = "destructive_intent_detected"
 

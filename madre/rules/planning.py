@@ -26,7 +26,7 @@ import datetime as dt
 from types import MappingProxyType
 from typing import Any
 
-from madre.contracts import Intent, Mode, Plan, Status, Step, StepType, WaitReason, new_id
+from madre.model import Intent, Mode, Plan, Status, Step, StepType, WaitReason, new_id
 from madre.rules.parsing import mentions_job
 
 CALL_STEPS = MappingProxyType({

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from madre.contracts import DSL, Decision, Risk
+from madre.model import DSL, Decision, Risk
 
 # The gateway's aliases are protected too: a structured caller may name it either way.
 PROTECTED_TARGETS = frozenset({"madre", "tentaculo_link", "tentaculo", "gateway"})

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from madre.contracts import DSL, Risk
+from madre.model import DSL, Risk
 from madre.rules.policy import classify_dsl
 
 

@@ -16,7 +16,7 @@ import dataclasses
 
 import peewee
 
-from madre.contracts import utcnow
+from madre.model import utcnow
 
 
 def naive_utcnow():

@@ -33,14 +33,20 @@ _STATEMENTS = {
         "UPDATE tasks SET status = ?, wait_reason = ?, plan_json = ?, updated_at = ?,"
         " version = ?, error = ?, result = ? WHERE uuid = ? AND version = ?"
     ),
+    "update_task_columns": (
+        "UPDATE tasks SET status = ?, wait_reason = ?, updated_at = ?,"
+        " version = ?, error = ?, result = ? WHERE uuid = ? AND version = ?"
+    ),
     "insert_context": (
         "INSERT INTO context (task_id, key, value, scope, created_at) VALUES (?, ?, ?, ?, ?)"
     ),
     "session_mode": (
         "SELECT value FROM context WHERE scope = ? AND key = ? ORDER BY id DESC LIMIT 1"
     ),
-    "task_state": "SELECT status, wait_reason, plan_json FROM tasks WHERE uuid = ?",
-    "plan_json": "SELECT plan_json FROM tasks WHERE uuid = ?",
+    "plan_row": (
+        "SELECT plan_json, status, wait_reason, version, error, intent_id, session_id, source,"
+        " created_at, updated_at FROM tasks WHERE uuid = ?"
+    ),
     "context_value": (
         "SELECT value FROM context WHERE task_id = ? AND key = ? ORDER BY id DESC LIMIT 1"
     ),

@@ -26,7 +26,8 @@ from starlette.routing import Route
 
 from madre import Madre, Settings
 from madre.delegation.breaker import BreakerState
-from madre.contracts import ChatRequest, ChatResponse, Provider, Status, StepType
+from madre.contracts import ChatRequest, ChatResponse
+from madre.model import Provider, Status, StepType
 from madre.standins import CALL_PATHS, LoopbackServer, Recorder, StandinCluster
 
 STATUS = "what is the status of the system"

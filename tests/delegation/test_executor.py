@@ -14,7 +14,8 @@ import pytest
 from helpers import TOKEN, audit_actions, free_port, make_settings
 
 from madre import Madre, Settings
-from madre.contracts import ControlRequest, PlanDetail, Status, Step, StepType
+from madre.contracts import ControlRequest, PlanDetail
+from madre.model import Status, Step, StepType
 from madre.standins import CALL_PATHS, StandinCluster
 
 RETRIES = 2

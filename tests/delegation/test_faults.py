@@ -16,7 +16,8 @@ import pytest
 from helpers import audit_actions, free_port
 
 from madre import Madre
-from madre.contracts import ControlRequest, Risk, Status, StepType
+from madre.contracts import ControlRequest
+from madre.model import Risk, Status, StepType
 from madre.standins import StandinCluster
 
 RETRIES = 2

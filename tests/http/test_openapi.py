@@ -35,7 +35,7 @@ from madre.http.openapi import (
     route_operations,
     undocumented,
 )
-from madre.http.routes import ROUTES
+from madre.http.operations import ROUTES
 from madre.standins import StandinCluster
 
 METHODS = ("get", "post", "put", "patch", "delete")

@@ -8,7 +8,7 @@ import itertools
 import pytest
 
 from madre.rules import lifecycle
-from madre.contracts import Plan, Status, Step, WaitReason
+from madre.model import Plan, Status, Step, WaitReason
 from madre.errors import IllegalTransition
 
 LEGAL_PLAN_MOVES = {
@@ -50,7 +50,7 @@ def test_an_illegal_plan_transition_is_refused_and_leaves_the_plan_unchanged(cur
     before = plan.model_copy(deep=True)
 
     with pytest.raises(IllegalTransition) as refused:
-        lifecycle.advance(plan, target, wait_reason=wait_reason_for(target), reason="x")
+        lifecycle.advance(plan, target, wait_reason=wait_reason_for(target), reason="x", now=T0)
 
     assert plan == before
     assert refused.value.current == current and refused.value.target == target
@@ -59,25 +59,25 @@ def test_an_illegal_plan_transition_is_refused_and_leaves_the_plan_unchanged(cur
 
 def test_a_done_plan_cannot_run_again():
     with pytest.raises(IllegalTransition, match="from DONE to RUNNING"):
-        lifecycle.advance(plan_in(Status.DONE), Status.RUNNING)
+        lifecycle.advance(plan_in(Status.DONE), Status.RUNNING, now=T0)
 
 
 @pytest.mark.parametrize("target", list(Status))
 def test_an_errored_plan_cannot_go_anywhere(target):
     with pytest.raises(IllegalTransition):
-        lifecycle.advance(plan_in(Status.ERROR), target, wait_reason=wait_reason_for(target))
+        lifecycle.advance(plan_in(Status.ERROR), target, wait_reason=wait_reason_for(target), now=T0)
 
 
 def test_a_waiting_plan_cannot_jump_to_done_without_running():
     with pytest.raises(IllegalTransition, match="from WAITING to DONE"):
-        lifecycle.advance(plan_in(Status.WAITING), Status.DONE)
+        lifecycle.advance(plan_in(Status.WAITING), Status.DONE, now=T0)
 
 
 def test_a_plan_only_waits_for_a_reason():
     plan = plan_in(Status.RUNNING)
 
     with pytest.raises(ValueError, match="wait_reason"):
-        lifecycle.advance(plan, Status.WAITING)
+        lifecycle.advance(plan, Status.WAITING, now=T0)
 
     assert plan.status is Status.RUNNING
 
@@ -85,7 +85,7 @@ def test_a_plan_only_waits_for_a_reason():
 def test_leaving_waiting_clears_the_wait_reason():
     plan = plan_in(Status.WAITING)
 
-    lifecycle.advance(plan, Status.RUNNING)
+    lifecycle.advance(plan, Status.RUNNING, now=T0)
 
     assert plan.wait_reason is None
 
@@ -93,7 +93,7 @@ def test_leaving_waiting_clears_the_wait_reason():
 def test_the_reason_given_with_a_transition_is_kept():
     plan = plan_in(Status.RUNNING)
 
-    lifecycle.advance(plan, Status.ERROR, reason="step 1 (CALL_SHUB) failed")
+    lifecycle.advance(plan, Status.ERROR, reason="step 1 (CALL_SHUB) failed", now=T0)
 
     assert plan.reason == "step 1 (CALL_SHUB) failed"
 
@@ -156,7 +156,7 @@ def test_a_finished_step_cannot_change(final, target):
     step = Step(type="NOOP", status=final)
 
     with pytest.raises(IllegalTransition):
-        lifecycle.advance_step(step, target)
+        lifecycle.advance_step(step, target, now=T0)
 
     assert step.status is final
 
@@ -166,7 +166,7 @@ def test_a_waiting_step_can_only_finish(target):
     step = Step(type="NOOP", status=Status.WAITING)
 
     with pytest.raises(IllegalTransition):
-        lifecycle.advance_step(step, target)
+        lifecycle.advance_step(step, target, now=T0)
 
 
 def test_a_confirmation_gate_is_a_blocking_step_with_the_confirmation_gate_payload():

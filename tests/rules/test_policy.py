@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from madre.contracts import DSL, Decision, Risk
+from madre.model import DSL, Decision, Risk
 from madre.rules.policy import (
     HIGH_RISK,
     MED_RISK,

@@ -31,8 +31,8 @@ from helpers import (
 from starlette.testclient import TestClient
 
 from madre import Madre, create_app
-from madre.actors.supervisor import Queued
-from madre.contracts import CancelResponse, Plan, Status, StepType
+from madre.contracts import CancelResponse
+from madre.model import Plan, Status, StepType
 from madre.standins import StandinCluster
 
 JOB = "run the backup job"
@@ -107,7 +107,7 @@ def test_cancelling_a_plan_queued_for_a_place_ends_it_and_it_never_runs(
         slow_madre, slow_client, standins) -> None:
     busy = hanging_plan(slow_client, standins)
     queued = control(slow_client, "hermes", "ping")["plan_id"]
-    assert slow_madre.supervisor.ask(Queued(), timeout=5) == 1
+    assert slow_madre.supervisor.queued() == 1
     assert slow_madre.get_plan(queued).status is Status.PENDING
 
     answer = ok_json(cancel(slow_client, queued))

@@ -14,7 +14,8 @@ import pytest
 from helpers import WAIT, table_rows
 
 from madre import Madre
-from madre.contracts import ChatRequest, ControlRequest, Status, StepType, WaitReason
+from madre.contracts import ChatRequest, ControlRequest
+from madre.model import Status, StepType, WaitReason
 from madre.errors import InvalidToken, NotFound, NotWaiting, TokenExpired
 from madre.store.models import TABLE_NAMES
 

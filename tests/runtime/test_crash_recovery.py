@@ -30,9 +30,9 @@ import requests
 from helpers import TOKEN, free_port, make_settings
 
 from madre import Madre
-from madre.contracts import FINAL_STATUSES, Status
+from madre.model import FINAL_STATUSES, Status
 from madre.standins import StandinCluster
-from madre.delegation.executor import CALL_MODULES
+from madre.modules import STEP_MODULES
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 KILLS = 3
@@ -193,11 +193,11 @@ def _assert_every_call_was_one_steps_own(madre: Madre, cluster: StandinCluster) 
     plans = []
     cursor = None
     while True:
-        page = madre.list_plans(limit=200, cursor=cursor)
+        page = madre.list_plans(limit=200, before=cursor)
         plans += page.plans
-        if page.next_cursor is None:
+        if page.next_before is None:
             break
-        cursor = page.next_cursor
+        cursor = page.next_before
     for summary in plans:
         for step in madre.get_plan(summary.plan_id).steps:
             steps[step.step_id] = (summary.plan_id, step)
@@ -208,13 +208,13 @@ def _assert_every_call_was_one_steps_own(madre: Madre, cluster: StandinCluster) 
         bodies.setdefault(call.idempotency_key, []).append(call.body)
     for key in counts:
         assert key in steps, f"a module was called with a key that is no step's: {key}"
-        assert steps[key][1].type in CALL_MODULES, f"a {steps[key][1].type} step made a call"
+        assert steps[key][1].type in STEP_MODULES, f"a {steps[key][1].type} step made a call"
         # A key seen twice is the same call sent again (a step in flight at a kill, resumed
         # after the restart): same body, and the stand-in answered it from its replay cache.
         assert all(body == bodies[key][0] for body in bodies[key])
     repeated = [key for key, seen in counts.items() if seen > 1]
     assert len(repeated) <= KILLS * 8, f"more repeats than kills can explain: {len(repeated)}"
     for plan_id, step in steps.values():
-        if step.status is Status.DONE and step.type in CALL_MODULES:
+        if step.status is Status.DONE and step.type in STEP_MODULES:
             assert counts[step.step_id] >= 1, f"step {step.step_id} of {plan_id} never called"
     assert all(r.token == TOKEN for r in calls)

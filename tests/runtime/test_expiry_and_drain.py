@@ -15,17 +15,11 @@ import time
 from typing import Any
 
 import pytest
-from helpers import WAIT, assert_envelope, audit_actions, make_settings, table_rows
+from helpers import WAIT, assert_envelope, audit_actions, execute, make_settings, table_rows
 
 from madre import Madre
-from madre.contracts import (
-    ChatRequest,
-    ControlRequest,
-    ControlResponse,
-    IntentRequest,
-    Plan,
-    Status,
-)
+from madre.contracts import ChatRequest, ControlRequest, ControlResponse, IntentRequest
+from madre.model import Plan, Status
 from madre.errors import NotWaiting, ShuttingDown, TokenExpired
 
 # --------------------------------------------------------------------------- helpers
@@ -117,11 +111,8 @@ def test_an_expired_plan_whose_stored_state_cannot_be_read_does_not_stop_the_tic
                                                                                    standins):
     unreadable, readable = ask_to_delete(madre), ask_to_delete(madre)
 
-    def corrupt(repo: Any) -> int:
-        task = repo.m.Task
-        return task.update(plan_json="{bad").where(task.uuid == unreadable.plan_id).execute()
-
-    assert madre.store.call(corrupt) == 1
+    assert execute(madre, "UPDATE tasks SET plan_json = ? WHERE uuid = ?",
+                   ("{bad", unreadable.plan_id)) == 1
 
     expired = madre.tick(now=max(after(unreadable), after(readable)))
 
@@ -244,7 +235,7 @@ def drain_with_shub_in_flight(madre: Madre, standins: Any) -> Plan:
     accepted = madre.control(ControlRequest(target="shub", action="ping"))
     assert standins.recorder.wait_for_calls("shub", 1, timeout=WAIT)
     # Registered before the drain: the actor wakes every watch when it suspends the plan.
-    watch = madre.hub.watch(accepted.plan_id, final=True)
+    watch = madre.watchers.watch(accepted.plan_id, final=True)
     madre.begin_drain()
     standins.behaviours["shub"].set("ok")  # health probes must not hang the stop either
     standins.behaviours["shub"].release_all()

@@ -10,25 +10,12 @@ import time
 from typing import Any
 
 import pytest
+from doubles import FailingHealthcheck
 from helpers import TOKEN, WAIT, free_port, table_rows
 
 from madre import Madre
-from madre.contracts import (
-    ChatRequest,
-    ControlRequest,
-    ControlStatus,
-    IntentRequest,
-    Mode,
-    Plan,
-    Provider,
-    Risk,
-    Status,
-    Step,
-    StepType,
-    WaitReason,
-)
-from madre.errors import DownstreamError
-from madre.delegation.executor import StepExecutor
+from madre.contracts import ChatRequest, ControlRequest, ControlStatus, IntentRequest
+from madre.model import Mode, Provider, Risk, Status, StepType, WaitReason
 
 
 # --------------------------------------------------------------------------- helpers
@@ -394,17 +381,8 @@ def test_a_healthcheck_with_every_module_down_still_ends_done(madre, standins):
     assert step_types(madre, answer.plan_id) == [StepType.SYSTEM_HEALTHCHECK, StepType.NOOP]
 
 
-class FailingHealthcheck(StepExecutor):
-    """A real executor whose SYSTEM_HEALTHCHECK fails as a module call would."""
-
-    def run(self, step: Step, plan: Plan) -> dict[str, Any]:
-        if step.type == StepType.SYSTEM_HEALTHCHECK:
-            raise DownstreamError("madre", "the health board could not be read", attempts=1)
-        return super().run(step, plan)
-
-
-def test_an_optional_healthcheck_that_fails_only_warns(madre, standins):
-    madre.executor = FailingHealthcheck({}, {}, madre.board)  # this plan makes no calls
+def test_an_optional_healthcheck_that_fails_only_warns(start_madre, standins):
+    madre = start_madre(step_runner=FailingHealthcheck)
 
     answer = madre.chat(ChatRequest(message="what is the status of the system"))
 

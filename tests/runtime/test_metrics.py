@@ -16,16 +16,14 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from doubles import CrashingRunner
 from helpers import TOKEN, WAIT, assert_envelope, chat, control, ok_json
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from madre import Madre, create_app
-from madre.actors.supervisor import Count
-from madre.contracts import Plan, Step
-from madre.delegation.client import Answer
+from madre.model import Plan
 from madre.standins import StandinCluster
-from madre.delegation.executor import CALL_MODULES, StepExecutor
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
@@ -191,32 +189,14 @@ def test_no_supervisor_restart_is_counted_when_no_actor_crashed(client, traffic)
     assert value(samples, "madre_supervisor_gave_up_total") == 0
 
 
-class CrashOnce(StepExecutor):
-    """The real executor, except that the first step whose params say `crash` raises after
-    its call was made: its Plan actor crashes once and is restarted."""
-
-    def __init__(self, madre: Madre) -> None:
-        s = madre.settings
-        super().__init__({m: madre.clients[m] for m in CALL_MODULES.values()},
-                         {"switch": s.switch_parse_route, "hermes": s.hermes_route,
-                          "hormiguero": s.hormiguero_route,
-                          "manifestator": s.manifestator_route, "shub": s.shub_route},
-                         madre.board)
-        self._crashed = threading.Event()
-
-    def run(self, step: Step, plan: Plan) -> Answer:
-        answer = super().run(step, plan)
-        if step.payload.get("params", {}).get("crash") and not self._crashed.is_set():
-            self._crashed.set()
-            raise RuntimeError("crashed on purpose")
-        return answer
-
-
-def test_a_crashed_plan_actor_is_counted_as_one_supervisor_restart(madre, client) -> None:
-    madre.executor = CrashOnce(madre)
-    plan_id = control(client, "hermes", "ping", params={"crash": True})["plan_id"]
-    assert ended(madre, plan_id).status == "DONE"
-    samples = scrape(client)
+def test_a_crashed_plan_actor_is_counted_as_one_supervisor_restart(start_madre) -> None:
+    # The real executor, except that the step whose params say `crash` raises once after its
+    # call was made: its Plan actor crashes once and is restarted.
+    madre = start_madre(step_runner=lambda real: CrashingRunner(real, times=1))
+    with TestClient(create_app(madre), headers={"X-VX11-Token": TOKEN}) as client:
+        plan_id = control(client, "hermes", "ping", params={"crash": True})["plan_id"]
+        assert ended(madre, plan_id).status == "DONE"
+        samples = scrape(client)
     assert value(samples, "madre_supervisor_restarts_total") == 1
     assert by_label(samples, "madre_plans_finished_total", "status") == {"DONE": 1}
 
@@ -240,7 +220,7 @@ def plan_actors_left(madre: Madre) -> int:
     for thread in threading.enumerate():
         if thread.name.startswith("PlanActor-"):
             thread.join(timeout=WAIT)
-    return int(madre.supervisor.ask(Count(), timeout=5))
+    return int(madre.supervisor.count())
 
 
 def test_the_plan_actors_gauge_counts_the_actors_alive_now(patient, standins) -> None:

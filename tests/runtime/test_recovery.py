@@ -7,23 +7,30 @@ recovers it during `start()`. Tests run on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from helpers import WAIT, audit_actions, intent_row, make_settings, table_rows, plan_actor_count
+from doubles import ConcurrencyMeter
+from helpers import (
+    WAIT,
+    audit_actions,
+    final,
+    intent_row,
+    make_settings,
+    plan_actor_count,
+    store_plan,
+    table_rows,
+)
 
 from madre import Madre
 from madre.rules import lifecycle
-from madre.actors.supervisor import Spawn
-from madre.contracts import ControlRequest, Plan, Status, Step, StepType, WaitReason, new_id, utcnow
-from madre.delegation.client import Answer
+from madre.contracts import ControlRequest
+from madre.model import Plan, Status, Step, StepType, WaitReason, new_id, utcnow
 from madre.errors import NotWaiting
 from madre.rules.tokens import issue_token
 from madre.standins import StandinCluster
-from madre.delegation.executor import CALL_MODULES, StepExecutor
-from madre.store.repository import Confirmation
+from madre.records import Confirmation, IntentRecord
 
 # --------------------------------------------------------------------------- helpers
 
@@ -39,29 +46,6 @@ def first(database_url: str, standins: StandinCluster) -> Iterator[Madre]:
         runtime.stop()
 
 
-@pytest.fixture
-def next_start(database_url: str, standins: StandinCluster) -> Iterator[Any]:
-    """Start the next Madre on the same database (settings overridable); stopped after."""
-    started: list[Madre] = []
-
-    def start(cls: type[Madre] = Madre, **overrides: Any) -> Madre:
-        runtime = cls(make_settings(database_url, standins, **overrides))
-        started.append(runtime)
-        return runtime.start()
-
-    yield start
-    for runtime in reversed(started):
-        runtime.stop()
-
-
-def final(madre: Madre, plan_id: str, timeout: float = WAIT) -> Plan:
-    plan = madre.wait_for_plan(plan_id, timeout, final=True)
-    assert plan is not None, f"plan {plan_id} did not end in {timeout} s"
-    return plan
-
-
-
-
 def call_step(index: int, module: str = "hermes") -> Step:
     kind = {"hermes": StepType.CALL_HERMES, "shub": StepType.CALL_SHUB}[module]
     return Step(index=index, type=kind,
@@ -72,28 +56,22 @@ def new_plan(*steps: Step) -> Plan:
     return Plan(intent_id=new_id(), session_id=new_id(), source="test", steps=list(steps))
 
 
-def write_plan(madre: Madre, plan: Plan, *, confirmation: Confirmation | None = None) -> None:
-    madre.store.call(lambda repo: repo.create_plan(plan, confirmation=confirmation, audit=[]))
-
-
 # --------------------------------------------------------------------------- running, pending
 
 
 def test_a_step_left_in_flight_runs_again_with_the_same_key_and_the_plan_reaches_done(
-        first, next_start, standins):
+        first, start_madre, standins):
     plan = new_plan(call_step(0), Step(index=1, type=StepType.NOOP))
-    write_plan(first, plan)
+    store_plan(first, plan)
 
-    def left_in_flight(repo: Any) -> Plan:  # what the write-ahead of step 0 had saved
-        lifecycle.advance(plan, Status.RUNNING)
-        lifecycle.advance_step(plan.steps[0], Status.RUNNING)
-        return repo.save_plan(plan)
-
-    saved = first.store.call(left_in_flight)
+    # what the write-ahead of step 0 had saved
+    change = lifecycle.start(plan, now=utcnow()).then(
+        lifecycle.step_started(plan, plan.steps[0], now=utcnow()))
+    saved = first.store.save_plan(plan, change)
     assert saved.steps[0].attempts == 1
     first.stop()
 
-    again = next_start()
+    again = start_madre()
     ended = final(again, plan.plan_id)
 
     assert ended.status is Status.DONE
@@ -102,13 +80,13 @@ def test_a_step_left_in_flight_runs_again_with_the_same_key_and_the_plan_reaches
     assert standins.recorder.idempotency_counts("hermes") == {plan.steps[0].step_id: 1}
 
 
-def test_a_plan_left_pending_is_started_on_boot_and_makes_its_call_once(first, next_start,
+def test_a_plan_left_pending_is_started_on_boot_and_makes_its_call_once(first, start_madre,
                                                                         standins):
     plan = new_plan(call_step(0, "shub"), Step(index=1, type=StepType.NOOP))
-    write_plan(first, plan)
+    store_plan(first, plan)
     first.stop()
 
-    again = next_start()
+    again = start_madre()
     ended = final(again, plan.plan_id)
 
     assert ended.status is Status.DONE
@@ -119,7 +97,7 @@ def test_a_plan_left_pending_is_started_on_boot_and_makes_its_call_once(first, n
 # --------------------------------------------------------------------------- waiting plans
 
 
-def test_waiting_plans_stay_passive_on_boot_and_make_no_call_until_confirmed(first, next_start,
+def test_waiting_plans_stay_passive_on_boot_and_make_no_call_until_confirmed(first, start_madre,
                                                                              standins):
     by_control = first.control(ControlRequest(target="shub", action="delete"))
     # and one parked at a gate by its actor, after a step that already called hermes
@@ -127,13 +105,13 @@ def test_waiting_plans_stay_passive_on_boot_and_make_no_call_until_confirmed(fir
     gated = new_plan(call_step(0), Step(index=1, type=StepType.NOOP, blocking=True,
                                         payload={"gate": WaitReason.CONFIRMATION.value}),
                      call_step(2, "shub"))
-    write_plan(first, gated, confirmation=Confirmation(issued.token_hash, issued.expires_at))
-    first.supervisor.tell(Spawn(gated))  # it runs in first's actors until its gate
+    store_plan(first, gated, confirmation=Confirmation(issued.token_hash, issued.expires_at))
+    first.supervisor.spawn(gated)  # it runs in first's actors until its gate
     assert first.wait_for_plan(gated.plan_id, WAIT).status is Status.WAITING
     first.stop()
     calls_before = len(standins.recorder.calls())
 
-    again = next_start()
+    again = start_madre()
 
     assert plan_actor_count(again) == 0
     assert len(standins.recorder.calls()) == calls_before
@@ -147,7 +125,7 @@ def test_waiting_plans_stay_passive_on_boot_and_make_no_call_until_confirmed(fir
 
 
 def test_a_confirmation_that_expired_while_madre_was_down_ends_the_plan_during_start(
-        database_url, next_start, standins):
+        database_url, start_madre, standins):
     short = Madre(make_settings(database_url, standins, confirm_ttl_seconds=0.000001,
                                 tick_seconds=3600)).start()
     try:
@@ -157,7 +135,7 @@ def test_a_confirmation_that_expired_while_madre_was_down_ends_the_plan_during_s
         short.stop()
 
     # Its own timer ticks only after an hour: the expiry can only come from start().
-    again = next_start(tick_seconds=3600)
+    again = start_madre(tick_seconds=3600)
     plan = again.get_plan(pending.plan_id)
 
     assert plan.status is Status.ERROR
@@ -172,15 +150,14 @@ def test_a_confirmation_that_expired_while_madre_was_down_ends_the_plan_during_s
 # --------------------------------------------------------------------------- intents
 
 
-def test_an_intent_left_without_a_plan_is_closed_as_error_with_a_note_on_boot(first, next_start,
+def test_an_intent_left_without_a_plan_is_closed_as_error_with_a_note_on_boot(first, start_madre,
                                                                               standins):
     orphan = new_id()
-    first.store.call(lambda repo: repo.record_intent(
-        intent_id=orphan, source="operator", payload={"message": "cut short"}, session_id=None))
+    first.store.record_intent(IntentRecord(orphan, "operator", {"message": "cut short"}, None))
     waiting = first.control(ControlRequest(target="hermes", action="delete"))
     first.stop()
 
-    again = next_start()
+    again = start_madre()
 
     row = intent_row(again, orphan)
     assert row["result_status"] == "error"
@@ -195,66 +172,26 @@ def test_an_intent_left_without_a_plan_is_closed_as_error_with_a_note_on_boot(fi
 # --------------------------------------------------------------------------- many at once
 
 
-class ConcurrencyMeter(StepExecutor):
-    """The real executor, counting how many steps run at the same moment (the peak). The
-    first `together` steps wait for each other at a barrier: they must all be in flight at
-    once, so the peak reaches `together` whatever the machine's speed."""
-
-    def __init__(self, madre: Madre, *, together: int) -> None:
-        s = madre.settings
-        routes = {"switch": s.switch_parse_route, "hermes": s.hermes_route,
-                  "hormiguero": s.hormiguero_route, "manifestator": s.manifestator_route,
-                  "shub": s.shub_route}
-        super().__init__({m: madre.clients[m] for m in CALL_MODULES.values()}, routes,
-                         madre.board)
-        self._lock = threading.Lock()
-        self._barrier = threading.Barrier(together)
-        self._together = together
-        self._entered = 0
-        self._running = 0
-        self.peak = 0
-
-    def run(self, step: Step, plan: Plan) -> Answer:
-        with self._lock:
-            self._entered += 1
-            first = self._entered <= self._together
-            self._running += 1
-            self.peak = max(self.peak, self._running)
-        try:
-            if first:
-                self._barrier.wait(timeout=WAIT)
-            return super().run(step, plan)
-        finally:
-            with self._lock:
-                self._running -= 1
-
-
-class MeteredMadre(Madre):
-    """A Madre whose executor is metered from the start: recovery runs inside start(), so
-    swapping `executor` after start() would miss the first plans."""
-
-    def _recover(self) -> None:
-        self.executor = self.meter = ConcurrencyMeter(
-            self, together=self.settings.max_active_plans)
-        super()._recover()
-
-
 def test_fifty_recovered_plans_run_at_most_max_active_plans_at_once_and_all_finish(
-        first, next_start, standins):
+        first, start_madre, standins):
     plans = [new_plan(call_step(0, "shub"), Step(index=1, type=StepType.NOOP))
              for _ in range(50)]
 
-    def write_all(repo: Any) -> None:
-        for plan in plans:
-            repo.create_plan(plan, confirmation=None, audit=[])
-
-    first.store.call(write_all)
+    for plan in plans:
+        store_plan(first, plan)
     first.stop()
     standins.behaviours["shub"].set("slow", delay=0.05)  # long enough for the four to overlap
 
-    again = next_start(MeteredMadre, max_active_plans=4)
+    # Metered from the start: recovery runs inside start(), before any test code could look.
+    meters: list[ConcurrencyMeter] = []
+
+    def metered(real: Any) -> ConcurrencyMeter:
+        meters.append(ConcurrencyMeter(real, together=4))
+        return meters[-1]
+
+    again = start_madre(max_active_plans=4, step_runner=metered)
 
     for plan in plans:
         assert final(again, plan.plan_id, timeout=30).status is Status.DONE
-    assert again.meter.peak == 4
+    assert meters[0].peak == 4
     assert len(standins.recorder.idempotency_counts("shub")) == 50

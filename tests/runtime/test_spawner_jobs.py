@@ -20,15 +20,8 @@ from helpers import TOKEN, assert_envelope, audit_actions, is_subsequence, table
 from starlette.testclient import TestClient
 
 from madre import Madre, create_app
-from madre.contracts import (
-    ChatRequest,
-    ControlRequest,
-    IntentRequest,
-    Plan,
-    Status,
-    StepType,
-    WaitReason,
-)
+from madre.contracts import ChatRequest, ControlRequest, IntentRequest
+from madre.model import Plan, Status, StepType, WaitReason
 from madre.standins import SpawnerWorker, StandinCluster
 
 BOUND = 15.0  # seconds: a generous bound for a plan that should end in well under one

@@ -7,28 +7,15 @@ Tests that take `madre` or `settings` run on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
-from typing import Any
 
 import pykka
 import pytest
-from helpers import WAIT, audit_actions, make_settings, settled, table_rows
+from doubles import CrashingRunner
+from helpers import WAIT, audit_actions, execute, make_settings, settled, store_plan, table_rows
 
 from madre import Madre
-from madre.actors.supervisor import Spawn
-from madre.contracts import (
-    ChatRequest,
-    ControlRequest,
-    Plan,
-    Status,
-    Step,
-    StepType,
-    WaitReason,
-    new_id,
-)
-from madre.delegation.client import ModuleClient
-from madre.delegation.health import HealthBoard
-from madre.delegation.executor import CALL_MODULES, StepExecutor
+from madre.contracts import ChatRequest, ControlRequest
+from madre.model import Plan, Status, Step, StepType, WaitReason, new_id
 
 
 def threads_left_behind(before: set[threading.Thread]) -> list[str]:
@@ -51,13 +38,13 @@ def hand_built_plan(*types: str) -> Plan:
 def test_a_stored_plan_with_an_unknown_step_type_is_reported_and_fails_naming_the_type(madre,
                                                                                         standins):
     plan = hand_built_plan("NOOP", "CALL_MARS", "NOOP")
-    madre.store.call(lambda repo: repo.create_plan(plan, confirmation=None, audit=[]))
+    store_plan(madre, plan)
 
     shown = madre.get_plan(plan.plan_id)
     assert [s.type for s in shown.steps] == ["NOOP", "CALL_MARS", "NOOP"]
     assert shown.status is Status.PENDING
 
-    madre.supervisor.tell(Spawn(plan))
+    madre.supervisor.spawn(plan)
     ended = settled(madre, plan.plan_id)
 
     assert ended.status is Status.ERROR
@@ -72,15 +59,11 @@ def test_a_waiting_plan_rewritten_with_an_unknown_step_fails_naming_it_once_conf
                                                                                     standins):
     pending = madre.control(ControlRequest(target="hermes", action="delete"))
     stored = madre.get_plan(pending.plan_id)
-    plan = madre.repo.get_plan(pending.plan_id)
+    plan = madre.repo.load_plan(pending.plan_id)
     plan.steps[1].type = "CALL_TELEPORTER"  # as a newer Madre sharing the database might store
 
-    def rewrite(repo: Any) -> int:
-        task = repo.m.Task
-        return task.update(plan_json=plan.model_dump_json()).where(
-            task.uuid == pending.plan_id).execute()
-
-    assert madre.store.call(rewrite) == 1
+    assert execute(madre, "UPDATE tasks SET plan_json = ? WHERE uuid = ?",
+                   (plan.model_dump_json(), pending.plan_id)) == 1
     assert madre.get_plan(pending.plan_id).steps[1].type == "CALL_TELEPORTER"
     assert stored.steps[1].type == StepType.CALL_HERMES
 
@@ -144,23 +127,22 @@ def test_a_start_against_an_unreachable_postgresql_raises_and_leaves_no_thread(s
     assert pykka.ActorRegistry.get_all() == []
 
 
-class FailsAfterEverythingStarted(Madre):
+def test_a_start_that_fails_after_the_actors_started_stops_them_all(settings, standins):
     """A real Madre whose last start-up step (recovery) fails: every actor, the store and the
     health prober are already running when it raises."""
+    before = set(threading.enumerate())
+    started_actors: list[int] = []
 
-    def _recover(self) -> None:
-        self.started_actors = len(pykka.ActorRegistry.get_all())
+    def failing_recovery(madre: Madre) -> None:
+        started_actors.append(len(pykka.ActorRegistry.get_all()))
         raise RuntimeError("recovery failed on purpose")
 
-
-def test_a_start_that_fails_after_the_actors_started_stops_them_all(settings, standins):
-    before = set(threading.enumerate())
-    runtime = FailsAfterEverythingStarted(settings)
+    runtime = Madre(settings, recovery=failing_recovery)
 
     with pytest.raises(RuntimeError, match="recovery failed on purpose"):
         runtime.start()
 
-    assert runtime.started_actors >= 5  # store, policy, planner, parsers, supervisor
+    assert started_actors[0] >= 5  # store, policy, planner, parsers, supervisor
     assert not runtime.running
     assert threads_left_behind(before) == []
     assert pykka.ActorRegistry.get_all() == []
@@ -171,7 +153,7 @@ def test_a_start_that_fails_after_the_actors_started_stops_them_all(settings, st
 
 def test_a_plan_left_pending_is_run_by_the_next_madre_on_start(madre, settings, standins):
     plan = hand_built_plan("NOOP", "NOOP")
-    madre.store.call(lambda repo: repo.create_plan(plan, confirmation=None, audit=[]))
+    store_plan(madre, plan)
     madre.stop()  # it was never spawned: still PENDING in the database
 
     with Madre(settings) as again:
@@ -199,46 +181,15 @@ def test_a_waiting_plan_stays_passive_across_a_restart_and_can_be_confirmed_afte
 # --------------------------------------------------------------------------- supervision
 
 
-class CrashingExecutor(StepExecutor):
-    """The real executor, except that for steps whose params say `crash` it raises RuntimeError
-    after the call was made, `crashes` times (None: every time)."""
-
-    def __init__(self, clients: Mapping[str, ModuleClient], routes: Mapping[str, str],
-                 board: HealthBoard, *, crashes: int | None) -> None:
-        super().__init__(clients, routes, board)
-        self._lock = threading.Lock()
-        self._crashes_left = crashes
-        self.crashed = 0
-
-    def run(self, step: Step, plan: Plan) -> dict[str, Any]:
-        result = super().run(step, plan)
-        if step.payload.get("params", {}).get("crash"):
-            with self._lock:
-                if self._crashes_left is None or self._crashes_left > 0:
-                    if self._crashes_left is not None:
-                        self._crashes_left -= 1
-                    self.crashed += 1
-                    raise RuntimeError("the executor crashed on purpose")
-        return result
-
-
-def crashing_executor(madre: Madre, *, crashes: int | None) -> CrashingExecutor:
-    s = madre.settings
-    routes = {"switch": s.switch_parse_route, "hermes": s.hermes_route,
-              "hormiguero": s.hormiguero_route, "manifestator": s.manifestator_route,
-              "shub": s.shub_route}
-    clients = {m: madre.clients[m] for m in CALL_MODULES.values()}
-    return CrashingExecutor(clients, routes, madre.board, crashes=crashes)
-
-
-def test_a_crashed_plan_actor_is_restarted_and_its_plan_still_reaches_done(madre, standins):
-    madre.executor = crashing_executor(madre, crashes=1)
+def test_a_crashed_plan_actor_is_restarted_and_its_plan_still_reaches_done(start_madre,
+                                                                            standins):
+    madre = start_madre(step_runner=lambda real: CrashingRunner(real, times=1))
 
     answer = madre.control(ControlRequest(target="hermes", action="ping", params={"crash": True}))
     ended = settled(madre, answer.plan_id)
 
     assert ended.status is Status.DONE
-    assert madre.executor.crashed == 1
+    assert madre.executor.crashes == 1
     assert audit_actions(madre, answer.plan_id).count("plan_actor_restarted") == 1
     step = ended.steps[0]
     assert step.attempts == 2
@@ -246,9 +197,9 @@ def test_a_crashed_plan_actor_is_restarted_and_its_plan_still_reaches_done(madre
     assert standins.recorder.idempotency_counts("hermes") == {step.step_id: 2}
 
 
-def test_a_plan_actor_that_keeps_crashing_is_given_up_and_other_plans_are_unaffected(madre,
-                                                                                     standins):
-    madre.executor = crashing_executor(madre, crashes=None)
+def test_a_plan_actor_that_keeps_crashing_is_given_up_and_other_plans_are_unaffected(
+        start_madre, standins):
+    madre = start_madre(step_runner=lambda real: CrashingRunner(real, times=None))
     restart_max = madre.settings.restart_max
     standins.behaviours["manifestator"].set("slow", delay=1.5)
     healthy = madre.control(ControlRequest(target="manifestator", action="ping"))
@@ -260,7 +211,7 @@ def test_a_plan_actor_that_keeps_crashing_is_given_up_and_other_plans_are_unaffe
     assert gave_up.status is Status.ERROR
     assert gave_up.reason.startswith("supervisor_gave_up")
     assert "RuntimeError" in gave_up.reason
-    assert madre.executor.crashed == restart_max + 1
+    assert madre.executor.crashes == restart_max + 1
     actions = audit_actions(madre, doomed.plan_id)
     assert actions.count("plan_actor_restarted") == restart_max
     assert "supervisor_gave_up" in actions
@@ -274,10 +225,11 @@ def test_a_plan_actor_that_keeps_crashing_is_given_up_and_other_plans_are_unaffe
     assert intent[0]["result_status"] == "error"
 
 
-def test_a_plan_parked_for_confirmation_stays_parked_while_another_plan_crashes(madre, standins):
+def test_a_plan_parked_for_confirmation_stays_parked_while_another_plan_crashes(start_madre,
+                                                                                  standins):
     """A crash in one plan does not wake plans parked for a confirmation."""
+    madre = start_madre(step_runner=lambda real: CrashingRunner(real, times=None))
     parked = madre.control(ControlRequest(target="hermes", action="delete"))
-    madre.executor = crashing_executor(madre, crashes=None)
 
     doomed = madre.control(ControlRequest(target="shub", action="ping", params={"crash": True}))
     assert settled(madre, doomed.plan_id).status is Status.ERROR

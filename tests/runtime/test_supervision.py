@@ -2,8 +2,8 @@
 and are given up on after `restart_max` crashes without touching other plans; plans that wait
 hold no actor, and a confirmation is written before its plan is woken.
 
-Crashes are injected with a StepExecutor subclass (the real executor, calling the real
-loopback stand-ins) put in `madre.executor`: every Plan actor started after that reads it.
+Crashes are injected by wrapping the real executor (calling the real loopback stand-ins) in a
+CrashingRunner passed to the Madre under test (`step_runner=`).
 Tests that take `madre` or `start_madre` run on SQLite and on PostgreSQL.
 """
 
@@ -13,59 +13,21 @@ import json
 import threading
 from typing import Any
 
-from helpers import WAIT, audit_actions, table_rows, plan_actor_count
+from doubles import CrashingRunner
+from helpers import WAIT, audit_actions, execute, final, plan_actor_count, table_rows
 
 from madre import Madre
-from madre.actors.supervisor import Activate, Count, Queued, Spawn
-from madre.contracts import ControlRequest, Plan, Status, Step, StepType, WaitReason, new_id, utcnow
-from madre.delegation.client import Answer
+from madre.contracts import ControlRequest
+from madre.model import Plan, Status, Step, StepType, WaitReason, new_id, utcnow
+from madre.records import NO_CHANGE, Confirmation
 from madre.rules.tokens import issue_token
-from madre.delegation.executor import CALL_MODULES, StepExecutor
-from madre.store.repository import Confirmation
 
 # --------------------------------------------------------------------------- helpers
 
 
-def module_routes(madre: Madre) -> dict[str, str]:
-    s = madre.settings
-    return {"switch": s.switch_parse_route, "hermes": s.hermes_route,
-            "hormiguero": s.hormiguero_route, "manifestator": s.manifestator_route,
-            "shub": s.shub_route}
-
-
-class CrashingExecutor(StepExecutor):
-    """The real executor, except for steps whose payload params say `crash`: each such step
-    raises RuntimeError `times` times (None: always), after its call was made, or before it
-    when `gate` is given (then it first sets `entered` and waits for `gate`)."""
-
-    def __init__(self, madre: Madre, *, times: int | None,
-                 gate: threading.Event | None = None) -> None:
-        super().__init__({m: madre.clients[m] for m in CALL_MODULES.values()},
-                         module_routes(madre), madre.board)
-        self._lock = threading.Lock()
-        self._left: dict[str, int] = {}
-        self._times = times
-        self._gate = gate
-        self.entered = threading.Event()
-        self.crashes = 0
-
-    def run(self, step: Step, plan: Plan) -> Answer:
-        if not step.payload.get("params", {}).get("crash"):
-            return super().run(step, plan)
-        with self._lock:
-            left = self._left.setdefault(step.step_id, -1 if self._times is None else self._times)
-            crash = left != 0
-            if crash:
-                self._left[step.step_id] = left - 1
-                self.crashes += 1
-        if crash and self._gate is not None:
-            self.entered.set()
-            assert self._gate.wait(WAIT), "the test never opened the gate"
-            raise RuntimeError("the executor crashed on purpose (before the call)")
-        answer = super().run(step, plan)
-        if crash:
-            raise RuntimeError("the executor crashed on purpose")
-        return answer
+def crashing(**options: Any) -> Any:
+    """A step_runner for Madre: the real executor, crashing as CrashingRunner(**options)."""
+    return lambda real: CrashingRunner(real, **options)
 
 
 def audit_details(madre: Madre, plan_id: str, action: str) -> list[dict[str, Any]]:
@@ -76,11 +38,6 @@ def audit_details(madre: Madre, plan_id: str, action: str) -> list[dict[str, Any
 
 
 
-
-def final(madre: Madre, plan_id: str) -> Plan:
-    plan = madre.wait_for_plan(plan_id, WAIT, final=True)
-    assert plan is not None, f"plan {plan_id} did not end in {WAIT} s"
-    return plan
 
 
 def hermes_step(index: int, **params: Any) -> Step:
@@ -105,7 +62,7 @@ def store_plan(madre: Madre, *steps: Step, token_ttl: float | None = None
     plan = Plan(intent_id=new_id(), session_id=new_id(), source="test", steps=list(steps))
     issued = issue_token(now=utcnow(), ttl_seconds=token_ttl) if token_ttl else None
     confirmation = Confirmation(issued.token_hash, issued.expires_at) if issued else None
-    madre.store.call(lambda repo: repo.create_plan(plan, confirmation=confirmation, audit=[]))
+    madre.store.create_plan(plan, NO_CHANGE, confirmation=confirmation)
     return plan, issued.token if issued else None
 
 
@@ -113,9 +70,9 @@ def store_plan(madre: Madre, *steps: Step, token_ttl: float | None = None
 
 
 def test_a_plan_actor_that_crashes_once_restarts_after_the_minimum_backoff_and_its_plan_is_done(
-        madre, standins):
+        start_madre, standins):
+    madre = start_madre(step_runner=crashing(times=1))
     backoff = madre.settings.restart_backoff_seconds
-    madre.executor = CrashingExecutor(madre, times=1)
 
     answer = madre.control(ControlRequest(target="hermes", action="ping", params={"crash": True}))
     ended = final(madre, answer.plan_id)
@@ -129,9 +86,9 @@ def test_a_plan_actor_that_crashes_once_restarts_after_the_minimum_backoff_and_i
     assert second.time - first.time >= restart["backoff_s"]
 
 
-def test_each_further_restart_of_the_same_plan_waits_twice_as_long(madre, standins):
+def test_each_further_restart_of_the_same_plan_waits_twice_as_long(start_madre, standins):
+    madre = start_madre(step_runner=crashing(times=2))
     backoff = madre.settings.restart_backoff_seconds
-    madre.executor = CrashingExecutor(madre, times=2)
 
     answer = madre.control(ControlRequest(target="hermes", action="ping", params={"crash": True}))
 
@@ -143,11 +100,11 @@ def test_each_further_restart_of_the_same_plan_waits_twice_as_long(madre, standi
 
 
 def test_a_restarted_plan_actor_goes_on_from_the_saved_plan_without_redoing_finished_steps(
-        madre, standins):
+        start_madre, standins):
+    madre = start_madre(step_runner=crashing(times=1))
     plan, _ = store_plan(madre, shub_step(0), hermes_step(1, crash=True), shub_step(2))
-    madre.executor = CrashingExecutor(madre, times=1)
 
-    madre.supervisor.tell(Spawn(plan))
+    madre.supervisor.spawn(plan)
     ended = final(madre, plan.plan_id)
 
     assert ended.status is Status.DONE
@@ -160,8 +117,8 @@ def test_a_restarted_plan_actor_goes_on_from_the_saved_plan_without_redoing_fini
 
 def test_restart_max_crashes_in_a_row_end_the_plan_in_error_supervisor_gave_up(start_madre,
                                                                                standins):
-    runtime = start_madre(restart_max=2, restart_backoff_seconds=0.01)
-    runtime.executor = CrashingExecutor(runtime, times=None)
+    runtime = start_madre(restart_max=2, restart_backoff_seconds=0.01,
+                          step_runner=crashing(times=None))
 
     answer = runtime.control(ControlRequest(target="hermes", action="ping",
                                             params={"crash": True}))
@@ -180,8 +137,7 @@ def test_restart_max_crashes_in_a_row_end_the_plan_in_error_supervisor_gave_up(s
 
 def test_with_restart_max_zero_the_first_crash_ends_the_plan_without_a_restart(start_madre,
                                                                                standins):
-    runtime = start_madre(restart_max=0)
-    runtime.executor = CrashingExecutor(runtime, times=None)
+    runtime = start_madre(restart_max=0, step_runner=crashing(times=None))
 
     answer = runtime.control(ControlRequest(target="hermes", action="ping",
                                             params={"crash": True}))
@@ -199,8 +155,7 @@ def test_crashes_further_apart_than_the_restart_period_never_add_up_to_giving_up
     # Every backoff (>= 0.1 s) is longer than the period (0.05 s): at each crash the previous
     # one has left the window, so each is restart 1 and restart_max=1 is never exceeded.
     runtime = start_madre(restart_max=1, restart_period_seconds=0.05,
-                          restart_backoff_seconds=0.1)
-    runtime.executor = CrashingExecutor(runtime, times=3)
+                          restart_backoff_seconds=0.1, step_runner=crashing(times=3))
 
     answer = runtime.control(ControlRequest(target="hermes", action="ping",
                                             params={"crash": True}))
@@ -213,8 +168,8 @@ def test_crashes_further_apart_than_the_restart_period_never_add_up_to_giving_up
 
 def test_a_plan_that_keeps_crashing_leaves_a_plan_running_beside_it_untouched(start_madre,
                                                                               standins):
-    runtime = start_madre(restart_backoff_seconds=0.01, step_timeout_seconds=10)
-    runtime.executor = CrashingExecutor(runtime, times=None)
+    runtime = start_madre(restart_backoff_seconds=0.01, step_timeout_seconds=10,
+                          step_runner=crashing(times=None))
     standins.behaviours["shub"].set("hang")
     healthy = runtime.control(ControlRequest(target="shub", action="ping"))
     assert standins.recorder.wait_for_calls("shub", 1, timeout=WAIT)  # its step is in flight
@@ -236,15 +191,15 @@ def test_a_plan_that_keeps_crashing_leaves_a_plan_running_beside_it_untouched(st
 
 def test_a_crashed_plan_backing_off_holds_no_place_and_a_queued_plan_starts_meanwhile(
         start_madre, standins):
-    runtime = start_madre(max_active_plans=1, restart_backoff_seconds=30)
     gate = threading.Event()
-    runtime.executor = CrashingExecutor(runtime, times=1, gate=gate)
+    runtime = start_madre(max_active_plans=1, restart_backoff_seconds=30,
+                          step_runner=crashing(times=1, gate=gate))
     doomed = runtime.control(ControlRequest(target="hermes", action="ping",
                                             params={"crash": True}))
     assert runtime.executor.entered.wait(WAIT)  # the only place is taken
     queued = runtime.control(ControlRequest(target="shub", action="ping"))
     # control told the Supervisor Spawn before answering: this ask is queued behind it
-    assert runtime.supervisor.ask(Queued(), timeout=5) == 1
+    assert runtime.supervisor.queued() == 1
 
     gate.set()  # the doomed plan crashes now and backs off for 30 s
     ended = final(runtime, queued.plan_id)
@@ -260,15 +215,12 @@ def test_a_plan_whose_stored_state_cannot_be_loaded_is_given_up_on_and_supervisi
     runtime = start_madre(restart_backoff_seconds=0.01)
     plan, _ = store_plan(runtime, hermes_step(0))
 
-    def corrupt(repo: Any) -> int:
-        task = repo.m.Task
-        return task.update(plan_json="{bad").where(task.uuid == plan.plan_id).execute()
-
-    assert runtime.store.call(corrupt) == 1
-    # wait_for_plan reads the plan first, which fails here: watch the settle hub directly,
+    assert execute(runtime, "UPDATE tasks SET plan_json = ? WHERE uuid = ?",
+                   ("{bad", plan.plan_id)) == 1
+    # wait_for_plan reads the plan first, which fails here: watch the plan directly,
     # registered before the activation so the outcome cannot be missed.
-    watch = runtime.hub.watch(plan.plan_id, final=True)
-    runtime.supervisor.tell(Activate(plan.plan_id))  # every start fails in on_start's load
+    watch = runtime.watchers.watch(plan.plan_id, final=True)
+    runtime.supervisor.activate(plan.plan_id)  # every start fails in on_start's load
     ended = watch.wait(WAIT)
 
     assert ended is not None, "the plan was never given up on"
@@ -291,7 +243,7 @@ def test_a_plan_reaching_a_confirmation_gate_is_saved_waiting_and_holds_no_actor
                                                                                 standins):
     plan, _ = store_plan(madre, hermes_step(0), gate_step(1), shub_step(2), token_ttl=900)
 
-    madre.supervisor.tell(Spawn(plan))
+    madre.supervisor.spawn(plan)
     parked = madre.wait_for_plan(plan.plan_id, WAIT)
 
     assert parked is not None and parked.status is Status.WAITING
@@ -307,19 +259,19 @@ def test_two_hundred_plans_parked_waiting_hold_no_actor_and_queue_nothing(madre,
                         Step(index=2, type=StepType.NOOP))[0] for _ in range(200)]
 
     for plan in plans:  # every one runs in an actor (64 at most at once) until its gate
-        madre.supervisor.tell(Spawn(plan))
+        madre.supervisor.spawn(plan)
     for plan in plans:
         parked = madre.wait_for_plan(plan.plan_id, WAIT)
         assert parked is not None and parked.status is Status.WAITING
 
     assert plan_actor_count(madre) == 0
-    assert madre.supervisor.ask(Queued(), timeout=5) == 0
+    assert madre.supervisor.queued() == 0
     assert [t.name for t in threading.enumerate() if t.name.startswith("PlanActor-")] == []
 
 
 def test_confirm_wakes_a_parked_plan_from_its_saved_state_and_it_reaches_done(madre, standins):
     plan, token = store_plan(madre, hermes_step(0), gate_step(1), shub_step(2), token_ttl=900)
-    madre.supervisor.tell(Spawn(plan))
+    madre.supervisor.spawn(plan)
     assert madre.wait_for_plan(plan.plan_id, WAIT).status is Status.WAITING
     assert plan_actor_count(madre) == 0
 
@@ -345,8 +297,8 @@ def test_a_confirm_is_saved_running_before_its_plan_gets_an_actor(start_madre, s
 
     assert answer.plan_status is Status.RUNNING
     # confirm told the Supervisor before returning: this ask is queued behind that Spawn
-    assert runtime.supervisor.ask(Queued(), timeout=5) == 1
-    assert runtime.supervisor.ask(Count(), timeout=5) == 1
+    assert runtime.supervisor.queued() == 1
+    assert runtime.supervisor.count() == 1
     stored = runtime.get_plan(pending.plan_id)
     assert stored.status is Status.RUNNING
     assert stored.steps[0].status is Status.DONE  # the gate, passed
@@ -368,7 +320,7 @@ def test_a_plan_cancelled_while_queued_for_a_place_makes_no_call_when_the_place_
     assert standins.recorder.wait_for_calls("shub", 1, timeout=WAIT)
     pending = runtime.control(ControlRequest(target="hermes", action="delete"))
     runtime.confirm(pending.plan_id, pending.confirm_token, wait=0)
-    assert runtime.supervisor.ask(Queued(), timeout=5) == 1
+    assert runtime.supervisor.queued() == 1
 
     runtime.cancel(pending.plan_id, reason="changed my mind")
     standins.behaviours["shub"].set("ok")

@@ -1,12 +1,13 @@
 """A stored plan that cannot be read is still shown (from its row), never a 500."""
 
+from helpers import execute
+
 from madre.contracts import ControlRequest
+
 
 def test_a_plan_whose_stored_json_is_corrupt_is_still_shown_not_a_500(madre, client):
     answer = madre.control(ControlRequest(target="hermes", action="delete"))
-    madre.store.call(lambda repo: repo.database.execute_sql(
-        "UPDATE tasks SET plan_json = %s WHERE uuid = %s".replace("%s", repo.database.param),
-        ("{bad", answer.plan_id)))
+    execute(madre, "UPDATE tasks SET plan_json = ? WHERE uuid = ?", ("{bad", answer.plan_id))
     detail = client.get(f"/madre/plans/{answer.plan_id}")
     assert detail.status_code == 200
     assert "stored_plan_unreadable" in detail.json()["intent"]["warnings"]

@@ -24,7 +24,8 @@ import pytest
 from helpers import TOKEN, table_rows
 
 from madre import Madre
-from madre.contracts import ChatRequest, ControlRequest, Status
+from madre.contracts import ChatRequest, ControlRequest
+from madre.model import Status
 from madre.errors import InvalidToken
 from madre.forensics import GENESIS, ForensicTrail, record_hash, verify
 

@@ -14,9 +14,11 @@ import pytest
 from helpers import WAIT, audit_actions, intent_row, is_subsequence, settled, table_rows
 
 from madre import Madre
-from madre.contracts import ChatRequest, ControlRequest, IntentRequest, Status
+from madre.contracts import ChatRequest, ControlRequest, IntentRequest
+from madre.model import Status, utcnow
+from madre.records import NO_CHANGE
 from madre.rules import lifecycle
-from madre.errors import IllegalTransition, InvalidToken
+from madre.errors import StaleWrite, InvalidToken
 from madre.store.models import TABLE_NAMES
 
 
@@ -177,14 +179,14 @@ def test_a_denial_is_audited_with_its_intent_and_reason(madre, standins):
 
 def test_a_save_from_a_stale_copy_of_a_plan_is_refused_not_applied(madre, standins):
     pending = madre.control(ControlRequest(target="hermes", action="delete"))
-    fresh = madre.repo.get_plan(pending.plan_id)
-    stale = madre.repo.get_plan(pending.plan_id)
-    lifecycle.advance(fresh, Status.ERROR, reason="cancelled by an operator")
-    madre.store.call(lambda repo: repo.save_plan(fresh))
+    fresh = madre.repo.load_plan(pending.plan_id)
+    stale = madre.repo.load_plan(pending.plan_id)
+    lifecycle.advance(fresh, Status.ERROR, reason="cancelled by an operator", now=utcnow())
+    madre.store.save_plan(fresh, NO_CHANGE)
 
-    lifecycle.advance(stale, Status.RUNNING)
-    with pytest.raises(IllegalTransition):
-        madre.store.call(lambda repo: repo.save_plan(stale))
+    lifecycle.advance(stale, Status.RUNNING, now=utcnow())
+    with pytest.raises(StaleWrite):
+        madre.store.save_plan(stale, NO_CHANGE)
 
     stored = madre.get_plan(pending.plan_id)
     assert stored.status is Status.ERROR and stored.reason == "cancelled by an operator"

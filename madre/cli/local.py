@@ -1,0 +1,92 @@
+"""The commands that run things on this machine rather than ask a server: `serve` (Madre
+itself), `modules` (the loopback stand-ins) and `audit verify` (the forensic trail on disk)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+import sys
+import threading
+
+import click
+
+from madre.cli.client import REFUSED
+from madre.cli.options import Connection, print_json
+from madre.errors import ConfigError
+from madre.settings import Settings, load_settings
+
+
+@click.group()
+def audit() -> None:
+    """The forensic trail: hash-chained JSON lines of everything Madre did."""
+
+
+@audit.command("verify")
+@click.argument("path", required=False, type=click.Path(path_type=pathlib.Path))
+@click.option("--json", "as_json", is_flag=True, help="print the verdict as JSON")
+@click.pass_context
+def audit_verify(ctx: click.Context, path: pathlib.Path | None, as_json: bool) -> None:
+    """Check the trail at PATH (a folder of day files, or one file): every record's hash,
+    every link to the record before, every sequence number. Prints where the chain breaks.
+
+    PATH defaults to MADRE_FORENSIC_DIR (forensic/madre/logs). Exit 0 intact, 1 broken,
+    2 no trail there. Reads files only: no server needed.
+    """
+    from madre.forensics import verify
+
+    target = path or pathlib.Path(os.environ.get("MADRE_FORENSIC_DIR")
+                                  or Settings.model_fields["forensic_dir"].default)
+    verdict = verify(target)
+    as_json = as_json or ctx.ensure_object(Connection).as_json
+    if as_json:
+        print_json(dataclasses.asdict(verdict))
+    if verdict.files == 0:
+        click.echo(f"madre: no trail at {target} (no *.jsonl files)", err=True)
+        sys.exit(2)
+    if not as_json:
+        click.echo(verdict.describe())
+    sys.exit(0 if verdict.ok else REFUSED)
+
+
+@click.command()
+@click.option("--host", help="address to bind (MADRE_HOST, default 127.0.0.1)")
+@click.option("--port", type=int, help="port to bind (MADRE_PORT, default 8001)")
+def serve(host: str | None, port: int | None) -> None:
+    """Serve Madre over HTTP (SQLite at data/runtime/vx11.db unless DATABASE_URL says otherwise)."""
+    from madre.server import serve as run_server
+
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    try:
+        settings = load_settings(**overrides)
+        run_server(settings)
+    except ConfigError as exc:
+        click.echo(f"madre: {exc}", err=True)
+        sys.exit(2)
+
+
+@click.command()
+@click.option("--madre-url", default="http://127.0.0.1:8001", show_default=True,
+              help="where the Spawner stand-in reports finished jobs")
+def modules(madre_url: str) -> None:
+    """Serve loopback stand-ins of Switch, Hermes, Hormiguero, Manifestator, Shub and Spawner
+    on their default ports (8002-8008), so Madre can be tried with no other VX11 service."""
+    from madre.standins.spawner_worker import SpawnerWorker
+    from madre.standins import DEFAULT_PORTS, StandinCluster
+
+    settings = load_settings()
+    token = settings.token.get_secret_value()
+    with (
+        StandinCluster(token=token, ports=dict(DEFAULT_PORTS), madre_url=madre_url) as cluster,
+        SpawnerWorker(settings.database_url, madre_url=madre_url, token=token,
+                      behaviour=cluster.behaviours["spawner"]),
+    ):
+        for name, url in cluster.urls.items():
+            click.echo(f"{name:13} {url}")
+        click.echo(f"spawner jobs  picked up from {settings.database_url}, reported to {madre_url}")
+        click.echo("Ctrl-C stops them.")
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+

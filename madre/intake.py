@@ -1,0 +1,278 @@
+"""Intake: every way a request comes in (chat, control, structured intent) goes down one path.
+
+    understand ──► classify ──► plan ──► persist ──► run
+    (parse text,   (the one     (rules)   (the intent   (spawn its actor;
+     or take the    policy)               row with the  chat waits for its
+     structured                           plan, or the  outcome)
+     order)                               denial)
+
+The adapters (`chat`, `control`, `intent`) only turn their request into a `Submission` and
+the outcome into their answer. Every accepted intent is durable before it is acknowledged:
+the intents_log row is written in the same transaction as its plan (or its denial).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import pykka
+
+from madre import answers
+from madre.actors.parser import ParserPool
+from madre.actors.planner import PlannerActor
+from madre.actors.policy import PolicyActor
+from madre.actors.store import StoreClient
+from madre.actors.supervisor import SupervisorClient
+from madre.contracts import (
+    ChatRequest,
+    ChatResponse,
+    ControlRequest,
+    ControlResponse,
+    ControlStatus,
+    IntentRequest,
+    IntentResponse,
+)
+from madre.errors import DuplicateIntent, InvalidToken
+from madre.model import DSL, Intent, Mode, Plan, Provider, Status, new_id
+from madre.records import AuditRow, Change, Confirmation, IntentClose, IntentRecord
+from madre.rules import lifecycle
+from madre.rules.parsing import mode_for
+from madre.rules.tokens import IssuedToken, hash_token
+from madre.store.repository import Repository
+from madre.watch import Watchers
+
+ASK_TIMEOUT = 30.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Submission:
+    """A request as intake sees it, whichever way it came in."""
+
+    kind: str  # chat | control | intent: the audit's `request`
+    source: str
+    intent_id: str
+    session_id: str
+    record: IntentRecord | None  # written with the plan; None when already written
+    text: str | None = None  # to parse ...
+    structured: DSL | None = None  # ... or the order as given
+    mode: Mode | None = None  # a structured order's mode (parsed text finds its own)
+    session_known: bool = True  # False: a session minted now has no mode to look up
+    extra_params: dict[str, Any] | None = None  # merged into what parsing found
+    correlation_id: str | None = None
+    dry_run: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class Accepted:
+    """What intake made of a submission: the classified intent, and its plan as persisted
+    (None when it was denied), the token issued for it and the decision's audit row id."""
+
+    intent: Intent
+    plan: Plan | None
+    issued: IssuedToken | None = None
+    action_id: int | None = None
+
+
+class Intake:
+    """Parses, classifies, plans, persists and starts what comes in."""
+
+    def __init__(self, *, repo: Repository, store: StoreClient, parsers: ParserPool,
+                 policy: pykka.ActorProxy[PolicyActor], planner: pykka.ActorProxy[PlannerActor],
+                 supervisor: SupervisorClient, watchers: Watchers, clock: Callable[[], Any],
+                 chat_wait: float, confirm: Callable[..., Any]) -> None:
+        self._repo = repo
+        self._store = store
+        self._parsers = parsers
+        self._policy = policy
+        self._planner = planner
+        self._supervisor = supervisor
+        self._watchers = watchers
+        self._now = clock
+        self._chat_wait = chat_wait
+        self._confirm = confirm
+
+    # ------------------------------------------------------------------ the adapters
+
+    def chat(self, request: ChatRequest, *, wait: float | None = None) -> ChatResponse:
+        """Understand a message, decide, plan, run; answer with the plan's outcome.
+
+        Waits up to `wait` (default MADRE_CHAT_WAIT_SECONDS) for the plan to settle; a plan
+        still going after that is answered RUNNING and goes on.
+        """
+        session_id = request.session_id or new_id()
+        intent_id = new_id()
+        record = IntentRecord(intent_id, "operator", {
+            "message": request.message, "session_id": session_id,
+            "context": request.context or {}, "dry_run": request.dry_run,
+        }, session_id)
+        accepted = self._accept(Submission(
+            kind="chat", source="operator", intent_id=intent_id, session_id=session_id,
+            record=record, text=request.message, session_known=request.session_id is not None,
+            dry_run=request.dry_run))
+        intent, plan = accepted.intent, accepted.plan
+        if plan is None:
+            return answers.chat_answer(intent, None, waited=0)
+        if request.dry_run:
+            return answers.chat_answer(intent, plan, waited=0, persisted=False)
+        budget = self._chat_wait if wait is None else wait
+        settled = plan if plan.status is Status.WAITING else self._run(plan, wait=budget)
+        return answers.chat_answer(intent, settled, waited=budget, issued=accepted.issued,
+                                   plan_id=plan.plan_id)
+
+    def control(self, request: ControlRequest, *, actor: str = "api") -> ControlResponse:
+        """A structured order for one module; MED/HIGH wait for confirmation, some are denied.
+
+        With `confirm_token` (and optionally `plan_id`) it confirms the plan the token was
+        issued for, as the original clients do.
+        """
+        target, action = request.target.lower(), request.action.lower()
+        if request.confirm_token:
+            return self._confirm_by_token(request, actor=actor)
+        intent_id = new_id()
+        session_id = request.session_id or new_id()
+        record = IntentRecord(intent_id, "control", {
+            "target": request.target, "action": request.action, "params": request.params or {},
+        }, session_id)
+        dsl = DSL(domain=target, action=action, target=target,
+                  parameters=request.params or {}, confidence=1.0,
+                  original_text=f"{request.action} {request.target}")
+        accepted = self._accept(Submission(
+            kind="control", source="control", intent_id=intent_id, session_id=session_id,
+            record=record, structured=dsl, mode=Mode.MADRE))
+        if accepted.plan is not None and accepted.issued is None:
+            self._supervisor.spawn(accepted.plan)
+        return answers.control_answer(accepted.intent, accepted.plan, issued=accepted.issued,
+                                      action_id=accepted.action_id)
+
+    def intent(self, request: IntentRequest) -> IntentResponse:
+        """Structured intake (Operator, Hormiguero, webhooks, CLI). Does not wait for the plan.
+
+        A `correlation_id` becomes the intent id, so a caller that retries the same intent
+        gets the first answer back (`duplicate: true`) instead of a second plan.
+        """
+        intent_id = request.correlation_id or new_id()
+        session_id = request.session_id or new_id()
+        payload = request.model_dump(exclude_none=True, exclude={"payload", "type"})
+        try:
+            self._store.record_intent(IntentRecord(intent_id, request.source, payload,
+                                                   session_id))
+        except DuplicateIntent:
+            return self._duplicate(intent_id)
+        submission = Submission(kind="intent", source=request.source, intent_id=intent_id,
+                                session_id=session_id, record=None,
+                                correlation_id=request.correlation_id)
+        if request.action is not None:
+            target = (request.target or request.domain or "madre").lower()
+            dsl = DSL(domain=(request.domain or target).lower(), action=request.action.lower(),
+                      target=request.target.lower() if request.target else None,
+                      parameters=request.params or {}, confidence=1.0,
+                      original_text=request.text or f"{request.action} {target}")
+            mode = Mode.AUDIO_ENGINEER if dsl.domain == "audio" else Mode.MADRE
+            submission = dataclasses.replace(submission, structured=dsl, mode=mode)
+        else:
+            submission = dataclasses.replace(submission, text=request.text,
+                                             extra_params=request.params)
+        accepted = self._accept(submission)
+        if accepted.plan is not None and accepted.plan.status is not Status.WAITING:
+            self._supervisor.spawn(accepted.plan)
+        return answers.intent_answer(accepted.intent, accepted.plan, issued=accepted.issued)
+
+    # ------------------------------------------------------------------ the one path
+
+    def _accept(self, sub: Submission) -> Accepted:
+        intent = self._understand(sub)
+        if intent.decision.denied:
+            return Accepted(intent, None, action_id=self._deny(intent, sub))
+        plan = self._planner.plan(intent).get(timeout=ASK_TIMEOUT)
+        if sub.dry_run:
+            self._store.close_intent(sub.record, IntentClose(intent.intent_id, "dry_run",
+                                                              "planned only (dry_run)"))
+            return Accepted(intent, plan)
+        return self._persist(intent, plan, sub.record)
+
+    def _understand(self, sub: Submission) -> Intent:
+        """Parse (or take) what is asked and classify it: the intent, ready to plan."""
+        if sub.structured is not None:
+            dsl, provider, warnings = sub.structured, Provider.STRUCTURED, []
+            mode = sub.mode or Mode.MADRE
+        else:
+            assert sub.text is not None
+            # A session minted just now has no history to read.
+            session_mode = (self._repo.session_mode(sub.session_id) if sub.session_known
+                            else None) or Mode.MADRE
+            parsed = self._parsers.parse(sub.text, session_mode, session_id=sub.session_id,
+                                         intent_id=sub.intent_id)
+            dsl, provider, warnings = parsed.dsl, parsed.provider, parsed.warnings
+            if sub.extra_params:
+                dsl.parameters.update(sub.extra_params)
+            mode = mode_for(dsl, session_mode)
+        decision = self._policy.classify_dsl(dsl).get(timeout=ASK_TIMEOUT)
+        return Intent(intent_id=sub.intent_id, source=sub.source, session_id=sub.session_id,
+                      mode=mode, dsl=dsl, provider=provider, decision=decision,
+                      targets=[dsl.target] if dsl.target else [], warnings=warnings,
+                      correlation_id=sub.correlation_id)
+
+    def _persist(self, intent: Intent, plan: Plan, record: IntentRecord | None) -> Accepted:
+        """Write the new plan (WAITING behind its gate when it needs a human) with the
+        decision, and the intent row when it is not written yet."""
+        decision = intent.decision
+        decided = lifecycle.note(
+            plan, f"decision:{decision.risk}", reason=decision.reason,
+            module=intent.dsl.target or "madre", actor=intent.source,
+            detail={"domain": intent.dsl.domain, "action": intent.dsl.action,
+                    "provider": intent.provider.value})
+        change = Change()
+        issued: IssuedToken | None = None
+        confirmation = None
+        if decision.requires_confirmation:
+            issued = self._policy.issue_token(self._now()).get(timeout=ASK_TIMEOUT)
+            confirmation = Confirmation(issued.token_hash, issued.expires_at)
+            change = change.then(lifecycle.gate(plan, expires_at=issued.expires_at,
+                                                now=self._now()))
+        change = change.then(Change(audit=(lifecycle.note(
+            plan, "plan_created", reason=f"{len(plan.steps)} steps", actor="planner"),)))
+        action_id = self._store.create_plan(plan, change, confirmation=confirmation,
+                                            intent=record, decision=decided)
+        return Accepted(intent, plan, issued, action_id)
+
+    def _deny(self, intent: Intent, sub: Submission) -> int:
+        """Record a refusal: no plan, the intent closed as denied, an audit row saying why."""
+        decision = intent.decision
+        row = AuditRow(action="denied", reason=decision.reason[:255],
+                       module=intent.dsl.target or "madre", intent_id=intent.intent_id,
+                       session_id=intent.session_id, actor=intent.source,
+                       detail={"request": sub.kind, "action": intent.dsl.action})
+        return self._store.record_denial(
+            sub.record, IntentClose(intent.intent_id, "denied", decision.reason[:500]), row)
+
+    def _run(self, plan: Plan, *, wait: float) -> Plan | None:
+        """Start the plan and wait up to `wait` seconds for it to settle."""
+        with self._watchers.watch(plan.plan_id) as watch:
+            self._supervisor.spawn(plan)
+            return watch.wait(wait)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _confirm_by_token(self, request: ControlRequest, *, actor: str) -> ControlResponse:
+        """`control` with a `confirm_token`: confirm the plan it was issued for."""
+        decision = self._policy.classify_dsl(DSL(
+            domain=request.target.lower(), action=request.action.lower(),
+            target=request.target.lower())).get(timeout=ASK_TIMEOUT)
+        token = request.confirm_token or ""
+        plan_id = request.plan_id or self._repo.find_plan_by_token_hash(hash_token(token))
+        if plan_id is None:
+            raise InvalidToken("no plan waits for this confirmation token")
+        confirmed = self._confirm(plan_id, token, actor=actor, wait=0)
+        plan = self._repo.readable_plan(plan_id)
+        return ControlResponse(status=ControlStatus.ACCEPTED, plan_id=plan_id, risk=decision.risk,
+                               intent_id=plan.intent_id if plan else None,
+                               reason="confirmed", plan_status=confirmed.plan_status)
+
+    def _duplicate(self, intent_id: str) -> IntentResponse:
+        row = self._repo.find_intent(intent_id)
+        plan = self._repo.readable_plan(row.plan_id) if row and row.plan_id else None
+        denied = row is not None and row.result_status == "denied"
+        return answers.duplicate_intent_answer(intent_id, plan, denied=denied)
+
