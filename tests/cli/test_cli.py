@@ -28,8 +28,8 @@ from helpers import TOKEN, free_port
 from helpers import table_rows as sql_rows
 
 from madre import Madre, create_app
-from madre.cli.output import colour_enabled, render_event, styler, table
 from madre.cli.client import ServerEvent, parse_sse
+from madre.cli.output import colour_enabled, render_event, styler, table
 from madre.contracts import (
     CancelResponse,
     ChatRequest,

@@ -8,7 +8,12 @@ from hypothesis import strategies as st
 
 from madre.contracts import MAX_MESSAGE_CHARS
 from madre.model import DSL, Mode
-from madre.rules.parsing import DESTRUCTIVE_WARNING, fallback_parse, mentions_job, mode_for
+from madre.rules.parsing import (
+    DESTRUCTIVE_WARNING,
+    fallback_parse,
+    mentions_job,
+    mode_for,
+)
 from madre.rules.policy import classify_dsl
 
 # --------------------------------------------------------------------------- whole words

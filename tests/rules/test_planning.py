@@ -9,7 +9,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from madre.model import DSL, Decision, Intent, Mode, Plan, Provider, Risk, Status, StepType
+from madre.model import (
+    DSL,
+    Decision,
+    Intent,
+    Mode,
+    Plan,
+    Provider,
+    Risk,
+    Status,
+    StepType,
+)
 from madre.rules.parsing import fallback_parse, mode_for
 from madre.rules.planning import build_plan
 from madre.rules.policy import classify_dsl
