@@ -14,6 +14,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from madre.errors import ConfigError
+from madre.rules.policy_file import load_policy_file
 
 DEFAULT_TOKEN = "vx11-local-token"
 
@@ -108,6 +109,9 @@ class Settings(BaseSettings):
         "/manifestator/drift", validation_alias=_env("MADRE_MANIFESTATOR_ROUTE")
     )
     shub_route: str = Field("/shub/process", validation_alias=_env("MADRE_SHUB_ROUTE"))
+    # A TOML file that adds verbs and protected targets to the risk tables (README, "How Madre
+    # judges risk"). Read here too, so a bad file stops start-up with its line named.
+    policy_file: str | None = Field(None, validation_alias=_env("MADRE_POLICY_FILE"))
 
     @field_validator(
         "switch_url", "hermes_url", "hormiguero_url", "manifestator_url", "shub_url", "spawner_url"
@@ -128,6 +132,17 @@ class Settings(BaseSettings):
         if value.startswith("sqlite") and (value.endswith(":memory:") or value == "sqlite://"):
             raise ValueError("must name a SQLite file: every actor thread would see its own "
                              "empty :memory: database")
+        return value
+
+    @field_validator("policy_file")
+    @classmethod
+    def _policy_file_loads(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            load_policy_file(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
         return value
 
     def module_url(self, module: str) -> str:
