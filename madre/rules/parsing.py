@@ -146,7 +146,7 @@ def fallback_parse(text: str, *, session_mode: Mode | None = None,
     norm = normalize(text)
     tokens = tokenize(text)
     params = _extract_parameters(text, norm)
-    matches = read_verbs(tokens, tables, leading=True)
+    matches = read_verbs(tokens, tables, leading=True, message=True)
     best = strongest(matches)
     target = _find_target(tokens, matches, best, tables)
     kind = best.verb.kind if best is not None else None

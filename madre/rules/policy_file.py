@@ -82,7 +82,8 @@ def _verb_for(word: str, kind: VerbClass) -> Verb:
 def _check(source: _File, tables: PolicyTables, word: str, kind: VerbClass, line: int) -> None:
     """Refuse a word the file would weaken, or that would not be read as the file says."""
     before = DEFAULT_TABLES.resolve(word)
-    after = tables.resolve(word)
+    after = min((tables.resolve(word), tables.resolve(word, message=True)),
+                key=lambda c: CAUTION[c] if c is not None else 0)
     if before is not None and CAUTION[before] > CAUTION[kind]:
         raise source.error(line, (
             f"'{word}' is a built-in {before} verb ({CLASS_RISK[before]}); a policy file may "

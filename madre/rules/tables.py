@@ -126,9 +126,9 @@ class PolicyTables:
     def verb_named(self, name: str) -> Verb | None:
         return next((v for v in self.verbs if v.name == name), None)
 
-    def resolve(self, word: str) -> VerbClass | None:
+    def resolve(self, word: str, *, message: bool = False) -> VerbClass | None:
         """The class a lone word or phrase falls in with these tables, None when it is no verb."""
-        best = strongest(read_verbs(tokenize(word), self, leading=True))
+        best = strongest(read_verbs(tokenize(word), self, leading=True, message=message))
         return best.verb.kind if best is not None else None
 
     def _lookup(self, word: str) -> list[int]:
@@ -138,13 +138,15 @@ class PolicyTables:
 DEFAULT_TABLES = PolicyTables()
 
 
-def _blocked(tokens: tuple[str, ...], leading: bool) -> set[int]:
-    """Positions whose word is not a verb here: known false friends and nouns ("the drop")."""
+def _blocked(tokens: tuple[str, ...], leading: bool, message: bool) -> set[int]:
+    """Positions whose word is not a verb here: a LEADING_ONLY word past the start and, in a
+    message (not in an action, which is all verb), false friends and nouns ("the drop")."""
     first = next((i for i, t in enumerate(tokens) if t not in POLITE), None)
-    blocked = {i for i, t in enumerate(tokens) if t in NOT_VERBS}
-    blocked |= {i for i, t in enumerate(tokens)
-                if t in LEADING_ONLY and not (leading and i == first)}
-    blocked |= {i for i in range(1, len(tokens)) if (tokens[i - 1], tokens[i]) in NOUN_USES}
+    blocked = {i for i, t in enumerate(tokens)
+               if t in LEADING_ONLY and not (leading and i == first)}
+    if message:
+        blocked |= {i for i, t in enumerate(tokens) if t in NOT_VERBS}
+        blocked |= {i for i in range(1, len(tokens)) if (tokens[i - 1], tokens[i]) in NOUN_USES}
     return blocked
 
 
@@ -161,13 +163,14 @@ def _phrase_at(tokens: tuple[str, ...], keys: tuple[Key, ...], start: int,
 
 
 def read_verbs(tokens: tuple[str, ...], tables: PolicyTables = DEFAULT_TABLES, *,
-               leading: bool = True) -> list[VerbMatch]:
+               leading: bool = True, message: bool = False) -> list[VerbMatch]:
     """Every verb of the tables in these (normalised) words, phrases first, in text order.
 
     `leading`: the words start a sentence or an action, so a LEADING_ONLY word at the start is
-    a verb ("para el servidor").
+    a verb ("para el servidor"). `message`: the words are a chat message, not an action, so
+    NOT_VERBS and NOUN_USES apply ("quite" is English there, "the drop" a noun).
     """
-    free = set(range(len(tokens))) - _blocked(tokens, leading)
+    free = set(range(len(tokens))) - _blocked(tokens, leading, message)
     found: list[VerbMatch] = []
     for index, keys in tables._phrases:
         for start in sorted(free):

@@ -79,19 +79,20 @@ BUILTIN_VERBS: tuple[Verb, ...] = (
           # Irregular and enclitic forms are listed: the stemmer does not reduce them.
           "borrar|borra|borralo|borrala|eliminar|elimina|eliminalo|eliminala|suprimir|quitar"
           "|destruir|destruye|destruyelo|matar|mata|matalo|terminar|resetear|restablecer"
-          "|resetea|resetee|reseteen|vaciar|vacia|vacie|truncar|trunca|trunque|purgar|purga|purgue|formatear"
-          "|desinstalar|dar de baja"),
+          "|resetea|resetee|reseteen|vaciar|vacia|vacie|truncar|trunca|trunque|purgar|purga|purgue|formatear|formatea|formatee|formateen"
+          "|desinstalar|dar de baja|da de baja"),
     _verb("stop", _S,
           "stop|halt|shutdown|shut down|shut off|pause|suspend|suspension|disable|deactivate"
           "|power off|poweroff|power down|turn off|switch off|scale to zero|scale to 0"
           "|take down|take offline|bring down|spin down|abort|cancel|quit|exit|hibernate|drain",
           "detener|deten|detenlo|detenga|detengan|detiene|parar|pare|paren|parad|paralo|pausar"
-          "|apagar|apaga|apagalo|apague|apaguen|suspender|desactivar|deshabilitar|cancelar"
+          "|apagar|apaga|apagalo|apague|apaguen|suspender|desactivar|desactiva|desactive|desactiven"
+          "|deshabilitar|cancelar"
           "|abortar|dejar de|deja de|escalar a cero"),
     _verb("migrate", _O, "migrate|migration", "migrar"),
     _verb("restore", _O, "restore", "restaurar"),
     _verb("overwrite", _O, "overwrite", "sobrescribir"),
-    _verb("restart", _C, "restart|reboot|reload|relaunch|respawn",
+    _verb("restart", _C, "restart|re start|reboot|reload|relaunch|respawn",
           "reiniciar|reinicia|reinicialo|reinicie|reinicien|recargar"),
     _verb("update", _C, "update|upgrade|downgrade|patch", "actualizar|parchear"),
     _verb("deploy", _C, "deploy|redeploy|rollout|roll out", "desplegar|despliega"),
@@ -126,11 +127,11 @@ BUILTIN_VERBS: tuple[Verb, ...] = (
 # here too: a structured caller may name it either way.
 PROTECTED_TARGETS = frozenset({"madre", "tentaculo_link", "tentaculo", "gateway"})
 
-# Words whose stem is a verb's but which are not that verb: "terminal" stems like "terminate",
+# Words of a message whose stem is a verb's but which are not that verb: "terminal" stems like "terminate",
 # English "quite" and "mate" like Spanish "quite" (remove) and "mate" (kill), "pared" (wall)
 # like "parar"; and nouns that would make a status question wait ("the deployment status").
 # Found by stemming the 25,000 commonest English and Spanish words. Built in only: a policy
-# file cannot add exceptions.
+# file cannot add exceptions. A control action is all verb: there these words count.
 NOT_VERBS = frozenset({
     "terminal", "terminals", "termino", "terminos", "normal", "normally", "equal", "equally",
     "equals", "quite", "mate", "mates", "mat", "mater", "par", "deter", "det", "pared",
