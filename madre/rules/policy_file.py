@@ -3,8 +3,8 @@
     protected_targets = ["postgres", "vault"]   # never stopped or destroyed, like Madre
 
     [verbs]                                     # more words per class (English or Spanish)
-    destroy = ["obliterate", "zap"]
-    stop = ["hibernate", "park"]
+    destroy = ["annihilate", "zap"]
+    stop = ["mothball", "park"]
     change = ["recalibrate", "spin up"]
 
 A file adds caution, never removes it. It is refused, with a ConfigError naming the file and
