@@ -146,7 +146,9 @@ NOT_VERBS = frozenset({
 # A word that is a verb only where a sentence or an action starts: Spanish "para" is mostly the
 # preposition "for", and means "stop!" only as the first word ("para el servidor").
 LEADING_ONLY = frozenset({"para"})
-POLITE = frozenset({"please", "kindly", "por", "favor", "porfa", "hey", "ok", "okay"})
+# Words that may come before that first word: "por favor, para", "ahora para", "hey, para".
+POLITE = frozenset({"please", "kindly", "por", "favor", "porfa", "hey", "ok", "okay", "now",
+                    "ahora", "ya", "oye", "venga", "vale"})
 
 # Where "drop", "format" and "scale" are nouns (a track's drop, a file format, a minor scale),
 # not orders: the last word of each of these pairs is not read as a verb. "drop the table",

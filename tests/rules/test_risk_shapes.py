@@ -3,6 +3,8 @@ every target; the same verb gets the same risk on both paths; harmless talk stay
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -89,7 +91,11 @@ def test_case_separators_and_accents_never_make_a_control_action_low(
 def test_surrounding_words_case_and_accents_never_make_a_chat_request_low(
     data: st.DataObject, target: str
 ) -> None:
-    message = f"{data.draw(_BEFORE)}{_shape(data, CHAT_SHAPES)} the {target}{data.draw(_AFTER)}"
+    shape = _shape(data, CHAT_SHAPES)
+    before = data.draw(_BEFORE)
+    if tokenize(shape) == ("para",):  # "para" is a stop only where a sentence starts
+        before = before.replace("could you ", "")
+    message = f"{before}{shape} the {target}{data.draw(_AFTER)}"
     decision = chat_decision(message)
     assert decision.risk is not Risk.LOW
     assert decision.denied == ("_".join(tokenize(target)) in (*PROTECTED, "gateway"))
@@ -225,3 +231,16 @@ def test_harmless_messages_stay_low_and_run_at_once(message: str) -> None:
     decision = chat_decision(message)
     assert (decision.risk, decision.requires_confirmation, decision.denied) == (
         Risk.LOW, False, False)
+
+
+# --------------------------------------------------------------------------- README
+
+
+def test_the_readme_lists_every_verb_of_the_tables_in_its_class_row() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## How Madre judges risk", 1)[1].split("\n## ", 1)[0]
+    rows = {line.split("|")[1].strip(): line for line in section.splitlines()
+            if line.startswith("| ") and line.count("|") == 6}
+    missing = [(kind.value, form) for kind, forms in DEFAULT_TABLES.classes().items()
+               for form in forms if f" {form}," not in rows[kind.value].replace(" |", ",")]
+    assert missing == []
