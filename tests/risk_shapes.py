@@ -6,12 +6,26 @@ from __future__ import annotations
 
 import re
 
+from madre.contracts import Risk
 from madre.rules.tables import DEFAULT_TABLES
 from madre.rules.vocabulary import VerbClass
 
 MODULE_TARGETS = ("switch", "hermes", "hormiguero", "manifestator", "shub", "spawner")
 PROTECTED = ("madre", "tentaculo_link")
 ALL_TARGETS = (*MODULE_TARGETS, *PROTECTED)
+
+# The requests issue 16 found judged one way in chat and another on control: (chat message,
+# control target, control action, the one risk both must now give).
+SAME_REQUESTS: tuple[tuple[str, str, str, Risk], ...] = (
+    ("migrate the database", "database", "migrate", Risk.HIGH),
+    ("restore the backup", "backup", "restore", Risk.HIGH),
+    ("deploy hermes", "hermes", "deploy", Risk.MED),
+    ("rollback hermes", "hermes", "rollback", Risk.MED),
+    ("scale hormiguero", "hormiguero", "scale", Risk.MED),
+    ("scale hormiguero to zero", "hormiguero", "scale to zero", Risk.HIGH),
+    ("shut down hermes", "hermes", "shut down", Risk.HIGH),
+    ("check hermes", "hermes", "check", Risk.LOW),
+)
 
 # Command-like forms are typed as they are; they have no inflections.
 COMMANDS = ("rm -rf /", "rm -rf", "kill -9", "DROP TABLE users", "DROP DATABASE prod", "truncate",

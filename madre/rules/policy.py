@@ -26,8 +26,7 @@ from madre.rules.tables import (
     tokenize,
 )
 from madre.rules.vocabulary import CLASS_RISK, SELF_HARM, VerbClass
-
-_BUILTIN_PROTECTED = frozenset({"madre", "tentaculo_link", "tentaculo", "gateway"})
+from madre.rules.vocabulary import PROTECTED_TARGETS as _BUILTIN_PROTECTED
 
 
 def _forms(kind: VerbClass) -> frozenset[str]:

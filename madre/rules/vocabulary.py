@@ -79,7 +79,8 @@ BUILTIN_VERBS: tuple[Verb, ...] = (
           # Irregular and enclitic forms are listed: the stemmer does not reduce them.
           "borrar|borra|borralo|borrala|eliminar|elimina|eliminalo|eliminala|suprimir|quitar"
           "|destruir|destruye|destruyelo|matar|mata|matalo|terminar|resetear|restablecer"
-          "|resetea|resetee|reseteen|vaciar|vacia|vacie|truncar|trunca|trunque|purgar|purga|purgue|formatear|formatea|formatee|formateen"
+          "|resetea|resetee|reseteen|vaciar|vacia|vacie|truncar|trunca|trunque|purgar|purga"
+          "|purgue|formatear|formatea|formatee|formateen"
           "|desinstalar|dar de baja|da de baja"),
     _verb("stop", _S,
           "stop|halt|shutdown|shut down|shut off|pause|suspend|suspension|disable|deactivate"
@@ -127,9 +128,10 @@ BUILTIN_VERBS: tuple[Verb, ...] = (
 # here too: a structured caller may name it either way.
 PROTECTED_TARGETS = frozenset({"madre", "tentaculo_link", "tentaculo", "gateway"})
 
-# Words of a message whose stem is a verb's but which are not that verb: "terminal" stems like "terminate",
-# English "quite" and "mate" like Spanish "quite" (remove) and "mate" (kill), "pared" (wall)
-# like "parar"; and nouns that would make a status question wait ("the deployment status").
+# Words of a message whose stem is a verb's but which are not that verb: "terminal" stems like
+# "terminate", English "quite" and "mate" like Spanish "quite" (remove) and "mate" (kill),
+# "pared" (wall) like "parar"; and nouns that would make a status question wait ("the
+# deployment status").
 # Found by stemming the 25,000 commonest English and Spanish words. Built in only: a policy
 # file cannot add exceptions. A control action is all verb: there these words count.
 NOT_VERBS = frozenset({

@@ -13,6 +13,7 @@ from risk_shapes import (
     CHAT_FALSE_FRIENDS,
     MODULE_TARGETS,
     PROTECTED,
+    SAME_REQUESTS,
     accented,
     dangerous_shapes,
 )
@@ -101,7 +102,8 @@ def test_surrounding_words_case_and_accents_never_make_a_chat_request_low(
     assert decision.denied == ("_".join(tokenize(target)) in (*PROTECTED, "gateway"))
 
 
-@pytest.mark.parametrize("target", ["madre", "tentaculo_link", "gateway", "MADRE", "Tentaculo-Link"])
+@pytest.mark.parametrize("target",
+                         ["madre", "tentaculo_link", "gateway", "MADRE", "Tentaculo-Link"])
 @pytest.mark.parametrize("action", ["restart", "reboot", "Re-Start", "reiniciar", "reload"])
 def test_restarting_madre_or_the_gateway_waits_for_a_human_and_is_not_denied(
     target: str, action: str
@@ -146,14 +148,7 @@ def test_chat_and_control_give_every_verb_of_the_tables_the_same_risk_for_every_
     assert different == []
 
 
-@pytest.mark.parametrize(("message", "target", "action", "risk"), [
-    ("migrate the database", "database", "migrate", Risk.HIGH),
-    ("restore the backup", "backup", "restore", Risk.HIGH),
-    ("deploy hermes", "hermes", "deploy", Risk.MED),
-    ("rollback hermes", "hermes", "rollback", Risk.MED),
-    ("scale hormiguero", "hormiguero", "scale", Risk.MED),
-    ("scale hormiguero to zero", "hormiguero", "scale to zero", Risk.HIGH),
-])
+@pytest.mark.parametrize(("message", "target", "action", "risk"), SAME_REQUESTS)
 def test_the_requests_the_issue_found_judged_twice_now_get_one_risk(
     message: str, target: str, action: str, risk: Risk
 ) -> None:

@@ -15,7 +15,13 @@ import pytest
 from helpers import make_settings, table_rows
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from risk_shapes import CHAT_FALSE_FRIENDS, PROTECTED, accented, dangerous_shapes
+from risk_shapes import (
+    CHAT_FALSE_FRIENDS,
+    PROTECTED,
+    SAME_REQUESTS,
+    accented,
+    dangerous_shapes,
+)
 
 import madre.runtime
 from madre import Madre
@@ -52,7 +58,7 @@ def denied_audits(madre: Madre) -> list[dict[str, Any]]:
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(shape=st.sampled_from(SHAPES), target=st.sampled_from(PROTECTED),
        case=st.sampled_from([str.lower, str.upper, str.title]), every=st.integers(1, 3))
-def test_a_dangerous_request_to_madre_or_the_gateway_is_denied_by_chat_and_control_and_calls_nothing(
+def test_a_dangerous_request_to_madre_or_the_gateway_is_denied_by_chat_and_control_calling_nothing(
     madre: Madre, standins: Any, shape: str, target: str, case: Any, every: int
 ) -> None:
     action = accented(case(shape), every)
@@ -85,15 +91,7 @@ def test_restarting_madre_by_control_waits_for_a_human(madre, standins):
 # --------------------------------------------------------------------------- one classifier
 
 
-@pytest.mark.parametrize(("message", "target", "action", "risk"), [
-    ("migrate the database", "database", "migrate", Risk.HIGH),
-    ("restore the backup", "backup", "restore", Risk.HIGH),
-    ("deploy hermes", "hermes", "deploy", Risk.MED),
-    ("rollback hermes", "hermes", "rollback", Risk.MED),
-    ("scale hormiguero", "hormiguero", "scale", Risk.MED),
-    ("shut down hermes", "hermes", "shut down", Risk.HIGH),
-    ("check hermes", "hermes", "check", Risk.LOW),
-])
+@pytest.mark.parametrize(("message", "target", "action", "risk"), SAME_REQUESTS)
 def test_chat_control_and_intent_give_the_same_request_the_same_risk(
     madre, standins, message: str, target: str, action: str, risk: Risk
 ):
