@@ -96,6 +96,7 @@ class Membership:
         self._thread = threading.Thread(target=self._run, name="madre-membership", daemon=False)
         self._last_beat = monotonic()
         self._holding = True
+        self._alive: list[InstanceInfo] = [me]  # as last read: what /health shows
 
     @property
     def instance_id(self) -> str:
@@ -110,6 +111,10 @@ class Membership:
         """Whether this instance's last heartbeat is recent enough that its leases stand:
         a Plan actor starts no new call otherwise."""
         return self._holding and self._monotonic() - self._last_beat < self.lease * 2 / 3
+
+    def alive(self) -> list[InstanceInfo]:
+        """The instances beating as of the last round (this one included)."""
+        return list(self._alive)
 
     def register(self) -> None:
         self._store.save_instance(self.instance_id, self.me.to_json(), new=True)
@@ -185,6 +190,8 @@ class Membership:
                              for iid, value in self._repo.instances()) if i is not None]
         gone = instances_to_bury(known, me=self.instance_id, now=now, lease=self.lease,
                                  liveness=self._liveness)
+        buried = {i.instance_id for i in gone}
+        self._alive = [i for i in known if i.instance_id not in buried and i.state == "running"]
         for info in gone:
             self._store.bury_instance(info.instance_id,
                                       dataclasses.replace(info, state="dead").to_json(),

@@ -47,6 +47,8 @@ from madre.contracts import (
     ControlResponse,
     DependencyCheck,
     HealthResponse,
+    InstanceList,
+    InstanceView,
     IntentRequest,
     IntentResponse,
     JobReportResponse,
@@ -132,7 +134,8 @@ class Madre:
     def _start(self) -> None:
         s = self.settings
         self.me = this_instance(self.instance_id, self.clock.now())
-        self.database: peewee.Database = open_database(s.database_url)
+        self.database: peewee.Database = open_database(
+            s.database_url, idle_transaction_seconds=s.lease_seconds)
         self._on_stop(self._close_database)
         self._claim_database()
         self.models = build_models(self.database)
@@ -212,6 +215,7 @@ class Madre:
                 m, s.module_url(m), token=token, pools=self.pools,
                 connect_timeout=s.connect_timeout_seconds, read_timeout=s.step_timeout_seconds,
                 retries=s.step_retries, backoff=s.retry_backoff_seconds,
+                instance_id=self.instance_id,
             )
             for m in MODULE_NAMES
         }
@@ -393,7 +397,15 @@ class Madre:
             for name, s in {**states, "db": db}.items()
         }
         return HealthResponse(status="degraded" if degraded else "ok", version=__version__,
-                              time=self.clock.now(), deps=deps, db=db_state, checks=checks)
+                              time=self.clock.now(), deps=deps, db=db_state, checks=checks,
+                              instance=self.instance_id, instances=self.instances().instances)
+
+    def instances(self) -> InstanceList:
+        """The instances alive on this database, as of this one's last round (no query)."""
+        return InstanceList(instance_id=self.instance_id, instances=[
+            InstanceView(instance_id=i.instance_id, host=i.host, pid=i.pid,
+                         started_at=i.started_at, heartbeat_at=i.heartbeat_at)
+            for i in self.membership.alive()])
 
     def _check_db(self) -> None:
         with connection(self.database):

@@ -8,9 +8,17 @@ whose message names the variable, so start-up stops with a sentence, not a trace
 from __future__ import annotations
 
 import ipaddress
-from typing import Literal
+import pathlib
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from madre.errors import ConfigError
@@ -39,6 +47,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
     token: SecretStr = Field(SecretStr(DEFAULT_TOKEN), validation_alias=_env("VX11_TOKEN"))
+    # A file holding the token (a container secret, /run/secrets/vx11_token): read when
+    # VX11_TOKEN is not set, so the token need not sit in the environment.
+    token_file: str | None = Field(None, validation_alias=_env("VX11_TOKEN_FILE"))
     spawner_token: SecretStr | None = Field(None, validation_alias=_env("MADRE_SPAWNER_TOKEN"))
     callback_auth: Literal["token", "none"] = Field(
         "token", validation_alias=_env("MADRE_CALLBACK_AUTH")
@@ -135,6 +146,23 @@ class Settings(BaseSettings):
             raise ValueError(f"must start with http:// or https://, got {value!r}")
         return value.rstrip("/")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _token_from_file(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        path = data.get("token_file") or data.get("VX11_TOKEN_FILE")
+        if path and not (data.get("token") or data.get("VX11_TOKEN")):
+            try:
+                token = pathlib.Path(str(path)).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(f"VX11_TOKEN_FILE {path}: cannot be read ({exc.strerror})"
+                                 ) from None
+            if not token:
+                raise ValueError(f"VX11_TOKEN_FILE {path} is empty")
+            data = {**data, "token": token}
+        return data
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
@@ -192,8 +220,10 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            field = str(err["loc"][0]) if err["loc"] else "?"
-            problems.append(f"{_variable_name(field)}: {err['msg']}")
+            if not err["loc"]:  # a check of several settings: its message names them
+                problems.append(str(err["msg"]).removeprefix("Value error, "))
+                continue
+            problems.append(f"{_variable_name(str(err['loc'][0]))}: {err['msg']}")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
 
 
