@@ -36,8 +36,10 @@ from madre.contracts import (
 )
 from madre.errors import DuplicateIntent, InvalidToken
 from madre.model import DSL, Intent, Mode, Plan, Provider, Status, new_id
+from madre.principals import OWNER, Principal
 from madre.records import AuditRow, Change, Confirmation, IntentClose, IntentRecord
 from madre.rules import lifecycle
+from madre.rules.approvals import ApprovalRules, summary
 from madre.rules.parsing import mode_for
 from madre.rules.tokens import IssuedToken, hash_token
 from madre.store.repository import Repository
@@ -52,6 +54,7 @@ class Submission:
 
     kind: str  # chat | control | intent: the audit's `request`
     source: str
+    principal: Principal  # who asks: the audit's actor, the plan's submitted_by
     intent_id: str
     session_id: str
     record: IntentRecord | None  # written with the plan; None when already written
@@ -81,7 +84,8 @@ class Intake:
     def __init__(self, *, repo: Repository, store: StoreClient, parsers: ParserPool,
                  policy: pykka.ActorProxy[PolicyActor], planner: pykka.ActorProxy[PlannerActor],
                  supervisor: SupervisorClient, watchers: Watchers, clock: Callable[[], Any],
-                 chat_wait: float, confirm: Callable[..., Any]) -> None:
+                 chat_wait: float, confirm: Callable[..., Any],
+                 rules: ApprovalRules | None = None) -> None:
         self._repo = repo
         self._store = store
         self._parsers = parsers
@@ -92,10 +96,12 @@ class Intake:
         self._now = clock
         self._chat_wait = chat_wait
         self._confirm = confirm
+        self._rules = rules or ApprovalRules()
 
     # ------------------------------------------------------------------ the adapters
 
-    def chat(self, request: ChatRequest, *, wait: float | None = None) -> ChatResponse:
+    def chat(self, request: ChatRequest, *, principal: Principal = OWNER,
+             wait: float | None = None) -> ChatResponse:
         """Understand a message, decide, plan, run; answer with the plan's outcome.
 
         Waits up to `wait` (default MADRE_CHAT_WAIT_SECONDS) for the plan to settle; a plan
@@ -108,8 +114,8 @@ class Intake:
             "context": request.context or {}, "dry_run": request.dry_run,
         }, session_id)
         accepted = self._accept(Submission(
-            kind="chat", source="operator", intent_id=intent_id, session_id=session_id,
-            record=record, text=request.message, session_known=request.session_id is not None,
+            kind="chat", source="operator", principal=principal, intent_id=intent_id,
+            session_id=session_id, record=record, text=request.message, session_known=request.session_id is not None,
             dry_run=request.dry_run))
         intent, plan = accepted.intent, accepted.plan
         if plan is None:
@@ -121,7 +127,8 @@ class Intake:
         return answers.chat_answer(intent, settled, waited=budget, issued=accepted.issued,
                                    plan_id=plan.plan_id)
 
-    def control(self, request: ControlRequest, *, actor: str = "api") -> ControlResponse:
+    def control(self, request: ControlRequest, *, principal: Principal = OWNER
+                ) -> ControlResponse:
         """A structured order for one module; MED/HIGH wait for confirmation, some are denied.
 
         With `confirm_token` (and optionally `plan_id`) it confirms the plan the token was
@@ -129,7 +136,7 @@ class Intake:
         """
         target, action = request.target.lower(), request.action.lower()
         if request.confirm_token:
-            return self._confirm_by_token(request, actor=actor)
+            return self._confirm_by_token(request, principal=principal)
         intent_id = new_id()
         session_id = request.session_id or new_id()
         record = IntentRecord(intent_id, "control", {
@@ -139,14 +146,15 @@ class Intake:
                   parameters=request.params or {}, confidence=1.0,
                   original_text=f"{request.action} {request.target}")
         accepted = self._accept(Submission(
-            kind="control", source="control", intent_id=intent_id, session_id=session_id,
-            record=record, structured=dsl, mode=Mode.MADRE))
+            kind="control", source="control", principal=principal, intent_id=intent_id,
+            session_id=session_id, record=record, structured=dsl, mode=Mode.MADRE))
         if accepted.plan is not None and accepted.issued is None:
             self._supervisor.spawn(accepted.plan)
         return answers.control_answer(accepted.intent, accepted.plan, issued=accepted.issued,
                                       action_id=accepted.action_id)
 
-    def intent(self, request: IntentRequest) -> IntentResponse:
+    def intent(self, request: IntentRequest, *, principal: Principal = OWNER
+               ) -> IntentResponse:
         """Structured intake (Operator, Hormiguero, webhooks, CLI). Does not wait for the plan.
 
         A `correlation_id` becomes the intent id, so a caller that retries the same intent
@@ -160,8 +168,8 @@ class Intake:
                                                    session_id))
         except DuplicateIntent:
             return self._duplicate(intent_id)
-        submission = Submission(kind="intent", source=request.source, intent_id=intent_id,
-                                session_id=session_id, record=None,
+        submission = Submission(kind="intent", source=request.source, principal=principal,
+                                intent_id=intent_id, session_id=session_id, record=None,
                                 correlation_id=request.correlation_id)
         if request.action is not None:
             target = (request.target or request.domain or "madre").lower()
@@ -212,7 +220,7 @@ class Intake:
         return Intent(intent_id=sub.intent_id, source=sub.source, session_id=sub.session_id,
                       mode=mode, dsl=dsl, provider=provider, decision=decision,
                       targets=[dsl.target] if dsl.target else [], warnings=warnings,
-                      correlation_id=sub.correlation_id)
+                      correlation_id=sub.correlation_id, submitted_by=sub.principal.name)
 
     def _persist(self, intent: Intent, plan: Plan, record: IntentRecord | None) -> Accepted:
         """Write the new plan (WAITING behind its gate when it needs a human) with the
@@ -220,17 +228,23 @@ class Intake:
         decision = intent.decision
         decided = lifecycle.note(
             plan, f"decision:{decision.risk}", reason=decision.reason,
-            module=intent.dsl.target or "madre", actor=intent.source,
+            module=intent.dsl.target or "madre", actor=intent.submitted_by or intent.source,
             detail={"domain": intent.dsl.domain, "action": intent.dsl.action,
-                    "provider": intent.provider.value})
+                    "provider": intent.provider.value, "source": intent.source})
         change = Change()
         issued: IssuedToken | None = None
         confirmation = None
         if decision.requires_confirmation:
+            # What will run, as the human who approves it is shown it.
+            plan.plan_digest = self._rules.digest(plan)
+            plan.approvals_needed = self._rules.needed(plan.risk)
             issued = self._policy.issue_token(self._now()).get(timeout=ASK_TIMEOUT)
-            confirmation = Confirmation(issued.token_hash, issued.expires_at)
+            confirmation = Confirmation(issued.token_hash, issued.expires_at, plan.plan_digest)
+            announce = {"plan_digest": plan.plan_digest, "summary": summary(plan),
+                        "risk": plan.risk.value, "submitted_by": plan.submitted_by,
+                        "approvals_needed": plan.approvals_needed}
             change = change.then(lifecycle.gate(plan, expires_at=issued.expires_at,
-                                                now=self._now()))
+                                                now=self._now(), announce=announce))
         change = change.then(Change(audit=(lifecycle.note(
             plan, "plan_created", reason=f"{len(plan.steps)} steps", actor="planner"),)))
         action_id = self._store.create_plan(plan, change, confirmation=confirmation,
@@ -242,8 +256,9 @@ class Intake:
         decision = intent.decision
         row = AuditRow(action="denied", reason=decision.reason[:255],
                        module=intent.dsl.target or "madre", intent_id=intent.intent_id,
-                       session_id=intent.session_id, actor=intent.source,
-                       detail={"request": sub.kind, "action": intent.dsl.action})
+                       session_id=intent.session_id, actor=sub.principal.name,
+                       detail={"request": sub.kind, "action": intent.dsl.action,
+                               "source": intent.source})
         return self._store.record_denial(
             sub.record, IntentClose(intent.intent_id, "denied", decision.reason[:500]), row)
 
@@ -255,7 +270,8 @@ class Intake:
 
     # ------------------------------------------------------------------ helpers
 
-    def _confirm_by_token(self, request: ControlRequest, *, actor: str) -> ControlResponse:
+    def _confirm_by_token(self, request: ControlRequest, *, principal: Principal
+                          ) -> ControlResponse:
         """`control` with a `confirm_token`: confirm the plan it was issued for."""
         decision = self._policy.classify_dsl(DSL(
             domain=request.target.lower(), action=request.action.lower(),
@@ -264,7 +280,7 @@ class Intake:
         plan_id = request.plan_id or self._repo.find_plan_by_token_hash(hash_token(token))
         if plan_id is None:
             raise InvalidToken("no plan waits for this confirmation token")
-        confirmed = self._confirm(plan_id, token, actor=actor, wait=0)
+        confirmed = self._confirm(plan_id, token, principal=principal, wait=0)
         plan = self._repo.readable_plan(plan_id)
         return ControlResponse(status=ControlStatus.ACCEPTED, plan_id=plan_id, risk=decision.risk,
                                intent_id=plan.intent_id if plan else None,

@@ -86,11 +86,12 @@ class Metrics:
         for record in records:
             event = str(record.get("event", ""))
             name, _, suffix = event.partition(":")
+            source = (record.get("detail") or {}).get("source") or record.get("actor")
             if name == "decision":
-                self.intents.labels(record.get("actor") or "unknown", suffix).inc()
+                self.intents.labels(source or "unknown", suffix).inc()
             elif event == "denied":
-                self.denied.labels(record.get("actor") or "unknown").inc()
-                self.intents.labels(record.get("actor") or "unknown", "HIGH").inc()
+                self.denied.labels(source or "unknown").inc()
+                self.intents.labels(source or "unknown", "HIGH").inc()
             elif name == "confirmation_required":
                 self.confirmations.labels("issued").inc()
             elif name in ("step_done", "step_failed"):

@@ -48,10 +48,12 @@ class IntentRecord:
 
 @dataclasses.dataclass(frozen=True)
 class Confirmation:
-    """A confirmation issued for a plan: the token's hash (never the token) and its expiry."""
+    """A confirmation issued for a plan: the token's hash (never the token), its expiry,
+    and the digest of the plan content the token is bound to."""
 
     token_hash: str
     expires_at: dt.datetime
+    plan_digest: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -16,15 +16,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from madre.contracts import (
+    ApproveRequest,
     CancelRequest,
     ChatRequest,
     ConfirmRequest,
     ControlRequest,
     DaughterReport,
     IntentRequest,
+    PendingList,
     PlanList,
+    RejectRequest,
     SpawnCallback,
 )
+from madre.errors import NotAllowed
+from madre.http.auth import principal_of
 from madre.http.bodies import parse_json
 from madre.http.errors import RequestRejected
 from madre.http.query import (
@@ -36,6 +41,7 @@ from madre.http.query import (
     query_limit,
     query_status,
 )
+from madre.principals import Principal
 from madre.runtime import Madre
 
 
@@ -53,6 +59,20 @@ def _limit(request: Request) -> int:
     return _madre(request).settings.max_body_bytes
 
 
+def _who(request: Request) -> Principal:
+    """The principal the auth middleware found for this request."""
+    principal = principal_of(request)
+    if principal is None:  # only open paths have none, and they do not come here
+        raise NotAllowed("this route needs a principal's token")
+    return principal
+
+
+def _claimed_by(request: Request, body_by: str | None = None) -> str | None:
+    """Whom the caller says it acts for (`by`, else X-VX11-Actor): a note in the audit,
+    never its actor, which is the principal."""
+    return body_by or request.headers.get("x-vx11-actor") or None
+
+
 async def metrics(request: Request) -> Response:
     body = await run_in_threadpool(_madre(request).metrics.exposition)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
@@ -64,12 +84,14 @@ async def health(request: Request) -> Response:
 
 async def chat(request: Request) -> Response:
     body = await parse_json(request, ChatRequest, limit=_limit(request))
-    return json_response(await run_in_threadpool(_madre(request).chat, body))
+    return json_response(await run_in_threadpool(
+        functools.partial(_madre(request).chat, body, principal=_who(request))))
 
 
 async def control(request: Request) -> Response:
     body = await parse_json(request, ControlRequest, limit=_limit(request))
-    return json_response(await run_in_threadpool(_madre(request).control, body))
+    return json_response(await run_in_threadpool(
+        functools.partial(_madre(request).control, body, principal=_who(request))))
 
 
 def _check_correlation_id(value: str | None) -> None:
@@ -87,7 +109,8 @@ def _check_correlation_id(value: str | None) -> None:
 async def intent(request: Request) -> Response:
     body = await parse_json(request, IntentRequest, limit=_limit(request))
     _check_correlation_id(body.correlation_id)
-    return json_response(await run_in_threadpool(_madre(request).submit_intent, body))
+    return json_response(await run_in_threadpool(
+        functools.partial(_madre(request).submit_intent, body, principal=_who(request))))
 
 
 async def list_plans(request: Request) -> Response:
@@ -114,23 +137,45 @@ async def confirm(request: Request) -> Response:
     from_query = request.query_params.get("confirm_token")
     defaults = {"confirm_token": from_query} if from_query else None
     body = await parse_json(request, ConfirmRequest, limit=_limit(request), defaults=defaults)
-    return json_response(await run_in_threadpool(_madre(request).confirm, plan_id,
-                                                 body.confirm_token))
+    return json_response(await run_in_threadpool(functools.partial(
+        _madre(request).confirm, plan_id, body.confirm_token, principal=_who(request),
+        plan_digest=body.plan_digest)))
+
+
+async def approve(request: Request) -> Response:
+    plan_id = path_plan_id(str(request.path_params["plan_id"]))
+    body = await parse_json(request, ApproveRequest, limit=_limit(request))
+    return json_response(await run_in_threadpool(functools.partial(
+        _madre(request).approve, plan_id, body.plan_digest, principal=_who(request),
+        comment=body.comment)))
+
+
+async def reject(request: Request) -> Response:
+    plan_id = path_plan_id(str(request.path_params["plan_id"]))
+    body = await parse_json(request, RejectRequest, limit=_limit(request))
+    return json_response(await run_in_threadpool(functools.partial(
+        _madre(request).reject, plan_id, body.reason, principal=_who(request),
+        token=body.confirm_token)))
+
+
+async def pending(request: Request) -> Response:
+    plans = await run_in_threadpool(_madre(request).pending)
+    return json_response(PendingList(plans=plans))
 
 
 async def cancel(request: Request) -> Response:
     plan_id = path_plan_id(str(request.path_params["plan_id"]))
     body = await parse_json(request, CancelRequest, limit=_limit(request), defaults={})
-    actor = body.by or request.headers.get("x-vx11-actor") or "api"
-    return json_response(await run_in_threadpool(
-        functools.partial(_madre(request).cancel, plan_id, actor=actor, reason=body.reason)))
+    return json_response(await run_in_threadpool(functools.partial(
+        _madre(request).cancel, plan_id, principal=_who(request), reason=body.reason,
+        claimed_by=_claimed_by(request, body.by))))
 
 
 async def spawn_callback(request: Request) -> Response:
     body = await parse_json(request, SpawnCallback, limit=_limit(request))
     answer = await run_in_threadpool(
         functools.partial(_madre(request).job_finished, body.daughter_task_id, ok=body.ok,
-                          result=body.result, error=body.error, actor="spawner_callback"))
+                          result=body.result, error=body.error, actor=_who(request).name))
     return json_response(answer)
 
 
@@ -149,7 +194,7 @@ async def _daughter_report(request: Request, *, ok: bool) -> Response:
     error = None if ok else _failure_reason(body)
     answer = await run_in_threadpool(
         functools.partial(_madre(request).job_finished, daughter_id, ok=ok, result=result,
-                          error=error, actor="spawner"))
+                          error=error, actor=_who(request).name))
     return json_response(answer)
 
 

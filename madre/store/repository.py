@@ -23,6 +23,7 @@ from madre.errors import StaleWrite
 from madre.model import Mode, Plan, Status, WaitReason, utcnow
 from madre.records import AuditRow, Confirmation, IntentClose, IntentRecord, JobRequest
 from madre.store.columns import (
+    KEY_CONFIRM_DIGEST,
     KEY_CONFIRM_EXPIRES,
     KEY_CONFIRM_HASH,
     KEY_CONFIRMED_AT,
@@ -105,6 +106,9 @@ class Repository:
                          now))
             rows.append((plan.plan_id, KEY_CONFIRM_EXPIRES, confirmation.expires_at.isoformat(),
                          SCOPE_GLOBAL, now))
+            if confirmation.plan_digest:
+                rows.append((plan.plan_id, KEY_CONFIRM_DIGEST, confirmation.plan_digest,
+                             SCOPE_GLOBAL, now))
         self.sql.run_many("insert_context", rows)
         self.sql.run("plan_intent", (plan.plan_id, "planned", plan.intent_id))
         if close is not None:
@@ -237,10 +241,12 @@ class Repository:
         with connection(self.database):
             stored = self.sql.first_value("context_value", (plan_id, KEY_CONFIRM_HASH))
             expires = self.sql.first_value("context_value", (plan_id, KEY_CONFIRM_EXPIRES))
+            digest = self.sql.first_value("context_value", (plan_id, KEY_CONFIRM_DIGEST))
         if stored is None:
             return None
         moment = from_db_time(expires) if expires else None
-        return Confirmation(str(stored), moment or dt.datetime.max.replace(tzinfo=dt.UTC))
+        return Confirmation(str(stored), moment or dt.datetime.max.replace(tzinfo=dt.UTC),
+                            str(digest) if digest else None)
 
     def job(self, daughter_task_id: int) -> JobRow | None:
         """The plan and step a job was requested for, or None for an unknown job."""

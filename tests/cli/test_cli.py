@@ -432,7 +432,7 @@ def test_cancel_prints_the_plans_final_state(cli: Cli, api: Callable[..., Any]) 
     detail = api("GET", f"/madre/plans/{plan_id}")
     assert detail["status"] == "ERROR" and detail["reason"] == "cancelled: wrong stems"
     [row] = [h for h in detail["history"] if h["action"] == "plan_cancelled"]
-    assert row["actor"] == "ops-alice"
+    assert row["actor"] == "vx11" and row["detail"] == {"claimed_by": "ops-alice"}
 
 
 def test_cancel_json_is_the_cancel_response(cli: Cli, api: Callable[..., Any]) -> None:
