@@ -35,8 +35,9 @@ from madre.contracts import (
     IntentResponse,
 )
 from madre.errors import DuplicateIntent, InvalidToken
+from madre.idempotency import Answered, IdempotencyKey, Once, key_for
 from madre.model import DSL, Intent, Mode, Plan, Provider, Status, new_id
-from madre.principals import OWNER, Principal
+from madre.principals import OWNER, Principal, Role
 from madre.records import AuditRow, Change, Confirmation, IntentClose, IntentRecord
 from madre.rules import lifecycle
 from madre.rules.approvals import ApprovalRules, summary
@@ -97,15 +98,18 @@ class Intake:
         self._chat_wait = chat_wait
         self._confirm = confirm
         self._rules = rules or ApprovalRules()
+        self._once = Once(repo, store)
 
     # ------------------------------------------------------------------ the adapters
 
     def chat(self, request: ChatRequest, *, principal: Principal = OWNER,
-             wait: float | None = None) -> ChatResponse:
+             wait: float | None = None, key: IdempotencyKey | None = None
+             ) -> Answered[ChatResponse]:
         """Understand a message, decide, plan, run; answer with the plan's outcome.
 
         Waits up to `wait` (default MADRE_CHAT_WAIT_SECONDS) for the plan to settle; a plan
-        still going after that is answered RUNNING and goes on.
+        still going after that is answered RUNNING and goes on. With `key`, a retry gets
+        the first answer again (`madre.idempotency`).
         """
         session_id = request.session_id or new_id()
         intent_id = new_id()
@@ -113,61 +117,103 @@ class Intake:
             "message": request.message, "session_id": session_id,
             "context": request.context or {}, "dry_run": request.dry_run,
         }, session_id)
-        accepted = self._accept(Submission(
-            kind="chat", source="operator", principal=principal, intent_id=intent_id,
-            session_id=session_id, record=record, text=request.message, session_known=request.session_id is not None,
-            dry_run=request.dry_run))
-        intent, plan = accepted.intent, accepted.plan
-        if plan is None:
-            return answers.chat_answer(intent, None, waited=0)
-        if request.dry_run:
-            return answers.chat_answer(intent, plan, waited=0, persisted=False)
-        budget = self._chat_wait if wait is None else wait
-        settled = plan if plan.status is Status.WAITING else self._run(plan, wait=budget)
-        return answers.chat_answer(intent, settled, waited=budget, issued=accepted.issued,
-                                   plan_id=plan.plan_id)
 
-    def control(self, request: ControlRequest, *, principal: Principal = OWNER
-                ) -> ControlResponse:
+        def answer(unwritten: IntentRecord | None) -> ChatResponse:
+            accepted = self._accept(Submission(
+                kind="chat", source="operator", principal=principal, intent_id=intent_id,
+                session_id=session_id, record=unwritten, text=request.message,
+                session_known=request.session_id is not None, dry_run=request.dry_run))
+            intent, plan = accepted.intent, accepted.plan
+            if plan is None:
+                return answers.chat_answer(intent, None, waited=0)
+            if request.dry_run:
+                return answers.chat_answer(intent, plan, waited=0, persisted=False)
+            budget = self._chat_wait if wait is None else wait
+            settled = plan if plan.status is Status.WAITING else self._run(plan, wait=budget)
+            return answers.chat_answer(intent, settled, waited=budget, issued=accepted.issued,
+                                       plan_id=plan.plan_id)
+
+        return self._once.run(key, record, ChatResponse, answer)
+
+    def control(self, request: ControlRequest, *, principal: Principal = OWNER,
+                key: IdempotencyKey | None = None) -> Answered[ControlResponse]:
         """A structured order for one module; MED/HIGH wait for confirmation, some are denied.
 
         With `confirm_token` (and optionally `plan_id`) it confirms the plan the token was
-        issued for, as the original clients do.
+        issued for, as the original clients do. With `key`, a retry gets the first answer.
         """
         target, action = request.target.lower(), request.action.lower()
-        if request.confirm_token:
-            return self._confirm_by_token(request, principal=principal)
         intent_id = new_id()
         session_id = request.session_id or new_id()
         record = IntentRecord(intent_id, "control", {
             "target": request.target, "action": request.action, "params": request.params or {},
         }, session_id)
+        if request.confirm_token:
+            if key is None:  # a confirmation is no new intent: nothing to record
+                return Answered(self._confirm_by_token(request, principal=principal))
+            return self._once.run(key, record, ControlResponse, lambda _: self._keyed_confirm(
+                request, principal=principal, intent_id=intent_id))
         dsl = DSL(domain=target, action=action, target=target,
                   parameters=request.params or {}, confidence=1.0,
                   original_text=f"{request.action} {request.target}")
-        accepted = self._accept(Submission(
-            kind="control", source="control", principal=principal, intent_id=intent_id,
-            session_id=session_id, record=record, structured=dsl, mode=Mode.MADRE))
-        if accepted.plan is not None and accepted.issued is None:
-            self._supervisor.spawn(accepted.plan)
-        return answers.control_answer(accepted.intent, accepted.plan, issued=accepted.issued,
-                                      action_id=accepted.action_id)
 
-    def intent(self, request: IntentRequest, *, principal: Principal = OWNER
-               ) -> IntentResponse:
+        def answer(unwritten: IntentRecord | None) -> ControlResponse:
+            accepted = self._accept(Submission(
+                kind="control", source="control", principal=principal, intent_id=intent_id,
+                session_id=session_id, record=unwritten, structured=dsl, mode=Mode.MADRE))
+            if accepted.plan is not None and accepted.issued is None:
+                self._supervisor.spawn(accepted.plan)
+            return answers.control_answer(accepted.intent, accepted.plan,
+                                          issued=accepted.issued, action_id=accepted.action_id)
+
+        return self._once.run(key, record, ControlResponse, answer)
+
+    def intent(self, request: IntentRequest, *, principal: Principal = OWNER,
+               key: IdempotencyKey | None = None) -> Answered[IntentResponse]:
         """Structured intake (Operator, Hormiguero, webhooks, CLI). Does not wait for the plan.
 
         A `correlation_id` becomes the intent id, so a caller that retries the same intent
-        gets the first answer back (`duplicate: true`) instead of a second plan.
+        gets the first answer back (`duplicate: true`) instead of a second plan; so does
+        `key`, an Idempotency-Key (or a webhook's id).
         """
         intent_id = request.correlation_id or new_id()
         session_id = request.session_id or new_id()
         payload = request.model_dump(exclude_none=True, exclude={"payload", "type"})
+        record = IntentRecord(intent_id, request.source, payload, session_id)
+
+        def answer(unwritten: IntentRecord | None) -> IntentResponse:
+            if unwritten is not None:  # written first, whatever follows
+                self._store.record_intent(unwritten)
+            return self._intent(request, principal, intent_id, session_id)
+
         try:
-            self._store.record_intent(IntentRecord(intent_id, request.source, payload,
-                                                   session_id))
+            return self._once.run(key, record, IntentResponse, answer)
         except DuplicateIntent:
-            return self._duplicate(intent_id)
+            return Answered(self._duplicate(intent_id))
+
+    def webhook(self, source: str, message_id: str, request: IntentRequest
+                ) -> Answered[IntentResponse]:
+        """A signed webhook from `source` (its signature checked already): an intent of that
+        source, once per message id. A repeated message answers the first answer with
+        `duplicate: true` and starts nothing. Each is audited (`webhook_received`,
+        `webhook_duplicate`) with the source and the message id."""
+        principal = Principal(f"webhook:{source}", frozenset({Role.SUBMITTER}))
+        request = request.model_copy(update={"source": source})
+        key = key_for(principal.name, message_id, route=f"webhook/{source}",
+                      body=request.model_dump(mode="json"))
+        answered = self.intent(request, principal=principal, key=key)
+        answer = answered.answer
+        if answered.replayed:
+            answer = answer.model_copy(update={"duplicate": True})
+        self._store.append_audit([AuditRow(
+            action="webhook_duplicate" if answered.replayed else "webhook_received",
+            module="madre", plan_id=answer.plan_id, intent_id=answer.intent_id,
+            actor=principal.name, reason=f"webhook {message_id}"[:255],
+            detail={"source": source, "webhook_id": message_id})])
+        return Answered(answer, answered.replayed)
+
+    def _intent(self, request: IntentRequest, principal: Principal, intent_id: str,
+                session_id: str) -> IntentResponse:
         submission = Submission(kind="intent", source=request.source, principal=principal,
                                 intent_id=intent_id, session_id=session_id, record=None,
                                 correlation_id=request.correlation_id)
@@ -285,6 +331,18 @@ class Intake:
         return ControlResponse(status=ControlStatus.ACCEPTED, plan_id=plan_id, risk=decision.risk,
                                intent_id=plan.intent_id if plan else None,
                                reason="confirmed", plan_status=confirmed.plan_status)
+
+    def _keyed_confirm(self, request: ControlRequest, *, principal: Principal,
+                       intent_id: str) -> ControlResponse:
+        """A keyed confirmation through control: its claimed intents_log row ends with it."""
+        try:
+            answer = self._confirm_by_token(request, principal=principal)
+        except Exception as exc:
+            self._store.close_intent(None, IntentClose(intent_id, "error", str(exc)[:500]))
+            raise
+        self._store.close_intent(None, IntentClose(
+            intent_id, "confirmation", f"confirmed plan {answer.plan_id}"))
+        return answer
 
     def _duplicate(self, intent_id: str) -> IntentResponse:
         row = self._repo.find_intent(intent_id)

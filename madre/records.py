@@ -44,6 +44,8 @@ class IntentRecord:
     source: str
     payload: dict[str, Any]
     session_id: str | None
+    idempotency_key: str | None = None  # a claimed key (hashed with its principal)
+    request_hash: str | None = None  # what was asked with it
 
 
 @dataclasses.dataclass(frozen=True)

@@ -60,6 +60,7 @@ from madre.delegation.health import HealthBoard, HealthProber
 from madre.errors import NotFound, ShuttingDown
 from madre.event_feed import EventFeed
 from madre.forensics import ForensicTrail
+from madre.idempotency import Answered, IdempotencyKey
 from madre.intake import Intake
 from madre.metrics import Metrics
 from madre.model import Plan, Status
@@ -271,20 +272,35 @@ class Madre:
              wait: float | None = None) -> ChatResponse:
         """Understand a message, decide, plan, run; answer with the plan's outcome (waiting
         up to `wait`, default MADRE_CHAT_WAIT_SECONDS, for it to settle)."""
-        self._check_open()
-        return self.intake.chat(request, principal=principal, wait=wait)
+        return self.take(request, principal=principal, wait=wait).answer
 
     def control(self, request: ControlRequest, *, principal: Principal = OWNER
                 ) -> ControlResponse:
         """A structured order for one module; MED/HIGH wait for confirmation, some are denied."""
-        self._check_open()
-        return self.intake.control(request, principal=principal)
+        return self.take(request, principal=principal).answer
 
     def submit_intent(self, request: IntentRequest, *, principal: Principal = OWNER
                       ) -> IntentResponse:
         """Structured intake (Operator, Hormiguero, webhooks, CLI). Does not wait for the plan."""
+        return self.take(request, principal=principal).answer
+
+    def take(self, request: ChatRequest | ControlRequest | IntentRequest, *,
+             principal: Principal = OWNER, key: IdempotencyKey | None = None,
+             wait: float | None = None) -> Answered[Any]:
+        """Any intake request, by its type; with `key` (an Idempotency-Key, or a webhook's
+        id) a retry gets the first answer again, marked `replayed`."""
         self._check_open()
-        return self.intake.intent(request, principal=principal)
+        if isinstance(request, ChatRequest):
+            return self.intake.chat(request, principal=principal, wait=wait, key=key)
+        if isinstance(request, ControlRequest):
+            return self.intake.control(request, principal=principal, key=key)
+        return self.intake.intent(request, principal=principal, key=key)
+
+    def webhook(self, source: str, message_id: str, request: IntentRequest
+                ) -> Answered[IntentResponse]:
+        """A webhook whose signature was checked: an intent of `source`, once per message."""
+        self._check_open()
+        return self.intake.webhook(source, message_id, request)
 
     # ------------------------------------------------------------------ plans
 

@@ -87,6 +87,19 @@ class AppendAudit(NamedTuple):
     rows: tuple[AuditRow, ...]
 
 
+class RememberAnswer(NamedTuple):
+    """Keep the first answer to a request with an Idempotency-Key (its token left out)."""
+
+    intent_id: str
+    answer_json: str
+
+
+class ReleaseKey(NamedTuple):
+    """A keyed request failed before it answered: free its key for a retry."""
+
+    intent_id: str
+
+
 class CloseOrphanIntents(NamedTuple):
     """Close the intents recorded before `before` that never got a plan; replies the count."""
 
@@ -94,7 +107,7 @@ class CloseOrphanIntents(NamedTuple):
 
 
 Write = RecordIntent | CreatePlan | SavePlan | RecordDenial | CloseIntent | AppendAudit | (
-    CloseOrphanIntents)
+    CloseOrphanIntents | RememberAnswer | ReleaseKey)
 
 
 class _Queued(NamedTuple):
@@ -186,6 +199,10 @@ class StoreActor(pykka.ThreadingActor):
             return None
         if isinstance(write, CloseOrphanIntents):
             return repo.close_orphan_intents(before=write.before)
+        if isinstance(write, RememberAnswer):
+            return repo.remember_answer(write.intent_id, write.answer_json)
+        if isinstance(write, ReleaseKey):
+            return repo.release_key(write.intent_id)
         raise TypeError(f"not a write the store knows: {type(write).__name__}")
 
     # ------------------------------------------------------------------ group commit
@@ -358,6 +375,12 @@ class StoreClient:
 
     def close_orphan_intents(self, *, before: dt.datetime) -> int:
         return int(self.write(CloseOrphanIntents(before)))
+
+    def remember_answer(self, intent_id: str, answer_json: str) -> None:
+        self.write(RememberAnswer(intent_id, answer_json))
+
+    def release_key(self, intent_id: str) -> None:
+        self.write(ReleaseKey(intent_id))
 
     def stats(self) -> tuple[int, int]:
         """(transactions committed, writes carried) since the store started."""

@@ -138,6 +138,11 @@ OPERATIONS: tuple[Operation, ...] = (
         "the plan is only described.",
         "intake", ChatResponse, request=ChatRequest, query=(IDEMPOTENCY_KEY,),
         errors=(*BODY_ERRORS, *AUTH_ERRORS, 409, 503),
+        error_notes={
+            409: "The first request with this Idempotency-Key has not answered yet "
+                 "(`request_in_progress`).",
+            422: "A field is missing or invalid (`validation_error`), or the Idempotency-Key "
+                 "came before with another body (`idempotency_key_reused`)."},
         endpoint=endpoints.chat, roles=SUBMIT),
     Operation(
         "POST", "/madre/control", "control", "Control: a structured order for one module",
@@ -152,6 +157,8 @@ OPERATIONS: tuple[Operation, ...] = (
                  "(`not_allowed`), or `confirm_token` matches no waiting plan "
                  "(`invalid_token`).",
             404: "`plan_id` names no plan (`not_found`), when confirming.",
+            422: "A field is missing or invalid (`validation_error`), or the Idempotency-Key "
+                 "came before with another body (`idempotency_key_reused`).",
         },
         endpoint=endpoints.control, roles=SUBMIT),
     Operation(
@@ -162,7 +169,35 @@ OPERATIONS: tuple[Operation, ...] = (
         "returns the first answer with `duplicate: true`.",
         "intake", IntentResponse, request=IntentRequest, query=(IDEMPOTENCY_KEY,),
         errors=(*BODY_ERRORS, *AUTH_ERRORS, 409, 503),
+        error_notes={
+            409: "The first request with this Idempotency-Key has not answered yet "
+                 "(`request_in_progress`).",
+            422: "A field is missing or invalid (`validation_error`), or the Idempotency-Key "
+                 "came before with another body (`idempotency_key_reused`)."},
         endpoint=endpoints.intent, roles=SUBMIT),
+    Operation(
+        "POST", "/madre/webhook/{source}", "webhook", "A signed webhook: structured intake",
+        "The body of `/madre/intent`, signed per Standard Webhooks (headers `webhook-id`, "
+        "`webhook-timestamp`, `webhook-signature`) with the secret of `source`'s "
+        "[[webhook]] entry in the principals file; the intent's source is `source`. Needs no "
+        "token. A repeated `webhook-id` returns the first answer with `duplicate: true` and "
+        "starts nothing.",
+        "intake", IntentResponse, request=IntentRequest,
+        path_params=(Param("source", {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]*$"},
+                           "The webhook source, as the principals file names it.",
+                           required=True),
+                     ),
+        query=tuple(Param(h, {"type": "string"}, f"Standard Webhooks `{h}`.", required=True,
+                          where="header")
+                    for h in ("webhook-id", "webhook-timestamp", "webhook-signature")),
+        errors=(*BODY_ERRORS, 401, 404, 409, 503), public=True,
+        error_notes={
+            401: "The signature is missing or not the source's, or the timestamp is more "
+                 "than 5 minutes away (`bad_signature`).",
+            404: "No webhook source of that name (`not_found`).",
+            409: "The first message with this `webhook-id` has not answered yet "
+                 "(`request_in_progress`)."},
+        endpoint=endpoints.webhook),
     Operation(
         "GET", "/madre/plans", "listPlans", "List plans, newest first",
         "Filtered by `status` and `session_id`; pages of `limit` plans. Pass `next_cursor` "

@@ -28,10 +28,11 @@ from madre.contracts import (
     RejectRequest,
     SpawnCallback,
 )
-from madre.errors import NotAllowed
+from madre.errors import BadSignature, NotAllowed, NotFound
 from madre.http.auth import principal_of
-from madre.http.bodies import parse_json
+from madre.http.bodies import decode_json, parse_json, read_body
 from madre.http.errors import RequestRejected
+from madre.idempotency import IdempotencyKey, key_for, key_problem
 from madre.http.query import (
     encode_cursor,
     path_daughter_id,
@@ -43,6 +44,7 @@ from madre.http.query import (
 )
 from madre.principals import Principal
 from madre.runtime import Madre
+from madre.webhooks import verify
 
 
 def json_response(model: BaseModel, status_code: int = 200) -> Response:
@@ -82,16 +84,45 @@ async def health(request: Request) -> Response:
     return json_response(_madre(request).health())
 
 
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+def _idempotency_key(request: Request, principal: Principal, body: BaseModel
+                     ) -> IdempotencyKey | None:
+    """The request's Idempotency-Key (hashed with its principal, its route and body), or
+    None without one; a 422 for a value that cannot be one."""
+    value = request.headers.get("idempotency-key")
+    if value is None:
+        return None
+    problem = key_problem(value)
+    if problem:
+        raise RequestRejected(422, "validation_error", f"Idempotency-Key: {problem}",
+                              errors=[{"loc": ["header", "Idempotency-Key"], "msg": problem,
+                                       "type": "value_error"}])
+    return key_for(principal.name, value, route=request.url.path,
+                   body=body.model_dump(mode="json"))
+
+
+async def _take(request: Request, body: ChatRequest | ControlRequest | IntentRequest
+                ) -> Response:
+    """Intake, once per Idempotency-Key: a retry answers the first answer again."""
+    principal = _who(request)
+    key = _idempotency_key(request, principal, body)
+    answered = await run_in_threadpool(functools.partial(
+        _madre(request).take, body, principal=principal, key=key))
+    response = json_response(answered.answer)
+    if answered.replayed:
+        response.headers[REPLAYED_HEADER] = "true"
+    return response
+
+
 async def chat(request: Request) -> Response:
-    body = await parse_json(request, ChatRequest, limit=_limit(request))
-    return json_response(await run_in_threadpool(
-        functools.partial(_madre(request).chat, body, principal=_who(request))))
+    return await _take(request, await parse_json(request, ChatRequest, limit=_limit(request)))
 
 
 async def control(request: Request) -> Response:
-    body = await parse_json(request, ControlRequest, limit=_limit(request))
-    return json_response(await run_in_threadpool(
-        functools.partial(_madre(request).control, body, principal=_who(request))))
+    return await _take(request, await parse_json(request, ControlRequest,
+                                                 limit=_limit(request)))
 
 
 def _check_correlation_id(value: str | None) -> None:
@@ -109,8 +140,29 @@ def _check_correlation_id(value: str | None) -> None:
 async def intent(request: Request) -> Response:
     body = await parse_json(request, IntentRequest, limit=_limit(request))
     _check_correlation_id(body.correlation_id)
-    return json_response(await run_in_threadpool(
-        functools.partial(_madre(request).submit_intent, body, principal=_who(request))))
+    return await _take(request, body)
+
+
+async def webhook(request: Request) -> Response:
+    """A Standard Webhooks message from a source of the principals file: verified with its
+    secret before anything else is read, then taken as `/madre/intent`'s body."""
+    madre = _madre(request)
+    source = str(request.path_params["source"])
+    secret = madre.principals.webhooks.get(source)
+    if secret is None:
+        madre.metrics.webhook_refused("unknown_source")
+        raise NotFound(f"no webhook source {source!r}: add a [[webhook]] entry for it to "
+                       "the principals file")
+    raw = await read_body(request, _limit(request))
+    try:
+        message_id = verify(secret, raw, request.headers)
+    except BadSignature:
+        madre.metrics.webhook_refused("bad_signature")
+        raise
+    body = decode_json(raw, request.headers.get("content-type", ""), IntentRequest)
+    _check_correlation_id(body.correlation_id)
+    answered = await run_in_threadpool(madre.webhook, source, message_id, body)
+    return json_response(answered.answer)
 
 
 async def list_plans(request: Request) -> Response:

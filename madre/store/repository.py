@@ -64,6 +64,15 @@ class IntentRow(NamedTuple):
     result_status: str
 
 
+class KeyRow(NamedTuple):
+    """A claimed Idempotency-Key: its intent, what was asked, the first answer (None while
+    the first request runs)."""
+
+    intent_id: str
+    request_hash: str | None
+    answer_json: str | None
+
+
 class Repository:
     """Queries over one database and its models."""
 
@@ -80,7 +89,18 @@ class Repository:
         return self.sql.insert_returning_id("insert_intent", (
             clip(intent.source, 64), json.dumps(intent.payload, default=str),
             self.sql.ts(naive_utcnow()), "received", intent.intent_id, intent.session_id,
+            intent.idempotency_key, intent.request_hash,
         ))
+
+    def remember_answer(self, intent_id: str, answer_json: str) -> None:
+        """Keep the first answer to a keyed request, to replay it."""
+        self.m.IntentLog.update(answer_json=answer_json).where(
+            self.m.IntentLog.intent_id == intent_id).execute()
+
+    def release_key(self, intent_id: str) -> None:
+        """Let a keyed request that failed be tried again: its key is claimed no more."""
+        self.m.IntentLog.update(idempotency_key=None).where(
+            self.m.IntentLog.intent_id == intent_id).execute()
 
     def create_plan(self, plan: Plan, *, audit: Sequence[AuditRow],
                     confirmation: Confirmation | None, close: IntentClose | None) -> None:
@@ -284,6 +304,13 @@ class Repository:
         with connection(self.database):
             row = self.m.IntentLog.get_or_none(self.m.IntentLog.intent_id == intent_id)
         return IntentRow(row.intent_id, row.plan_id, row.result_status) if row else None
+
+    def find_key(self, key_hash: str) -> KeyRow | None:
+        """The intent that claimed an Idempotency-Key (by its hash), or None."""
+        log = self.m.IntentLog
+        with connection(self.database):
+            row = log.get_or_none(log.idempotency_key == key_hash)
+        return KeyRow(row.intent_id, row.request_hash, row.answer_json) if row else None
 
     def find_plan_by_token_hash(self, token_hash: str) -> str | None:
         """The plan a confirmation token was issued for (looked up by its hash)."""
