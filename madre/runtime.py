@@ -65,6 +65,7 @@ from madre.intake import Intake
 from madre.metrics import Metrics
 from madre.model import Plan, Status
 from madre.modules import MODULE_NAMES, STEP_MODULES
+from madre.notify import Notifier
 from madre.principals import OWNER, Principal
 from madre.recovery import recover
 from madre.rules.approvals import ApprovalRules
@@ -108,6 +109,7 @@ class Madre:
         self.watchers = Watchers()
         self.events = EventFeed()
         self.board = HealthBoard(MODULE_NAMES)
+        self.notifier: Notifier | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -163,6 +165,11 @@ class Madre:
         ], timeout=ASK_TIMEOUT)
         self.scheduler = Scheduler().start()
         self._on_stop(self.scheduler.stop)
+        self.notifier = Notifier.from_settings(s, scheduler=self.scheduler,
+                                               audit=self.store.append_audit,
+                                               clock=self.clock.now)
+        if self.notifier is not None:
+            self._on_stop(self.notifier.stop)  # before the store its audit rows go to
         # Each live plan has at most one call in flight: one pool thread per place is enough.
         self._calls = concurrent.futures.ThreadPoolExecutor(
             max_workers=s.max_active_plans, thread_name_prefix="madre-call")
@@ -394,6 +401,8 @@ class Madre:
         """After every commit (Store actor thread): trail, event streams, metrics."""
         if records:
             self._trail_writer.tell(records)
+            if self.notifier is not None:
+                self.notifier.offer(records)
         self.events.notify()
         self.metrics.observe(records)
 
