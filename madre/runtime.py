@@ -369,9 +369,9 @@ class Madre:
             raise NotFound(f"no plan {plan_id}")
         return detail
 
-    def pending(self) -> list[PendingPlan]:
-        """The plans waiting for a human, the soonest to expire first."""
-        return self.queries.pending()
+    def pending(self, plan_id: str | None = None) -> list[PendingPlan]:
+        """The plans waiting for a human (or only `plan_id`), the soonest to expire first."""
+        return self.queries.pending(plan_id=plan_id)
 
     def active_plan_actors(self) -> int:
         """Plan actors alive now (waiting plans have none)."""

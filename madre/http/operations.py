@@ -299,7 +299,9 @@ OPERATIONS: tuple[Operation, ...] = (
         "Every plan waiting for a confirmation, the soonest to expire first: what will run "
         "(each step's type, module, route and payload), its `plan_digest`, who asked, when "
         "it expires, the approvals so far and how many it needs.",
-        "plans", PendingList, errors=AUTH_ERRORS,
+        "plans", PendingList, errors=(*AUTH_ERRORS, 422),
+        query=(Param("plan_id", {"type": "string", "maxLength": MAX_ID_CHARS},
+                     "Only this plan (an empty list when it does not wait for a human)."),),
         endpoint=endpoints.pending, roles=READ),
     Operation(
         "GET", "/madre/events", "events", "Follow plan events (Server-Sent Events)",

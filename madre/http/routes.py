@@ -211,7 +211,8 @@ async def reject(request: Request) -> Response:
 
 
 async def pending(request: Request) -> Response:
-    plans = await run_in_threadpool(_madre(request).pending)
+    plan_id = query_id(request.query_params.get("plan_id"), "plan_id")
+    plans = await run_in_threadpool(_madre(request).pending, plan_id)
     return json_response(PendingList(plans=plans))
 
 

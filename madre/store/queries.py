@@ -140,17 +140,18 @@ class Queries:
             approvals_needed=approvals_needed(plan) if needs_human else 0,
         )
 
-    def pending(self, *, limit: int = 200) -> list[PendingPlan]:
-        """The plans waiting for a human, the soonest to expire first."""
+    def pending(self, *, plan_id: str | None = None, limit: int = 200) -> list[PendingPlan]:
+        """The plans waiting for a human (or only `plan_id`), the soonest to expire first."""
         task = self.m.Task
+        query = (task.select(task.uuid, task.status, task.wait_reason, task.version,
+                             task.error, task.intent_id, task.session_id, task.source,
+                             task.plan_json, task.created_at, task.updated_at, task.deadline)
+                 .where((task.status == Status.WAITING.value)
+                        & (task.wait_reason == WaitReason.CONFIRMATION.value)))
+        if plan_id is not None:
+            query = query.where(task.uuid == plan_id)
         with connection(self.database):
-            rows = list(task.select(task.uuid, task.status, task.wait_reason, task.version,
-                                    task.error, task.intent_id, task.session_id, task.source,
-                                    task.plan_json, task.created_at, task.updated_at,
-                                    task.deadline)
-                        .where((task.status == Status.WAITING.value)
-                               & (task.wait_reason == WaitReason.CONFIRMATION.value))
-                        .order_by(task.deadline, task.id).limit(limit))
+            rows = list(query.order_by(task.deadline, task.id).limit(limit))
         out = []
         for row in rows:
             plan = _readable(row)

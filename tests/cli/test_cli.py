@@ -387,7 +387,8 @@ def test_the_commands_are_the_ones_documented_and_no_stubs() -> None:
     out = ok(run_madre("--help"))
     commands = set(re.findall(r"^  (\w+)\s", out[out.index("Commands:"):], re.MULTILINE))
     assert commands == {"serve", "modules", "chat", "control", "plans", "show", "confirm",
-                        "cancel", "tail", "audit", "health"}
+                        "cancel", "tail", "audit", "health", "pending", "approve", "reject",
+                        "principals"}
 
 
 # --------------------------------------------------------------------------- colour
