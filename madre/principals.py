@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from madre.errors import ConfigError, NotAllowed
+from madre.webhooks import check_secret
 
 
 class Role(enum.StrEnum):
@@ -143,11 +144,7 @@ def _principals(where: str, entries: Iterable[dict[str, Any]]) -> list[tuple[str
     hashes: dict[str, str] = {}
     for number, entry in enumerate(entries, start=1):
         name = entry.get("name")
-        label = f"{where}: principal #{number}" + (f" ({name!r})" if isinstance(name, str) else "")
-        extra = sorted(set(entry) - {"name", "token_sha256", "roles"})
-        if extra:
-            raise ConfigError(f"{label}: unknown key {extra[0]!r} (keys: name, token_sha256, "
-                              "roles)")
+        label = _label(where, "principal", number, entry, ("name", "token_sha256", "roles"))
         if not isinstance(name, str) or not NAME.match(name):
             raise ConfigError(f"{label}: 'name' must be 1-64 letters, digits or ._@:- "
                               "(starting with a letter or digit)")
@@ -177,16 +174,10 @@ def _principals(where: str, entries: Iterable[dict[str, Any]]) -> list[tuple[str
 
 
 def _webhooks(where: str, entries: Iterable[dict[str, Any]]) -> dict[str, str]:
-    from madre.webhooks import check_secret
-
     out: dict[str, str] = {}
     for number, entry in enumerate(entries, start=1):
         source = entry.get("source")
-        label = f"{where}: webhook #{number}" + (
-            f" ({source!r})" if isinstance(source, str) else "")
-        extra = sorted(set(entry) - {"source", "secret"})
-        if extra:
-            raise ConfigError(f"{label}: unknown key {extra[0]!r} (keys: source, secret)")
+        label = _label(where, "webhook", number, entry, ("source", "secret"))
         if not isinstance(source, str) or not SOURCE.match(source):
             raise ConfigError(f"{label}: 'source' must be 1-48 lower-case letters, digits, "
                               "_ or - (it is the path of POST /madre/webhook/<source>)")
@@ -198,3 +189,15 @@ def _webhooks(where: str, entries: Iterable[dict[str, Any]]) -> dict[str, str]:
             raise ConfigError(f"{label}: 'secret' {problem}")
         out[source] = str(secret)
     return out
+
+
+def _label(where: str, kind: str, number: int, entry: dict[str, Any], keys: tuple[str, ...]
+           ) -> str:
+    """How a message names entry `number` (and its name or source, when it has one);
+    ConfigError for a key the entry may not have."""
+    named = entry.get(keys[0])
+    label = f"{where}: {kind} #{number}" + (f" ({named!r})" if isinstance(named, str) else "")
+    extra = sorted(set(entry) - set(keys))
+    if extra:
+        raise ConfigError(f"{label}: unknown key {extra[0]!r} (keys: {', '.join(keys)})")
+    return label

@@ -102,6 +102,13 @@ IDEMPOTENCY_KEY = Param(
     "`confirm_token` (it is shown once); approve with the `plan_digest` instead.",
     where="header")
 
+RETRY_NOTES = {
+    409: "The first request with this Idempotency-Key has not answered yet "
+         "(`request_in_progress`).",
+    422: "A field is missing or invalid (`validation_error`), or the Idempotency-Key came "
+         "before with another body (`idempotency_key_reused`).",
+}
+
 PLAN_ID = Param("plan_id", {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS},
                 "The plan's id (`plan_id` of a chat, control or intent answer).", required=True)
 DAUGHTER_ID = Param("daughter_id", {"type": "integer", "format": "int64", "minimum": 1},
@@ -138,11 +145,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "the plan is only described.",
         "intake", ChatResponse, request=ChatRequest, query=(IDEMPOTENCY_KEY,),
         errors=(*BODY_ERRORS, *AUTH_ERRORS, 409, 503),
-        error_notes={
-            409: "The first request with this Idempotency-Key has not answered yet "
-                 "(`request_in_progress`).",
-            422: "A field is missing or invalid (`validation_error`), or the Idempotency-Key "
-                 "came before with another body (`idempotency_key_reused`)."},
+        error_notes=RETRY_NOTES,
         endpoint=endpoints.chat, roles=SUBMIT),
     Operation(
         "POST", "/madre/control", "control", "Control: a structured order for one module",
@@ -157,8 +160,7 @@ OPERATIONS: tuple[Operation, ...] = (
                  "(`not_allowed`), or `confirm_token` matches no waiting plan "
                  "(`invalid_token`).",
             404: "`plan_id` names no plan (`not_found`), when confirming.",
-            422: "A field is missing or invalid (`validation_error`), or the Idempotency-Key "
-                 "came before with another body (`idempotency_key_reused`).",
+            422: RETRY_NOTES[422],
         },
         endpoint=endpoints.control, roles=SUBMIT),
     Operation(
@@ -169,11 +171,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "returns the first answer with `duplicate: true`.",
         "intake", IntentResponse, request=IntentRequest, query=(IDEMPOTENCY_KEY,),
         errors=(*BODY_ERRORS, *AUTH_ERRORS, 409, 503),
-        error_notes={
-            409: "The first request with this Idempotency-Key has not answered yet "
-                 "(`request_in_progress`).",
-            422: "A field is missing or invalid (`validation_error`), or the Idempotency-Key "
-                 "came before with another body (`idempotency_key_reused`)."},
+        error_notes=RETRY_NOTES,
         endpoint=endpoints.intent, roles=SUBMIT),
     Operation(
         "POST", "/madre/webhook/{source}", "webhook", "A signed webhook: structured intake",
