@@ -70,7 +70,8 @@ class PlanCommands:
 
     def __init__(self, *, repo: Repository, store: StoreClient, supervisor: SupervisorClient,
                  watchers: Watchers, clock: Callable[[], Any], chat_wait: float,
-                 rules: ApprovalRules | None = None) -> None:
+                 rules: ApprovalRules | None = None, instance_id: str | None = None) -> None:
+        self._me = instance_id
         self._repo = repo
         self._store = store
         self._supervisor = supervisor
@@ -284,8 +285,12 @@ class PlanCommands:
                 self._store.append_audit(outcome.audit)
             if outcome.change is None:
                 return Applied(outcome, plan)
+            read_epoch, woken = plan.epoch, plan.active
+            if woken:  # it runs again: here, so this instance takes it (a new epoch)
+                plan.owner, plan.epoch = self._me, read_epoch + 1
             try:
-                saved = self._store.save_plan(plan, outcome.change, keep_stored_json=unreadable)
+                saved = self._store.save_plan(plan, outcome.change, keep_stored_json=unreadable,
+                                              expected_epoch=read_epoch, claim=woken)
             except StaleWrite:
                 if once:
                     raise

@@ -175,6 +175,15 @@ class Plan(BaseModel):
     plan_digest: str | None = None
     approvals_needed: int = 0
     approvals: list[Approval] = Field(default_factory=list)
+    # The instance running it and its owner count, as stored (the tasks row's columns are
+    # the truth): a save from an older epoch is refused, so a superseded owner writes nothing.
+    owner: str | None = None
+    epoch: int = 0
+
+    @property
+    def active(self) -> bool:
+        """Whether an instance must be running it (PENDING or RUNNING)."""
+        return self.status in (Status.PENDING, Status.RUNNING)
 
     @property
     def next_step(self) -> Step | None:

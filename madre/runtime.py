@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
+import json
 import logging
+import time
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -61,7 +63,10 @@ from madre.errors import NotFound, ShuttingDown
 from madre.event_feed import EventFeed
 from madre.forensics import ForensicTrail
 from madre.idempotency import Answered, IdempotencyKey
+from madre.instances import FileLock, new_instance_id, this_instance
 from madre.intake import Intake
+from madre.membership import EveryOtherIsDead, Membership
+from madre.presence import Presence
 from madre.metrics import Metrics
 from madre.model import Plan, Status
 from madre.modules import MODULE_NAMES, STEP_MODULES
@@ -73,7 +78,7 @@ from madre.rules.policy_file import load_policy_file
 from madre.rules.tables import DEFAULT_TABLES
 from madre.scheduler import Scheduler
 from madre.settings import Settings, load_settings
-from madre.store.db import connection, open_database
+from madre.store.db import connection, is_sqlite, open_database
 from madre.store.migrations import ensure_schema
 from madre.store.models import build_models
 from madre.store.queries import PlanPage, Queries
@@ -101,6 +106,7 @@ class Madre:
                  recovery: Callable[[Madre], None] = recover) -> None:
         self.settings = settings or load_settings()
         self.clock = clock
+        self.instance_id = self.settings.instance_id or new_instance_id()
         self._wrap_runner = step_runner
         self._recovery = recovery
         self._started = False
@@ -133,11 +139,13 @@ class Madre:
 
     def _start(self) -> None:
         s = self.settings
+        self.me = this_instance(self.instance_id, self.clock.now())
         self.database: peewee.Database = open_database(s.database_url)
         self._on_stop(self._close_database)
+        self._claim_database()
         self.models = build_models(self.database)
-        ensure_schema(self.database, self.models)
-        self.repo = Repository(self.database, self.models)
+        ensure_schema(self.database, self.models, allow_migrate=s.migrate == "auto")
+        self.repo = Repository(self.database, self.models, instance_id=self.instance_id)
         # Who may do what (a bad principals file already stopped load_settings, naming its
         # entry), and how many approvals of what content a plan needs.
         self.principals = s.principals()
@@ -150,8 +158,12 @@ class Madre:
         self.trail = ForensicTrail(s.forensic_dir)
         self._trail_writer = self._actor(TrailWriter.start(self.trail))
         self.metrics = Metrics(self._live_figures)
-        self.store = StoreClient(self._actor(StoreActor.start(self.repo,
-                                                              on_commit=self._committed)))
+        self.store = StoreClient(self._actor(StoreActor.start(
+            self.repo, on_commit=self._committed, lease_seconds=s.lease_seconds,
+            clock=self.clock.now, notify=not is_sqlite(self.database))))
+        # Let the plans still held go once every plan actor has stopped (popped after the
+        # Supervisor's stop): another instance takes them at once.
+        self._on_stop(self._release_plans)
         # The risk tables, with what an operator's policy file adds (a bad file already
         # stopped load_settings, naming its line).
         self.tables = load_policy_file(s.policy_file) if s.policy_file else DEFAULT_TABLES
@@ -186,18 +198,25 @@ class Madre:
         self.commands = PlanCommands(
             repo=self.repo, store=self.store, supervisor=self.supervisor,
             watchers=self.watchers, clock=self.clock.now, chat_wait=s.chat_wait_seconds,
-            rules=self.rules)
+            rules=self.rules, instance_id=self.instance_id)
         self.intake = Intake(
             repo=self.repo, store=self.store, parsers=self.parsers, policy=self.policy,
             planner=self.planner, supervisor=self.supervisor, watchers=self.watchers,
             clock=self.clock.now, chat_wait=s.chat_wait_seconds, confirm=self.commands.confirm,
-            rules=self.rules)
+            rules=self.rules, instance_id=self.instance_id)
+        self.membership = Membership(
+            me=self.me, store=self.store, repo=self.repo, supervisor=self.supervisor,
+            liveness=self._presence or EveryOtherIsDead(), clock=self.clock.now,
+            # Leases run in real time whatever a test does with the clock: its rounds do.
+            lease=s.lease_seconds, monotonic=time.monotonic)
 
         self.prober = HealthProber(self.board, self.clients, check_db=self._check_db,
                                    interval=s.health_interval_seconds)
         self.prober.start()
         self._on_stop(self.prober.stop)
         self._recovery(self)
+        self.membership.start()
+        self._on_stop(self.membership.stop_rounds)
         self.scheduler.every(s.tick_seconds, self.tick)
 
     def _start_delegation(self) -> None:
@@ -230,6 +249,45 @@ class Madre:
         self.executor: StepRunner = (self._wrap_runner(executor) if self._wrap_runner
                                      else executor)
 
+    def _claim_database(self) -> None:
+        """Make this instance known to the database before anything else uses it: on SQLite
+        the file's lock (a second instance refuses to start, naming the holder), on
+        PostgreSQL its own session with its advisory lock and its LISTEN."""
+        self._presence: Presence | None = None
+        if is_sqlite(self.database):
+            lock = FileLock(self.database.database)
+            lock.acquire(self.me)
+            self._on_stop(lock.release)
+            return
+        self._presence = Presence(self.settings.database_url, self.instance_id,
+                                  self._heard).start()
+        self._on_stop(self._presence.stop)
+
+    def _release_plans(self) -> None:
+        membership = getattr(self, "membership", None)
+        if membership is not None:
+            membership.release()
+
+    def _heard(self, payload: str) -> None:
+        """A notice from another instance's commit (presence thread): wake the event streams;
+        a plan that came to rest there stops here if an actor still runs it, and whoever
+        waits for it here hears of it."""
+        try:
+            notice = json.loads(payload)
+        except ValueError:
+            return
+        if notice.get("from") == self.instance_id or not self._started:
+            return
+        self.events.notify()
+        settled = [p for p in notice.get("settled", []) if isinstance(p, str)]
+        if settled:
+            self.supervisor.fence(settled)
+        for plan_id in settled:
+            if self.watchers.watching(plan_id):
+                plan = self.repo.readable_plan(plan_id)
+                if plan is not None:
+                    self.watchers.publish(plan)
+
     def _actor(self, ref: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:
         self._on_stop(lambda: ref.stop(block=True, timeout=60))
         return ref
@@ -243,6 +301,7 @@ class Madre:
             plan_id, plan=plan, incarnation=incarnation, repo=self.repo, store=self.store,
             runner=self.executor, calls=self._calls, watchers=self.watchers,
             supervisor=supervisor, clock=self.clock.now, draining=self._stopping,
+            instance_id=self.instance_id, holds_leases=self.membership.holds_leases,
         )
 
     def stop(self) -> None:

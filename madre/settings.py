@@ -117,6 +117,13 @@ class Settings(BaseSettings):
         60.0, gt=0, validation_alias=_env("MADRE_RESTART_PERIOD_SECONDS")
     )
 
+    # Several instances on one PostgreSQL: how long a running plan's owner may go without
+    # renewing its lease before another instance takes the plan over (renewed every third).
+    lease_seconds: float = Field(10.0, gt=0.2, le=3600, validation_alias=_env("MADRE_LEASE_SECONDS"))
+    migrate: Literal["auto", "off"] = Field("auto", validation_alias=_env("MADRE_MIGRATE"))
+    instance_id: str | None = Field(None, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$",
+                                    validation_alias=_env("MADRE_INSTANCE_ID"))
+
     switch_parse_route: str = Field(_route("switch"), validation_alias=_env("MADRE_SWITCH_ROUTE"))
     hermes_route: str = Field(_route("hermes"), validation_alias=_env("MADRE_HERMES_ROUTE"))
     hormiguero_route: str = Field(_route("hormiguero"), validation_alias=_env("MADRE_HORMIGUERO_ROUTE"))

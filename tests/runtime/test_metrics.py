@@ -254,9 +254,12 @@ def test_the_switch_breaker_gauge_is_0_closed_and_1_open(madre, client, standins
     assert value(scrape(client), "madre_circuit_breaker_open", service="switch") == 1
 
 
-def test_each_madre_counts_only_its_own_traffic(madre, client, start_madre) -> None:
+def test_each_madre_counts_only_its_own_traffic(madre, client, start_madre, database_url,
+                                                tmp_path) -> None:
     chat(client, "mix these 3 stems")
-    other = start_madre()
+    # On SQLite the other Madre needs a file of its own (one instance per file).
+    other = start_madre(database_url=f"sqlite:///{tmp_path}/other.db"
+                        if database_url.startswith("sqlite") else database_url)
     with TestClient(create_app(other), headers={"X-VX11-Token": TOKEN}) as other_client:
         assert value(scrape(other_client), "madre_intents_total", source="operator",
                      risk="LOW") == 0
