@@ -62,6 +62,7 @@ class Submission:
     extra_params: dict[str, Any] | None = None  # merged into what parsing found
     correlation_id: str | None = None
     dry_run: bool = False
+    request_id: str | None = None  # the HTTP request's X-Request-ID, carried by the plan
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +96,8 @@ class Intake:
 
     # ------------------------------------------------------------------ the adapters
 
-    def chat(self, request: ChatRequest, *, wait: float | None = None) -> ChatResponse:
+    def chat(self, request: ChatRequest, *, wait: float | None = None,
+             request_id: str | None = None) -> ChatResponse:
         """Understand a message, decide, plan, run; answer with the plan's outcome.
 
         Waits up to `wait` (default MADRE_CHAT_WAIT_SECONDS) for the plan to settle; a plan
@@ -110,7 +112,7 @@ class Intake:
         accepted = self._accept(Submission(
             kind="chat", source="operator", intent_id=intent_id, session_id=session_id,
             record=record, text=request.message, session_known=request.session_id is not None,
-            dry_run=request.dry_run))
+            dry_run=request.dry_run, request_id=request_id))
         intent, plan = accepted.intent, accepted.plan
         if plan is None:
             return answers.chat_answer(intent, None, waited=0)
@@ -121,7 +123,8 @@ class Intake:
         return answers.chat_answer(intent, settled, waited=budget, issued=accepted.issued,
                                    plan_id=plan.plan_id)
 
-    def control(self, request: ControlRequest, *, actor: str = "api") -> ControlResponse:
+    def control(self, request: ControlRequest, *, actor: str = "api",
+                request_id: str | None = None) -> ControlResponse:
         """A structured order for one module; MED/HIGH wait for confirmation, some are denied.
 
         With `confirm_token` (and optionally `plan_id`) it confirms the plan the token was
@@ -140,13 +143,14 @@ class Intake:
                   original_text=f"{request.action} {request.target}")
         accepted = self._accept(Submission(
             kind="control", source="control", intent_id=intent_id, session_id=session_id,
-            record=record, structured=dsl, mode=Mode.MADRE))
+            record=record, structured=dsl, mode=Mode.MADRE, request_id=request_id))
         if accepted.plan is not None and accepted.issued is None:
             self._supervisor.spawn(accepted.plan)
         return answers.control_answer(accepted.intent, accepted.plan, issued=accepted.issued,
                                       action_id=accepted.action_id)
 
-    def intent(self, request: IntentRequest) -> IntentResponse:
+    def intent(self, request: IntentRequest, *, request_id: str | None = None
+               ) -> IntentResponse:
         """Structured intake (Operator, Hormiguero, webhooks, CLI). Does not wait for the plan.
 
         A `correlation_id` becomes the intent id, so a caller that retries the same intent
@@ -162,7 +166,7 @@ class Intake:
             return self._duplicate(intent_id)
         submission = Submission(kind="intent", source=request.source, intent_id=intent_id,
                                 session_id=session_id, record=None,
-                                correlation_id=request.correlation_id)
+                                correlation_id=request.correlation_id, request_id=request_id)
         if request.action is not None:
             target = (request.target or request.domain or "madre").lower()
             dsl = DSL(domain=(request.domain or target).lower(), action=request.action.lower(),
@@ -186,6 +190,7 @@ class Intake:
         if intent.decision.denied:
             return Accepted(intent, None, action_id=self._deny(intent, sub))
         plan = self._planner.plan(intent).get(timeout=ASK_TIMEOUT)
+        plan.request_id = sub.request_id
         if sub.dry_run:
             self._store.close_intent(sub.record, IntentClose(intent.intent_id, "dry_run",
                                                               "planned only (dry_run)"))
@@ -243,7 +248,8 @@ class Intake:
         row = AuditRow(action="denied", reason=decision.reason[:255],
                        module=intent.dsl.target or "madre", intent_id=intent.intent_id,
                        session_id=intent.session_id, actor=intent.source,
-                       detail={"request": sub.kind, "action": intent.dsl.action})
+                       detail={"request": sub.kind, "action": intent.dsl.action,
+                               "provider": intent.provider.value})
         return self._store.record_denial(
             sub.record, IntentClose(intent.intent_id, "denied", decision.reason[:500]), row)
 

@@ -157,6 +157,9 @@ class Plan(BaseModel):
     created_at: dt.datetime = Field(default_factory=utcnow)
     updated_at: dt.datetime = Field(default_factory=utcnow)
     version: int = 0  # bumped by every save; a save against an older version is refused
+    # The X-Request-ID of the HTTP request that created the plan: request ids do not cross
+    # actor messages by themselves, so the plan carries it into its actor's log lines.
+    request_id: str | None = None
 
     @property
     def next_step(self) -> Step | None:

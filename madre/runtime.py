@@ -185,7 +185,8 @@ class Madre:
             m: ModuleClient(
                 m, s.module_url(m), token=token, pools=self.pools,
                 connect_timeout=s.connect_timeout_seconds, read_timeout=s.step_timeout_seconds,
-                retries=s.step_retries, backoff=s.retry_backoff_seconds,
+                retries=s.module_retries(m), backoff=s.retry_backoff_seconds,
+                retry_after_max=s.retry_after_max_seconds,
             )
             for m in MODULE_NAMES
         }
@@ -249,21 +250,25 @@ class Madre:
 
     # ------------------------------------------------------------------ intake
 
-    def chat(self, request: ChatRequest, *, wait: float | None = None) -> ChatResponse:
+    def chat(self, request: ChatRequest, *, wait: float | None = None,
+             request_id: str | None = None) -> ChatResponse:
         """Understand a message, decide, plan, run; answer with the plan's outcome (waiting
-        up to `wait`, default MADRE_CHAT_WAIT_SECONDS, for it to settle)."""
+        up to `wait`, default MADRE_CHAT_WAIT_SECONDS, for it to settle). `request_id` (the
+        HTTP request's) goes into the plan's log lines and its calls' X-Request-ID."""
         self._check_open()
-        return self.intake.chat(request, wait=wait)
+        return self.intake.chat(request, wait=wait, request_id=request_id)
 
-    def control(self, request: ControlRequest, *, actor: str = "api") -> ControlResponse:
+    def control(self, request: ControlRequest, *, actor: str = "api",
+                request_id: str | None = None) -> ControlResponse:
         """A structured order for one module; MED/HIGH wait for confirmation, some are denied."""
         self._check_open()
-        return self.intake.control(request, actor=actor)
+        return self.intake.control(request, actor=actor, request_id=request_id)
 
-    def submit_intent(self, request: IntentRequest) -> IntentResponse:
+    def submit_intent(self, request: IntentRequest, *, request_id: str | None = None
+                      ) -> IntentResponse:
         """Structured intake (Operator, Hormiguero, webhooks, CLI). Does not wait for the plan."""
         self._check_open()
-        return self.intake.intent(request)
+        return self.intake.intent(request, request_id=request_id)
 
     # ------------------------------------------------------------------ plans
 
@@ -342,12 +347,11 @@ class Madre:
 
     def _live_figures(self) -> dict[str, Any]:
         """Gauges for /metrics, read when scraped."""
-        breaker = {"closed": 0.0, "half_open": 0.5, "open": 1.0}
         return {
             "active": self.supervisor.count(),
             "queued": self.supervisor.queued(),
             "waiting": self.repo.count_plans(Status.WAITING),
-            "breakers": {"switch": breaker[self.switch_breaker.state.value]},
+            "breakers": {"switch": self.switch_breaker.state.value},
         }
 
 

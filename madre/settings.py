@@ -8,6 +8,8 @@ whose message names the variable, so start-up stops with a sentence, not a trace
 from __future__ import annotations
 
 import ipaddress
+import pathlib
+import re
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -61,7 +63,9 @@ class Settings(BaseSettings):
         900, gt=0, validation_alias=_env("MADRE_CONFIRM_TTL_SECONDS")
     )
     chat_wait_seconds: float = Field(5.0, ge=0, validation_alias=_env("MADRE_CHAT_WAIT_SECONDS"))
-    log_format: Literal["json", "text"] = Field("json", validation_alias=_env("MADRE_LOG_FORMAT"))
+    # auto: text when stdout is a terminal, JSON lines otherwise.
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", validation_alias=_env("MADRE_LOG_FORMAT"))
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", validation_alias=_env("MADRE_LOG_LEVEL")
     )
@@ -81,6 +85,22 @@ class Settings(BaseSettings):
     retry_backoff_seconds: float = Field(
         0.2, ge=0, validation_alias=_env("MADRE_RETRY_BACKOFF_SECONDS")
     )
+    # A module that answers 429 or 503 with Retry-After is waited for that long before the
+    # retry, but never longer than this (a step must not sleep for an hour on its word).
+    retry_after_max_seconds: float = Field(
+        10.0, ge=0, validation_alias=_env("MADRE_RETRY_AFTER_MAX_SECONDS")
+    )
+    # Per module: how many times its step calls are retried (unset: MADRE_STEP_RETRIES).
+    switch_retries: int | None = Field(None, ge=0, le=10,
+                                       validation_alias=_env("MADRE_SWITCH_RETRIES"))
+    hermes_retries: int | None = Field(None, ge=0, le=10,
+                                       validation_alias=_env("MADRE_HERMES_RETRIES"))
+    hormiguero_retries: int | None = Field(None, ge=0, le=10,
+                                           validation_alias=_env("MADRE_HORMIGUERO_RETRIES"))
+    manifestator_retries: int | None = Field(
+        None, ge=0, le=10, validation_alias=_env("MADRE_MANIFESTATOR_RETRIES"))
+    shub_retries: int | None = Field(None, ge=0, le=10,
+                                     validation_alias=_env("MADRE_SHUB_RETRIES"))
     breaker_failures: int = Field(3, ge=1, validation_alias=_env("MADRE_BREAKER_FAILURES"))
     breaker_reset_seconds: float = Field(
         15.0, gt=0, validation_alias=_env("MADRE_BREAKER_RESET_SECONDS")
@@ -140,6 +160,12 @@ class Settings(BaseSettings):
         """Where module `module` listens (its *_URL setting)."""
         return str(getattr(self, f"{module}_url"))
 
+    def module_retries(self, module: str) -> int:
+        """How many times a step call to `module` is retried (MADRE_<MODULE>_RETRIES, else
+        MADRE_STEP_RETRIES)."""
+        own = getattr(self, f"{module}_retries", None)
+        return self.step_retries if own is None else int(own)
+
     def module_route(self, module: str) -> str:
         """The route a step posts to on module `module` (switch: its parse route too)."""
         name = "switch_parse_route" if module == "switch" else f"{module}_route"
@@ -161,6 +187,17 @@ class Settings(BaseSettings):
                 f"MADRE_HOST={self.host} exposes Madre beyond this machine with the default "
                 "token; set VX11_TOKEN to a secret of your own, or bind 127.0.0.1"
             )
+
+
+def database_shown(url: str) -> str:
+    """`url` as a person should see it: a password masked, a relative SQLite path made
+    absolute (it is relative to the working directory, which is easy to get wrong)."""
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///").split("?")[0]
+        if not path.startswith("/"):
+            return "sqlite:///" + str(pathlib.Path(path).resolve())
+        return url
+    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:****@", url)
 
 
 def load_settings(**overrides: object) -> Settings:

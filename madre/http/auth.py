@@ -1,7 +1,9 @@
 """Token check as pure ASGI middleware: `X-VX11-Token` must equal the configured token.
 
-Missing → 401 `auth_required`; wrong → 403 `forbidden`; compared in constant time. Paths in
-`exempt` (`/health`) pass without a token, so probes need no secret.
+`Authorization: Bearer <token>` is accepted on every route as well (what scrapers, proxies
+and HTTP libraries send); when both are sent, `X-VX11-Token` is the one checked. Missing →
+401 `auth_required` (with `WWW-Authenticate: Bearer`); wrong → 403 `forbidden`; compared in
+constant time. Paths in `exempt` (`/health`) pass without a token, so probes need no secret.
 
 The Spawner's job reports (`/madre/callback/spawn`, `/madre/daughter/{id}/complete|fail`)
 also accept the Spawner's own token (MADRE_SPAWNER_TOKEN). A deployment whose Spawner sends
@@ -19,6 +21,21 @@ from madre.contracts import TOKEN_HEADER
 from madre.http.errors import envelope
 
 HEADER = TOKEN_HEADER.lower()
+_HEADER = HEADER.encode()
+
+
+def presented_token(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    """The token a request presents: its X-VX11-Token, else its Authorization Bearer
+    credentials (the scheme is case-insensitive, RFC 9110 §11.1); None when it sends none."""
+    bearer = None
+    for name, value in headers:
+        if name == _HEADER:
+            return value
+        if name == b"authorization" and bearer is None:
+            scheme, _, credentials = value.strip().partition(b" ")
+            if scheme.lower() == b"bearer" and credentials.strip():
+                bearer = credentials.strip()
+    return bearer
 
 
 def is_callback_path(path: str) -> bool:
@@ -46,17 +63,15 @@ class TokenAuthMiddleware:
         if callback and self._callbacks_open:
             await self.app(scope, receive, send)
             return
-        given = None
-        for name, value in scope["headers"]:
-            if name == HEADER.encode():
-                given = value
-                break
+        given = presented_token(scope["headers"])
         if given is None:
             response = envelope(401, "auth_required",
-                                "send the X-VX11-Token header with this server's token")
+                                "send this server's token in the X-VX11-Token header "
+                                "(or as Authorization: Bearer <token>)",
+                                headers={"WWW-Authenticate": "Bearer"})
         elif not (hmac.compare_digest(given, self._token) or (callback and any(
                 hmac.compare_digest(given, t) for t in self._callback_tokens))):
-            response = envelope(403, "forbidden", "the X-VX11-Token header is not this server's token")
+            response = envelope(403, "forbidden", "the token sent is not this server's token")
         else:
             await self.app(scope, receive, send)
             return

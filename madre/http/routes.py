@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 
+from asgi_correlation_id import correlation_id  # the request id, set by the middleware
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
@@ -64,12 +65,14 @@ async def health(request: Request) -> Response:
 
 async def chat(request: Request) -> Response:
     body = await parse_json(request, ChatRequest, limit=_limit(request))
-    return json_response(await run_in_threadpool(_madre(request).chat, body))
+    return json_response(await run_in_threadpool(
+        functools.partial(_madre(request).chat, body, request_id=correlation_id.get())))
 
 
 async def control(request: Request) -> Response:
     body = await parse_json(request, ControlRequest, limit=_limit(request))
-    return json_response(await run_in_threadpool(_madre(request).control, body))
+    return json_response(await run_in_threadpool(
+        functools.partial(_madre(request).control, body, request_id=correlation_id.get())))
 
 
 def _check_correlation_id(value: str | None) -> None:
@@ -87,7 +90,8 @@ def _check_correlation_id(value: str | None) -> None:
 async def intent(request: Request) -> Response:
     body = await parse_json(request, IntentRequest, limit=_limit(request))
     _check_correlation_id(body.correlation_id)
-    return json_response(await run_in_threadpool(_madre(request).submit_intent, body))
+    return json_response(await run_in_threadpool(functools.partial(
+        _madre(request).submit_intent, body, request_id=correlation_id.get())))
 
 
 async def list_plans(request: Request) -> Response:
