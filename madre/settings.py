@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import pathlib
 import re
+from urllib.parse import urlsplit
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
@@ -189,14 +190,24 @@ class Settings(BaseSettings):
             )
 
 
+def sqlite_file(url: str) -> pathlib.Path | None:
+    """The file a `sqlite:///path` URL names (relative to the working directory), or None
+    for another database (or a SQLite URL that names no file)."""
+    parts = urlsplit(url)
+    if parts.scheme.split("+", 1)[0] != "sqlite":
+        return None
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    if not path or path == ":memory:":
+        return None
+    return pathlib.Path(path).expanduser()
+
+
 def database_shown(url: str) -> str:
     """`url` as a person should see it: a password masked, a relative SQLite path made
     absolute (it is relative to the working directory, which is easy to get wrong)."""
-    if url.startswith("sqlite:///"):
-        path = url.removeprefix("sqlite:///").split("?")[0]
-        if not path.startswith("/"):
-            return "sqlite:///" + str(pathlib.Path(path).resolve())
-        return url
+    file = sqlite_file(url)
+    if file is not None:
+        return f"sqlite:///{file.resolve()}"
     return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:****@", url)
 
 
@@ -208,8 +219,13 @@ def load_settings(**overrides: object) -> Settings:
         problems = []
         for err in exc.errors():
             field = str(err["loc"][0]) if err["loc"] else "?"
-            problems.append(f"{_variable_name(field)}: {err['msg']}")
+            problems.append(f"{variable_of(field)}: {err['msg']}")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+
+
+def variable_of(field: str) -> str:
+    """The environment variable that sets the setting `field` (VX11_TOKEN for token)."""
+    return _variable_name(field)
 
 
 def _variable_name(field: str) -> str:
