@@ -45,7 +45,7 @@ def serve(settings: Settings) -> None:
             server.run()
     except KeyboardInterrupt:
         pass  # a second Ctrl-C: uvicorn gave up waiting; stop Madre all the same
-    except SystemExit as exc:
+    except SystemExit:
         if server is not None and not server.started:
             log.error("madre could not listen on %s:%s (see the error above); not serving",
                       settings.host, settings.port)

@@ -111,34 +111,38 @@ def modules(madre_url: str, database_url: str | None, **ports: int) -> None:
         fail(str(exc), USAGE)
     token = settings.token.get_secret_value()
     wanted = {m.name: ports[f"{m.name}_port"] for m in MODULES}
-    shown = database_shown(settings.database_url)
     cluster = StandinCluster(token=token, ports=wanted, madre_url=madre_url)
     try:
-        cluster.start()
-    except LoopbackStartError as exc:
-        fail(f"{exc}. Another `madre modules`? Choose other ports with --switch-port, "
-             "--hermes-port, ... (0: any free port)")
-    with (
-        cluster,
-        SpawnerWorker(settings.database_url, madre_url=madre_url, token=token,
-                      behaviour=cluster.behaviours["spawner"]) as worker,
-    ):
-        print_lines([f"{name:13} {url}" for name, url in cluster.urls.items()])
-        click.echo(f"spawner jobs  read from {shown}, reported to {madre_url}")
-        if worker.waiting_for is not None:
-            warn(f"there is no database at {worker.waiting_for.resolve()} yet: Spawner jobs "
-                 "are picked up once Madre creates it. If Madre runs in another directory, "
-                 "start this one there, or pass --database-url with Madre's DATABASE_URL.")
-        moved = {m.url_variable: cluster.urls[m.name] for m in MODULES
-                 if cluster.urls[m.name] != m.default_url}
-        if moved:
-            click.echo("not on their default ports: start Madre with")
-            click.echo("  " + " ".join(f"{k}={v}" for k, v in moved.items()))
-        click.echo("Ctrl-C stops them.")
         try:
+            cluster.start()
+        except LoopbackStartError as exc:
+            fail(f"{exc}. Another `madre modules`? Choose other ports with --switch-port, "
+                 "--hermes-port, ... (0: any free port)")
+        with SpawnerWorker(settings.database_url, madre_url=madre_url, token=token,
+                           behaviour=cluster.behaviours["spawner"]) as worker:
+            _announce(cluster, worker, database_shown(settings.database_url), madre_url)
             threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
+    except KeyboardInterrupt:
+        pass  # Ctrl-C, whenever it comes: stop them (a daemon thread left running at exit
+        # can crash the interpreter as it finalizes)
+    finally:
+        cluster.stop()
+
+
+def _announce(cluster: Any, worker: Any, database: str, madre_url: str) -> None:
+    """Where each stand-in listens, which database the Spawner reads, what Madre needs."""
+    print_lines([f"{name:13} {url}" for name, url in cluster.urls.items()])
+    click.echo(f"spawner jobs  read from {database}, reported to {madre_url}")
+    if worker.waiting_for is not None:
+        warn(f"there is no database at {worker.waiting_for.resolve()} yet: Spawner jobs "
+             "are picked up once Madre creates it. If Madre runs in another directory, "
+             "start this one there, or pass --database-url with Madre's DATABASE_URL.")
+    moved = {m.url_variable: cluster.urls[m.name] for m in MODULES
+             if cluster.urls[m.name] != m.default_url}
+    if moved:
+        click.echo("not on their default ports: start Madre with")
+        click.echo("  " + " ".join(f"{k}={v}" for k, v in moved.items()))
+    click.echo("Ctrl-C stops them.")
 
 
 @click.group()

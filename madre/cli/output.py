@@ -178,6 +178,15 @@ def render_chat(answer: dict[str, Any], style: Styler = plain,
     return lines
 
 
+def _what_next(answer: dict[str, Any]) -> list[str]:
+    """The command to run next: confirm with the token (shown once), or follow the plan."""
+    token, plan_id = answer.get("confirm_token"), answer.get("plan_id")
+    if token and plan_id:
+        return [_token_line(token, answer.get("expires_at")), "to confirm, run:",
+                f"  {confirm_hint(plan_id, token)}"]
+    return [f"follow it: madre show {plan_id}"] if plan_id else []
+
+
 def render_control(answer: dict[str, Any], style: Styler = plain) -> list[str]:
     status = answer.get("status", "?")
     plan_id = answer.get("plan_id")
@@ -186,13 +195,7 @@ def render_control(answer: dict[str, Any], style: Styler = plain) -> list[str]:
                     style, frozenset({"", "risk", "plan status"}))]
     if answer.get("reason"):
         lines.append(str(answer["reason"]))
-    token = answer.get("confirm_token")
-    if token and plan_id:
-        lines += [_token_line(token, answer.get("expires_at")), "to confirm, run:",
-                  f"  {confirm_hint(plan_id, token)}"]
-    elif plan_id:
-        lines.append(f"follow it: madre show {plan_id}")
-    return lines
+    return lines + _what_next(answer)
 
 
 def render_intent(answer: dict[str, Any], style: Styler = plain) -> list[str]:
@@ -202,13 +205,7 @@ def render_intent(answer: dict[str, Any], style: Styler = plain) -> list[str]:
                      ("risk", answer.get("risk")), ("intent", answer.get("intent_id")),
                      ("duplicate", "yes" if answer.get("duplicate") else None)],
                     style, frozenset({"", "risk"}))]
-    token = answer.get("confirm_token")
-    if token and plan_id:
-        lines += [_token_line(token, answer.get("expires_at")), "to confirm, run:",
-                  f"  {confirm_hint(plan_id, token)}"]
-    elif plan_id:
-        lines.append(f"follow it: madre show {plan_id}")
-    return lines
+    return lines + _what_next(answer)
 
 
 PLAN_HEADERS = ["PLAN", "STATUS", "RISK", "MODE", "STEPS", "SOURCE", "CREATED", "EXPIRES",

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -28,13 +27,6 @@ from madre.model import Status
 from madre.standins import CALL_PATHS, StandinCluster
 
 SHUB = CALL_PATHS["shub"]
-
-
-@pytest.fixture
-def pools() -> Iterator[ConnectionPools]:
-    made = ConnectionPools()
-    yield made
-    made.close()
 
 
 @pytest.fixture

@@ -12,43 +12,15 @@ test_logs_requests.py.
 from __future__ import annotations
 
 import json
-import pathlib
 import subprocess
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import requests
 from helpers import TOKEN
-from served import Served, madre_env
 
-from madre.standins import StandinCluster
 
 HEADERS = {"X-VX11-Token": TOKEN}
-
-
-@pytest.fixture
-def serve(tmp_path: pathlib.Path, standins: StandinCluster
-          ) -> Iterator[Callable[..., tuple[Served, str]]]:
-    """Start `python run.py` with the stand-ins and the test token (`env` overrides), on a
-    port the system picks; (process, URL) once it serves. Killed after the test if still
-    running."""
-    started: list[Served] = []
-
-    def start(**env: str) -> tuple[Served, str]:
-        environment = madre_env(**{
-            "VX11_TOKEN": TOKEN, "MADRE_LOG_LEVEL": "INFO", "MADRE_LOG_FORMAT": "auto",
-            "MADRE_HEALTH_INTERVAL_SECONDS": "30", "DATABASE_URL": "sqlite:///madre.db",
-            **standins.env(), **env})
-        process = Served(tmp_path, environment)
-        started.append(process)
-        return process, process.serving()
-
-    try:
-        yield start
-    finally:
-        for process in started:
-            process.close()
 
 
 def post(url: str, path: str, body: dict[str, Any], **kwargs: Any) -> dict[str, Any]:

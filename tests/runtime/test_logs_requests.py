@@ -17,7 +17,6 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -25,29 +24,9 @@ import requests
 from helpers import TOKEN
 from served import RUN, START, Served, madre_env
 
-from madre.standins import StandinCluster
 
 HEADERS = {"X-VX11-Token": TOKEN}
 ANSI = re.compile(r"\x1b\[")
-
-
-@pytest.fixture
-def serve(tmp_path: pathlib.Path, standins: StandinCluster
-          ) -> Iterator[Callable[..., tuple[Served, str]]]:
-    started: list[Served] = []
-
-    def start(cwd: pathlib.Path = tmp_path, **env: str) -> tuple[Served, str]:
-        process = Served(cwd, madre_env(**{
-            "VX11_TOKEN": TOKEN, "MADRE_LOG_LEVEL": "INFO", "DATABASE_URL": "sqlite:///m.db",
-            "MADRE_HEALTH_INTERVAL_SECONDS": "30", **standins.env(), **env}))
-        started.append(process)
-        return process, process.serving()
-
-    try:
-        yield start
-    finally:
-        for process in started:
-            process.close()
 
 
 def entries(lines: list[str]) -> list[dict[str, Any]]:
