@@ -62,6 +62,8 @@ from madre.metrics import Metrics
 from madre.model import Plan, Status
 from madre.modules import MODULE_NAMES, STEP_MODULES
 from madre.recovery import recover
+from madre.rules.policy_file import load_policy_file
+from madre.rules.tables import DEFAULT_TABLES
 from madre.scheduler import Scheduler
 from madre.settings import Settings, load_settings
 from madre.store.db import connection, open_database
@@ -136,12 +138,15 @@ class Madre:
         self.metrics = Metrics(self._live_figures)
         self.store = StoreClient(self._actor(StoreActor.start(self.repo,
                                                               on_commit=self._committed)))
+        # The risk tables, with what an operator's policy file adds (a bad file already
+        # stopped load_settings, naming its line).
+        self.tables = load_policy_file(s.policy_file) if s.policy_file else DEFAULT_TABLES
         self.policy = self._actor(PolicyActor.start(
-            confirm_ttl_seconds=s.confirm_ttl_seconds)).proxy()
+            confirm_ttl_seconds=s.confirm_ttl_seconds, tables=self.tables)).proxy()
         self.planner = self._actor(PlannerActor.start()).proxy()
         self.parsers = ParserPool([
             self._actor(ParserActor.start(self._parse_client, s.switch_parse_route,
-                                          self.switch_breaker)).proxy()
+                                          self.switch_breaker, tables=self.tables)).proxy()
             for _ in range(s.parser_actors)
         ], timeout=ASK_TIMEOUT)
         self.scheduler = Scheduler().start()

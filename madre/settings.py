@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from madre.errors import ConfigError
 from madre.modules import BY_NAME
+from madre.rules.policy_file import load_policy_file
 
 DEFAULT_TOKEN = "vx11-local-token"
 """The token of a Madre bound to loopback that nobody configured (refused anywhere else)."""
@@ -135,6 +136,9 @@ class Settings(BaseSettings):
         _route("manifestator"), validation_alias=_env("MADRE_MANIFESTATOR_ROUTE")
     )
     shub_route: str = Field(_route("shub"), validation_alias=_env("MADRE_SHUB_ROUTE"))
+    # A TOML file that adds verbs and protected targets to the risk tables (README, "How Madre
+    # judges risk"). Read here too, so a bad file stops start-up with its line named.
+    policy_file: str | None = Field(None, validation_alias=_env("MADRE_POLICY_FILE"))
 
     @field_validator(
         "switch_url", "hermes_url", "hormiguero_url", "manifestator_url", "shub_url", "spawner_url"
@@ -155,6 +159,17 @@ class Settings(BaseSettings):
         if value.startswith("sqlite") and (value.endswith(":memory:") or value == "sqlite://"):
             raise ValueError("must name a SQLite file: every actor thread would see its own "
                              "empty :memory: database")
+        return value
+
+    @field_validator("policy_file")
+    @classmethod
+    def _policy_file_loads(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            load_policy_file(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
         return value
 
     def module_url(self, module: str) -> str:

@@ -89,6 +89,13 @@ def unreachable_modules() -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture
+def modes(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Stand-in modes a test wants in force before Madre starts (parametrize it with
+    indirect=True; the test's own `settings` fixture applies them)."""
+    return dict(getattr(request, "param", {}))
+
+
+@pytest.fixture
 def settings(database_url: str, standins: StandinCluster) -> Settings:
     return make_settings(database_url, standins)
 

@@ -112,7 +112,7 @@ class Supervisor(pykka.ThreadingActor):
         self._make_child = make_child
         self._audit = audit
         self._give_up_on = give_up
-        self._timers = scheduler
+        self._scheduler = scheduler
         self._policy = policy
         self._max_active = max_active
         self._clock = clock
@@ -237,7 +237,7 @@ class Supervisor(pykka.ThreadingActor):
             )])
             child.backing_off = True
             ref, due = self.actor_ref, RestartDue(report.plan_id, child.incarnation)
-            self._timers.call_later(delay, lambda: _tell(ref, due))
+            self._scheduler.call_later(delay, lambda: _tell(ref, due))
         self._start_next_queued()
 
     def _restart_due(self, due: RestartDue) -> None:

@@ -15,20 +15,24 @@ import time
 from typing import Any
 
 import pytest
-from helpers import WAIT, assert_envelope, audit_actions, execute, make_settings, table_rows
+from helpers import (
+    WAIT,
+    assert_envelope,
+    audit_actions,
+    execute,
+    final,
+    make_settings,
+    table_rows,
+)
 
 from madre import Madre
 from madre.contracts import ChatRequest, ControlRequest, ControlResponse, IntentRequest
-from madre.model import Plan, Status
 from madre.errors import NotWaiting, ShuttingDown, TokenExpired
+from madre.model import Plan, Status
 
 # --------------------------------------------------------------------------- helpers
 
 
-def final(madre: Madre, plan_id: str, timeout: float = WAIT) -> Plan:
-    plan = madre.wait_for_plan(plan_id, timeout, final=True)
-    assert plan is not None, f"plan {plan_id} did not end in {timeout} s"
-    return plan
 
 
 def ask_to_delete(madre: Madre, target: str = "hermes") -> ControlResponse:
