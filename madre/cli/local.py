@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import pathlib
+import signal
 import sys
 import threading
 from typing import Any
@@ -112,6 +113,7 @@ def modules(madre_url: str, database_url: str | None, **ports: int) -> None:
     token = settings.token.get_secret_value()
     wanted = {m.name: ports[f"{m.name}_port"] for m in MODULES}
     cluster = StandinCluster(token=token, ports=wanted, madre_url=madre_url)
+    signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop is a Ctrl-C here
     try:
         try:
             cluster.start()
@@ -127,6 +129,10 @@ def modules(madre_url: str, database_url: str | None, **ports: int) -> None:
         # can crash the interpreter as it finalizes)
     finally:
         cluster.stop()
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _announce(cluster: Any, worker: Any, database: str, madre_url: str) -> None:

@@ -236,8 +236,8 @@ class Modules:
             if text in line:
                 return self.seen
 
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGINT)
+    def stop(self, sig: int = signal.SIGINT) -> int:
+        self.proc.send_signal(sig)
         return self.proc.wait(timeout=START)
 
     def kill(self) -> None:
@@ -276,7 +276,10 @@ def test_modules_serves_on_the_ports_asked_and_says_how_to_point_madre_at_them(
         assert requests.get(url + "/health", timeout=5).json()["module"] == name
     [hint] = [line for line in lines if "SWITCH_URL=" in line]
     assert f"SWITCH_URL={urls['switch']}" in hint and f"SPAWNER_URL={urls['spawner']}" in hint
-    assert process.stop() == 0
+    assert process.stop(signal.SIGTERM) == 0  # a service manager's stop, as Ctrl-C
+    for url in urls.values():
+        with pytest.raises(requests.ConnectionError):
+            requests.get(url + "/health", timeout=5)
 
 
 def test_modules_started_elsewhere_says_which_database_it_reads_and_creates_none(
