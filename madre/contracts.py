@@ -279,6 +279,7 @@ class PlanSummary(BaseModel):
     steps: int
     created_at: dt.datetime
     updated_at: dt.datetime | None
+    expires_at: dt.datetime | None = None  # a plan waiting for a confirmation: until when
 
 
 class PlanList(BaseModel):

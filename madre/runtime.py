@@ -233,8 +233,8 @@ class Madre:
             m: ModuleClient(
                 m, s.module_url(m), token=token, pools=self.pools,
                 connect_timeout=s.connect_timeout_seconds, read_timeout=s.step_timeout_seconds,
-                retries=s.step_retries, backoff=s.retry_backoff_seconds,
-                instance_id=self.instance_id,
+                retries=s.module_retries(m), backoff=s.retry_backoff_seconds,
+                retry_after_max=s.retry_after_max_seconds, instance_id=self.instance_id,
             )
             for m in MODULE_NAMES
         }
@@ -339,32 +339,36 @@ class Madre:
     # ------------------------------------------------------------------ intake
 
     def chat(self, request: ChatRequest, *, principal: Principal = OWNER,
-             wait: float | None = None) -> ChatResponse:
+             wait: float | None = None, request_id: str | None = None) -> ChatResponse:
         """Understand a message, decide, plan, run; answer with the plan's outcome (waiting
         up to `wait`, default MADRE_CHAT_WAIT_SECONDS, for it to settle)."""
-        return self.take(request, principal=principal, wait=wait).answer
+        return self.take(request, principal=principal, wait=wait, request_id=request_id).answer
 
-    def control(self, request: ControlRequest, *, principal: Principal = OWNER
-                ) -> ControlResponse:
+    def control(self, request: ControlRequest, *, principal: Principal = OWNER,
+                request_id: str | None = None) -> ControlResponse:
         """A structured order for one module; MED/HIGH wait for confirmation, some are denied."""
-        return self.take(request, principal=principal).answer
+        return self.take(request, principal=principal, request_id=request_id).answer
 
-    def submit_intent(self, request: IntentRequest, *, principal: Principal = OWNER
-                      ) -> IntentResponse:
+    def submit_intent(self, request: IntentRequest, *, principal: Principal = OWNER,
+                      request_id: str | None = None) -> IntentResponse:
         """Structured intake (Operator, Hormiguero, webhooks, CLI). Does not wait for the plan."""
-        return self.take(request, principal=principal).answer
+        return self.take(request, principal=principal, request_id=request_id).answer
 
     def take(self, request: ChatRequest | ControlRequest | IntentRequest, *,
              principal: Principal = OWNER, key: IdempotencyKey | None = None,
-             wait: float | None = None) -> Answered[Any]:
+             wait: float | None = None, request_id: str | None = None) -> Answered[Any]:
         """Any intake request, by its type; with `key` (an Idempotency-Key, or a webhook's
-        id) a retry gets the first answer again, marked `replayed`."""
+        id) a retry gets the first answer again, marked `replayed`. `request_id` (the HTTP
+        request's X-Request-ID) goes into the plan's log lines and its calls."""
         self._check_open()
         if isinstance(request, ChatRequest):
-            return self.intake.chat(request, principal=principal, wait=wait, key=key)
+            return self.intake.chat(request, principal=principal, wait=wait, key=key,
+                                    request_id=request_id)
         if isinstance(request, ControlRequest):
-            return self.intake.control(request, principal=principal, key=key)
-        return self.intake.intent(request, principal=principal, key=key)
+            return self.intake.control(request, principal=principal, key=key,
+                                       request_id=request_id)
+        return self.intake.intent(request, principal=principal, key=key,
+                                  request_id=request_id)
 
     def webhook(self, source: str, message_id: str, request: IntentRequest
                 ) -> Answered[IntentResponse]:
@@ -479,12 +483,11 @@ class Madre:
 
     def _live_figures(self) -> dict[str, Any]:
         """Gauges for /metrics, read when scraped."""
-        breaker = {"closed": 0.0, "half_open": 0.5, "open": 1.0}
         return {
             "active": self.supervisor.count(),
             "queued": self.supervisor.queued(),
             "waiting": self.repo.count_plans(Status.WAITING),
-            "breakers": {"switch": breaker[self.switch_breaker.state.value]},
+            "breakers": {"switch": self.switch_breaker.state.value},
         }
 
 

@@ -6,11 +6,13 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import anyio.to_thread
+from asgi_correlation_id import CorrelationIdMiddleware
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from madre.http.auth import PrincipalMiddleware
 from madre.http.errors import EXCEPTION_HANDLERS
+from madre.http.observe import REQUEST_ID_HEADER, ObserveRequests, usable_request_id
 from madre.http.openapi import DOC_PATHS, docs_routes
 from madre.http.operations import ROUTES
 from madre.runtime import Madre
@@ -29,9 +31,15 @@ def create_app(madre: Madre) -> Starlette:
 
     spawner = madre.settings.spawner_token
     spawner_tokens = (spawner.get_secret_value(),) if spawner else ()
+    routes = [*ROUTES, *docs_routes(ROUTES)]
     app = Starlette(
-        routes=[*ROUTES, *docs_routes(ROUTES)],
+        routes=routes,
         middleware=[
+            # Outermost: every request, even one refused for its token, has a request id,
+            # one access line and its count in the metrics.
+            Middleware(CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER,
+                       validator=usable_request_id),
+            Middleware(ObserveRequests, routes=routes, observe=madre.metrics.http_request),
             Middleware(
                 PrincipalMiddleware,
                 principals=madre.principals,

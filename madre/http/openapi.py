@@ -36,6 +36,8 @@ DOC_PATHS = frozenset({OPENAPI_PATH, DOCS_PATH})
 """The documentation's own routes: open (no token), and not described in the document."""
 
 SECURITY_SCHEME = "VX11Token"
+BEARER_SCHEME = "Bearer"  # the same token as `Authorization: Bearer <token>`
+SECURITY = [{SECURITY_SCHEME: []}, {BEARER_SCHEME: []}]  # either one
 
 # --------------------------------------------------------------------------- error responses
 
@@ -43,11 +45,13 @@ ERRORS: dict[int, tuple[str, str, str]] = {
     # status: (description, example code, example detail)
     400: ("The body is not JSON, or a value cannot be acted on (`invalid_json`, "
           "`bad_request`).", "invalid_json", "the body is not valid JSON: Expecting value"),
-    401: ("The `X-VX11-Token` header is missing (`auth_required`).", "auth_required",
-          "send the X-VX11-Token header with this server's token"),
-    403: ("The `X-VX11-Token` header is not a token this server knows (`forbidden`), or the "
+    401: ("No token was sent, neither `X-VX11-Token` nor `Authorization: Bearer` "
+          "(`auth_required`).", "auth_required",
+          "send this server's token in the X-VX11-Token header (or as Authorization: "
+          "Bearer <token>)"),
+    403: ("The token sent is not a token this server knows (`forbidden`), or the "
           "principal's roles do not cover this route (`not_allowed`).", "forbidden",
-          "the X-VX11-Token header is not a token this server knows"),
+          "the token sent is not a token this server knows"),
     404: ("No such plan or job (`not_found`).", "not_found", "no plan 0b7c…"),
     409: ("The plan is not waiting for a confirmation: already confirmed, used, cancelled or "
           "never needed (`not_waiting`).", "not_waiting",
@@ -151,7 +155,7 @@ def _operation(op: Operation, refs: dict[tuple[type[BaseModel], JsonSchemaMode],
             "content": _json_content(error_ref, {"error": code, "detail": detail}),
         }
     out["responses"] = responses
-    out["security"] = [] if op.public else [{SECURITY_SCHEME: []}]
+    out["security"] = [] if op.public else SECURITY
     return out
 
 
@@ -173,9 +177,11 @@ def build_openapi(routes: Iterable[BaseRoute]) -> dict[str, Any]:
                 "Madre takes in intents (chat, control, structured intake), classifies their "
                 "risk, plans them as steps, runs them by delegating to the VX11 modules, and "
                 "stops for a human confirmation where the risk asks for it.\n\n"
-                f"Every endpoint except `GET /health` and the signed webhooks needs the "
-                f"`{TOKEN_HEADER}` header with a principal's token (the server token in "
-                "single-token mode), and a role that covers it. Every error is one envelope, `{\"error\": \"<code>\", \"detail\": \"<sentence>\"}` "
+                "Every endpoint except `GET /health` and the signed webhooks needs a "
+                f"principal's token (the server token in single-token mode), in the "
+                f"`{TOKEN_HEADER}` header or as `Authorization: Bearer <token>`, and a role "
+                "that covers it. Every error is one envelope, "
+                "`{\"error\": \"<code>\", \"detail\": \"<sentence>\"}` "
                 "(a 422 adds `errors`)."),
         },
         "tags": TAGS,
@@ -188,9 +194,13 @@ def build_openapi(routes: Iterable[BaseRoute]) -> dict[str, Any]:
                     "description": "A principal's token (MADRE_PRINCIPALS_FILE), or the "
                                    "server's (VX11_TOKEN) in single-token mode.",
                 },
+                BEARER_SCHEME: {
+                    "type": "http", "scheme": "bearer",
+                    "description": "The server's token (VX11_TOKEN), as a bearer token.",
+                },
             },
         },
-        "security": [{SECURITY_SCHEME: []}],
+        "security": SECURITY,
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 
+from asgi_correlation_id import correlation_id  # the request id, set by the middleware
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
@@ -113,7 +114,8 @@ async def _take(request: Request, body: ChatRequest | ControlRequest | IntentReq
     principal = _who(request)
     key = _idempotency_key(request, principal, body)
     answered = await run_in_threadpool(functools.partial(
-        _madre(request).take, body, principal=principal, key=key))
+        _madre(request).take, body, principal=principal, key=key,
+        request_id=correlation_id.get()))
     response = json_response(answered.answer)
     if answered.replayed:
         response.headers[REPLAYED_HEADER] = "true"

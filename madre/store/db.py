@@ -9,13 +9,14 @@ request worker) borrows a connection for one unit of work and gives it back.
 from __future__ import annotations
 
 import contextlib
-import pathlib
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import peewee
 from playhouse import db_url
 from playhouse.pool import PooledSqliteDatabase
+
+from madre.settings import sqlite_file
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
@@ -40,13 +41,12 @@ def open_database(url: str, *, idle_transaction_seconds: float | None = None) ->
     parts = urlsplit(url)
     scheme = parts.scheme.split("+", 1)[0]
     if scheme == "sqlite":
-        path = parts.path[1:] if parts.path.startswith("/") else parts.path
-        if not path or path == ":memory:":
+        file = sqlite_file(url)
+        if file is None:
             raise ValueError(
                 "DATABASE_URL must name a SQLite file (each actor thread would see its own "
                 "empty :memory: database)"
             )
-        file = pathlib.Path(path).expanduser()
         file.parent.mkdir(parents=True, exist_ok=True)
         return PooledSqliteDatabase(
             str(file),

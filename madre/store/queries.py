@@ -62,6 +62,7 @@ class Queries:
         query = task.select(
             task.id, task.uuid, task.intent_id, task.session_id, task.source, task.status,
             task.mode, task.risk, task.error, task.plan_json, task.created_at, task.updated_at,
+            task.deadline, task.wait_reason,
         )
         if status is not None:
             query = query.where(task.status == status.value)
@@ -79,6 +80,9 @@ class Queries:
                 risk=Risk(r.risk) if r.risk else None, reason=r.error,
                 steps=_step_count(r.plan_json),
                 created_at=from_db_time(r.created_at), updated_at=from_db_time(r.updated_at),
+                # the deadline column is the confirmation's expiry while the plan waits for it
+                expires_at=(from_db_time(r.deadline) if r.status == Status.WAITING
+                            and r.wait_reason == WaitReason.CONFIRMATION else None),
             )
             for r in page
         ]
