@@ -33,7 +33,7 @@ from madre.actors.planner import PlannerActor
 from madre.actors.policy import PolicyActor
 from madre.actors.store import StoreActor, StoreClient
 from madre.actors.supervisor import RestartPolicy, Supervisor, SupervisorClient
-from madre.actors.trail import TrailWriter
+from madre.actors.trail import Doorbell, TrailClient, TrailStatus, TrailWriter
 from madre.clock import SYSTEM_CLOCK, Clock
 from madre.commands import PlanCommands
 from madre.contracts import (
@@ -53,18 +53,20 @@ from madre.contracts import (
 from madre.delegation.breaker import CircuitBreaker
 from madre.delegation.client import ConnectionPools, ModuleClient
 from madre.delegation.executor import StepExecutor, StepRunner
-from madre.delegation.health import HealthBoard, HealthProber
+from madre.delegation.health import DependencyState, HealthBoard, HealthProber
 from madre.errors import NotFound, ShuttingDown
 from madre.event_feed import EventFeed
 from madre.forensics import ForensicTrail
 from madre.intake import Intake
 from madre.metrics import Metrics
-from madre.model import Plan, Status
+from madre.model import Plan, Status, utcnow
 from madre.modules import MODULE_NAMES, STEP_MODULES
 from madre.recovery import recover
 from madre.scheduler import Scheduler
 from madre.settings import Settings, load_settings
 from madre.store.db import connection, open_database
+from madre.store.failures import DbFailure
+from madre.store.feed import TrailSource
 from madre.store.migrations import ensure_schema
 from madre.store.models import build_models
 from madre.store.queries import PlanPage, Queries
@@ -131,11 +133,16 @@ class Madre:
         self.queries = Queries(self.database, self.models)
         self._start_delegation()
 
-        self.trail = ForensicTrail(s.forensic_dir)
-        self._trail_writer = self._actor(TrailWriter.start(self.trail))
+        self.trail_status = TrailStatus()
+        doorbell = Doorbell()
+        self.trail = TrailClient(self._actor(TrailWriter.start(
+            ForensicTrail(s.forensic_dir), TrailSource(self.database), self.trail_status,
+            doorbell)), doorbell)
+        self._catch_up_trail()
         self.metrics = Metrics(self._live_figures)
-        self.store = StoreClient(self._actor(StoreActor.start(self.repo,
-                                                              on_commit=self._committed)))
+        self.board.set_db_write(DependencyState("up", utcnow()))  # the schema was just written
+        self.store = StoreClient(self._actor(StoreActor.start(
+            self.repo, on_commit=self._committed, on_outcome=self._write_outcome)))
         self.policy = self._actor(PolicyActor.start(
             confirm_ttl_seconds=s.confirm_ttl_seconds)).proxy()
         self.planner = self._actor(PlannerActor.start()).proxy()
@@ -173,6 +180,7 @@ class Madre:
         self._on_stop(self.prober.stop)
         self._recovery(self)
         self.scheduler.every(s.tick_seconds, self.tick)
+        self.scheduler.every(s.tick_seconds, self.trail.wake)  # retries, other instances' rows
 
     def _start_delegation(self) -> None:
         """The module clients (sharing keep-alive pools), the Switch breaker, the executor."""
@@ -332,11 +340,28 @@ class Madre:
     def _check_db(self) -> None:
         with connection(self.database):
             self.database.execute_sql("SELECT 1")
+        if self.board.db_write().state == "down":
+            self.store.probe_write()  # reports its outcome to the board itself
+
+    def _write_outcome(self, failure: DbFailure | None) -> None:
+        """The Store's report after each batch: the last write's outcome is the db's state."""
+        if failure is None:
+            if self.board.db_write().state != "up":
+                self.board.set_db_write(DependencyState("up", utcnow()))
+        else:
+            self.board.set_db_write(DependencyState("down", utcnow(), failure.sentence()))
+
+    def _catch_up_trail(self) -> None:
+        """Copy into the trail what the last run committed and did not copy (a kill, a full
+        disk) before taking work; a trail that cannot be written does not stop the start."""
+        try:
+            self.trail.catch_up(timeout=ASK_TIMEOUT)
+        except pykka.Timeout:
+            log.warning("the forensic trail is still catching up with the database")
 
     def _committed(self, records: list[dict[str, Any]]) -> None:
         """After every commit (Store actor thread): trail, event streams, metrics."""
-        if records:
-            self._trail_writer.tell(records)
+        self.trail.wake()
         self.events.notify()
         self.metrics.observe(records)
 
