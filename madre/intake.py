@@ -44,6 +44,7 @@ from madre.store.repository import Repository
 from madre.watch import Watchers
 
 ASK_TIMEOUT = 30.0
+RETAKABLE = ("received", "error")  # an intent row in these states made no plan: retry it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,19 +150,22 @@ class Intake:
     def intent(self, request: IntentRequest) -> IntentResponse:
         """Structured intake (Operator, Hormiguero, webhooks, CLI). Does not wait for the plan.
 
-        A `correlation_id` becomes the intent id, so a caller that retries the same intent
-        gets the first answer back (`duplicate: true`) instead of a second plan.
+        A `correlation_id` becomes the intent id, so a caller that retries gets the truth:
+        the first answer back (`duplicate: true`) when the first attempt was accepted (its
+        plan, or its denial, is recorded), and a fresh attempt when it was not (it was
+        refused, or cut short by a crash: its row is taken over). The intent row is written
+        with its plan in one transaction, so no row ever promises a plan that is not there.
         """
         intent_id = request.correlation_id or new_id()
+        earlier = self._repo.find_intent(intent_id) if request.correlation_id else None
+        if earlier is not None and (earlier.plan_id or earlier.result_status not in RETAKABLE):
+            return self._duplicate(intent_id)
         session_id = request.session_id or new_id()
         payload = request.model_dump(exclude_none=True, exclude={"payload", "type"})
-        try:
-            self._store.record_intent(IntentRecord(intent_id, request.source, payload,
-                                                   session_id))
-        except DuplicateIntent:
-            return self._duplicate(intent_id)
+        record = IntentRecord(intent_id, request.source, payload, session_id,
+                              retake=earlier is not None)
         submission = Submission(kind="intent", source=request.source, intent_id=intent_id,
-                                session_id=session_id, record=None,
+                                session_id=session_id, record=record,
                                 correlation_id=request.correlation_id)
         if request.action is not None:
             target = (request.target or request.domain or "madre").lower()
@@ -174,7 +178,10 @@ class Intake:
         else:
             submission = dataclasses.replace(submission, text=request.text,
                                              extra_params=request.params)
-        accepted = self._accept(submission)
+        try:
+            accepted = self._accept(submission)
+        except DuplicateIntent:  # another attempt with this correlation id won meanwhile
+            return self._duplicate(intent_id)
         if accepted.plan is not None and accepted.plan.status is not Status.WAITING:
             self._supervisor.spawn(accepted.plan)
         return answers.intent_answer(accepted.intent, accepted.plan, issued=accepted.issued)

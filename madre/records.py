@@ -44,6 +44,9 @@ class IntentRecord:
     source: str
     payload: dict[str, Any]
     session_id: str | None
+    # A retried correlation id whose first attempt never made a plan (it was refused with a
+    # 503, or cut short by a crash): its row is taken over instead of inserted, once.
+    retake: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
