@@ -55,7 +55,7 @@ from madre.delegation.client import ConnectionPools, ModuleClient
 from madre.delegation.executor import StepExecutor, StepRunner
 from madre.delegation.health import DependencyState, HealthBoard, HealthProber
 from madre.errors import NotFound, ShuttingDown
-from madre.event_feed import EventFeed
+from madre.event_hub import EventHub
 from madre.forensics import ForensicTrail
 from madre.intake import Intake
 from madre.metrics import Metrics
@@ -100,7 +100,6 @@ class Madre:
         self._stopping = threading.Event()
         self._stack: list[Callable[[], None]] = []  # how to stop what started, in order
         self.watchers = Watchers()
-        self.events = EventFeed()
         self.board = HealthBoard(MODULE_NAMES)
 
     # ------------------------------------------------------------------ lifecycle
@@ -131,6 +130,10 @@ class Madre:
         ensure_schema(self.database, self.models)
         self.repo = Repository(self.database, self.models)
         self.queries = Queries(self.database, self.models)
+        self.events = EventHub(lambda after, limit: self.queries.events_after(after, limit=limit),
+                               self.queries.last_event_id, poll_seconds=s.tick_seconds,
+                               max_pending=s.events_max_lag).start()
+        self._on_stop(self.events.stop)
         self._start_delegation()
 
         self.trail_status = TrailStatus()
@@ -253,7 +256,8 @@ class Madre:
     def begin_drain(self) -> None:
         """Take no new work (503) and let running plans stop after their current step."""
         self._stopping.set()
-        self.events.notify()  # event streams see Madre stopping and end
+        if hasattr(self, "events"):
+            self.events.ring_all()  # event streams see Madre stopping and end
 
     # ------------------------------------------------------------------ intake
 

@@ -128,11 +128,14 @@ class Queries:
 
     def events_after(
         self, after_id: int, *, plan_id: str | None = None, session_id: str | None = None,
-        status: Status | None = None, limit: int = 200,
+        status: Status | None = None, limit: int = 200, upto: int | None = None,
     ) -> list[Event]:
-        """Audit rows after `after_id`, oldest first: the event stream's source."""
+        """Audit rows after `after_id` (up to `upto`), oldest first: the event stream's
+        source."""
         action = self.m.MadreAction
         query = action.select().where(action.id > after_id)
+        if upto is not None:
+            query = query.where(action.id <= upto)
         if plan_id is not None:
             query = query.where(action.plan_id == plan_id)
         if session_id is not None:
