@@ -300,7 +300,22 @@ class HealthResponse(BaseModel):
     checks: dict[str, DependencyCheck] = Field(default_factory=dict)
 
 
+class Liveness(BaseModel):
+    status: str = "alive"
+
+
+class Readiness(BaseModel):
+    """`GET /readyz`: `ready` (200), or why not: `starting`, `draining`, `db_down` (503)."""
+
+    status: str
+    detail: str
+    db: str  # ok | down | unknown
+    trail: str  # the forensic trail: ok | failing | busy (another Madre writes it) | starting
+    trail_behind: int | None  # committed rows the forensic trail does not hold yet
+
+
 class ErrorBody(BaseModel):
     error: str
     detail: str
     errors: list[dict[str, Any]] | None = None
+

@@ -46,6 +46,7 @@ from madre.contracts import (
     DependencyCheck,
     HealthResponse,
     IntentRequest,
+    Readiness,
     IntentResponse,
     JobReportResponse,
     PlanDetail,
@@ -181,6 +182,7 @@ class Madre:
                                    interval=s.health_interval_seconds)
         self.prober.start()
         self._on_stop(self.prober.stop)
+        self.board.set_db(DependencyState("up", utcnow()))  # it answered: the schema is there
         self._recovery(self)
         self.scheduler.every(s.tick_seconds, self.tick)
         self.scheduler.every(s.tick_seconds, self.trail.wake)  # retries, other instances' rows
@@ -340,6 +342,27 @@ class Madre:
         }
         return HealthResponse(status="degraded" if degraded else "ok", version=__version__,
                               time=self.clock.now(), deps=deps, db=db_state, checks=checks)
+
+    def readiness(self) -> Readiness:
+        """Whether a load balancer should send work here, from cached state (never waits)."""
+        db = self.board.db()
+        trail = self.trail_status.get() if hasattr(self, "trail_status") else None
+        db_state = {"up": "ok", "down": "down"}.get(db.state, "unknown")
+
+        def answer(status: str, detail: str) -> Readiness:
+            return Readiness(status=status, detail=detail, db=db_state,
+                             trail=trail.state if trail else "starting",
+                             trail_behind=trail.behind if trail else None)
+
+        if self._stopping.is_set():
+            return answer("draining", "Madre is stopping and takes no new work")
+        if not self._started:
+            return answer("starting", "Madre is starting")
+        if db.state == "down":
+            return answer("db_down", db.error or "the database does not answer")
+        if db.state != "up":
+            return answer("starting", "the database has not been checked yet")
+        return answer("ready", "Madre takes work")
 
     def _check_db(self) -> None:
         with connection(self.database):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -41,6 +42,22 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
+class DuplicateKey(ValueError):
+    pass
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refusing a key given twice: which one counts is not for us to guess."""
+    built = dict(pairs)
+    if len(built) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKey(f"the key {key!r} appears twice in one object")
+            seen.add(key)
+    return built
+
+
 def _unstorable(text: str) -> str | None:
     """Why `text` cannot be stored or forwarded as it is, or None when it can."""
     if "\x00" in text:
@@ -54,7 +71,8 @@ def _unstorable(text: str) -> str | None:
 
 def check_values(data: Any) -> None:
     """Refuse, with a 422 naming the place, what JSON allows but Madre cannot keep: nesting
-    deeper than MAX_DEPTH, and strings (values or keys) holding NUL or unpaired surrogates.
+    deeper than MAX_DEPTH, numbers too large to be finite (1e999), and strings (values or
+    keys) holding NUL or unpaired surrogates.
     Iterative, so a hostile body cannot exhaust the stack here either."""
     stack: list[tuple[Any, list[Any]]] = [(data, [])]
     while stack:
@@ -64,6 +82,13 @@ def check_values(data: Any) -> None:
                 422, "validation_error", f"the body is nested more than {MAX_DEPTH} levels deep",
                 errors=[{"loc": loc[:MAX_DEPTH + 1], "msg": f"nested more than {MAX_DEPTH} levels",
                          "type": "too_deep"}])
+        if isinstance(value, float) and not math.isfinite(value):
+            # 1e999 is valid JSON that Python reads as infinity, which no JSON can carry on.
+            where = ".".join(str(p) for p in loc) or "body"
+            raise RequestRejected(422, "validation_error",
+                                  f"{where}: the number is too large (not a finite number)",
+                                  errors=[{"loc": loc, "msg": "must be a finite number",
+                                           "type": "finite_number"}])
         if isinstance(value, str):
             problem = _unstorable(value)
             if problem:
@@ -110,12 +135,14 @@ async def parse_json(request: Request, model: type[M], *, limit: int,
     if not body.strip():
         raise RequestRejected(400, "invalid_json", "the body is empty; send a JSON object")
     try:
-        data = json.loads(body, parse_constant=_reject_constant)
+        data = json.loads(body, parse_constant=_reject_constant, object_pairs_hook=_object)
     except RecursionError:
         raise RequestRejected(
             422, "validation_error", f"the body is nested more than {MAX_DEPTH} levels deep",
             errors=[{"loc": ["body"], "msg": f"nested more than {MAX_DEPTH} levels",
                      "type": "too_deep"}]) from None
+    except DuplicateKey as exc:
+        raise RequestRejected(400, "invalid_json", f"the body is ambiguous: {exc}") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise RequestRejected(400, "invalid_json", f"the body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):

@@ -29,6 +29,8 @@ from madre.contracts import (
     Event,
     HealthResponse,
     IntentRequest,
+    Liveness,
+    Readiness,
     IntentResponse,
     JobReportResponse,
     PlanDetail,
@@ -91,6 +93,24 @@ OPERATIONS: tuple[Operation, ...] = (
         "`degraded` when the database or a module is down. Open: no token needed.",
         "health", HealthResponse, public=True,
         endpoint=endpoints.health),
+    Operation(
+        "GET", "/livez", "livez", "Liveness: the process serves",
+        "200 while the process serves HTTP, whatever the state of the database or the "
+        "modules (a load balancer restarts an instance that stops answering it). Open: no "
+        "token needed.",
+        "health", Liveness, public=True,
+        endpoint=endpoints.livez),
+    Operation(
+        "GET", "/readyz", "readyz", "Readiness: send work here?",
+        "200 `ready` when the database answers (the last write went through) and Madre "
+        "takes work; 503 while `starting`, `draining` (stopping) or when the database is "
+        "down (`db_down`, with the cause: disk full, read-only, locked, unreachable). "
+        "`trail_behind` says how many committed rows the forensic trail does not hold yet. "
+        "Open: no token needed.",
+        "health", Readiness, public=True, errors=(503,),
+        error_notes={503: "Not ready (`not_ready`): the detail starts with why, `starting:`, "
+                          "`draining:` or `db_down:`."},
+        endpoint=endpoints.readyz),
     Operation(
         "GET", "/metrics", "metrics", "Prometheus metrics",
         "The Prometheus text exposition: plans, steps, confirmations, intake and the running "

@@ -22,11 +22,12 @@ from madre.contracts import (
     ControlRequest,
     DaughterReport,
     IntentRequest,
+    Liveness,
     PlanList,
     SpawnCallback,
 )
 from madre.http.bodies import parse_json
-from madre.http.errors import RequestRejected
+from madre.http.errors import RequestRejected, envelope
 from madre.http.query import (
     encode_cursor,
     path_daughter_id,
@@ -60,6 +61,19 @@ async def metrics(request: Request) -> Response:
 
 async def health(request: Request) -> Response:
     return json_response(_madre(request).health())
+
+
+async def livez(request: Request) -> Response:
+    return json_response(Liveness())
+
+
+async def readyz(request: Request) -> Response:
+    readiness = _madre(request).readiness()
+    if readiness.status == "ready":
+        return json_response(readiness)
+    behind = readiness.trail_behind
+    trail = f"; the forensic trail is {behind} rows behind" if behind else ""
+    return envelope(503, "not_ready", f"{readiness.status}: {readiness.detail}{trail}")
 
 
 async def chat(request: Request) -> Response:
