@@ -107,6 +107,18 @@ class Settings(BaseSettings):
         60.0, gt=0, validation_alias=_env("MADRE_RESTART_PERIOD_SECONDS")
     )
 
+    # Connections (madre.http.guard): silent, slow and too many clients.
+    http_idle_seconds: float = Field(5.0, gt=0, validation_alias=_env("MADRE_HTTP_IDLE_SECONDS"))
+    http_request_seconds: float = Field(
+        30.0, gt=0, validation_alias=_env("MADRE_HTTP_REQUEST_SECONDS")
+    )
+    http_max_connections: int = Field(
+        2048, ge=1, validation_alias=_env("MADRE_HTTP_MAX_CONNECTIONS")
+    )
+    http_max_header_bytes: int = Field(
+        16 * 1024, ge=1024, validation_alias=_env("MADRE_HTTP_MAX_HEADER_BYTES")
+    )
+
     switch_parse_route: str = Field(_route("switch"), validation_alias=_env("MADRE_SWITCH_ROUTE"))
     hermes_route: str = Field(_route("hermes"), validation_alias=_env("MADRE_HERMES_ROUTE"))
     hormiguero_route: str = Field(_route("hormiguero"), validation_alias=_env("MADRE_HORMIGUERO_ROUTE"))

@@ -7,7 +7,7 @@ import math
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from madre.http.errors import RequestRejected
 
@@ -24,12 +24,16 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise RequestRejected(413, "payload_too_large", f"the body is larger than {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestRejected(413, "payload_too_large",
-                                  f"the body is larger than {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise RequestRejected(413, "payload_too_large",
+                                      f"the body is larger than {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:  # gone, or cut by the connection guard: nobody reads an answer
+        raise RequestRejected(408, "request_timeout",
+                              "the body did not arrive (the client went away)") from None
     return b"".join(chunks)
 
 
