@@ -27,7 +27,7 @@ import json
 import logging
 import os
 import pathlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 log = logging.getLogger("madre.forensics")
@@ -299,8 +299,10 @@ def verify(path: str | pathlib.Path) -> Verdict:
     return Verdict(True, count, len(files), cursor=cursor)
 
 
-def copied_rows(path: str | pathlib.Path) -> Iterator[tuple[str, int]]:
-    """(table, row id) of every database row the trail at `path` holds, in trail order."""
+def copied_rows(path: str | pathlib.Path) -> dict[str, set[int]]:
+    """The row ids, per table, of the database rows the trail at `path` holds (since it last
+    started copying another database: a `trail_database_changed` record)."""
+    rows: dict[str, set[int]] = {table: set() for table in TABLES}
     for file in trail_files(path):
         with file.open("rb") as lines:
             for raw in lines:
@@ -308,6 +310,10 @@ def copied_rows(path: str | pathlib.Path) -> Iterator[tuple[str, int]]:
                     record = json.loads(raw)
                 except ValueError:
                     continue
-                if isinstance(record, dict) and record.get("table") in TABLES and isinstance(
-                        record.get("row_id"), int):
-                    yield record["table"], record["row_id"]
+                if not isinstance(record, dict):
+                    continue
+                if record.get("event") == "trail_database_changed":
+                    rows = {table: set() for table in TABLES}
+                elif record.get("table") in TABLES and isinstance(record.get("row_id"), int):
+                    rows[record["table"]].add(record["row_id"])
+    return rows

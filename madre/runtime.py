@@ -395,7 +395,10 @@ class Madre:
     def _live_figures(self) -> dict[str, Any]:
         """Gauges for /metrics, read when scraped."""
         breaker = {"closed": 0.0, "half_open": 0.5, "open": 1.0}
+        trail = self.trail_status.get()
         return {
+            "trail_behind": -1 if trail.behind is None else trail.behind,
+            "trail_failures": self.trail_status.failures,
             "active": self.supervisor.count(),
             "queued": self.supervisor.queued(),
             "waiting": self.repo.count_plans(Status.WAITING),

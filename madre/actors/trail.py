@@ -30,7 +30,10 @@ RETRY_FIRST, RETRY_MAX = 0.5, 10.0  # seconds between tries while the trail cann
 
 
 class CatchUp(NamedTuple):
-    """Copy what was committed after the trail's cursor (replies the rows written)."""
+    """Copy what was committed after the trail's cursor (replies the rows written). Unless
+    `now`, nothing is tried before the retry time after a failure."""
+
+    now: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,12 +77,12 @@ class TrailWriter(pykka.ThreadingActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, CatchUp):
-            return self._catch_up()
+            return self._catch_up(now=message.now)
         return super().on_receive(message)
 
-    def _catch_up(self) -> int:
+    def _catch_up(self, *, now: bool) -> int:
         self._doorbell.answer()  # a commit from now on rings again: nothing is missed
-        if time.monotonic() < self._retry_at:
+        if not now and time.monotonic() < self._retry_at:
             return 0
         written = 0
         try:
@@ -185,4 +188,4 @@ class TrailClient:
 
     def catch_up(self, timeout: float) -> int:
         """Copy everything committed so far before returning (start-up, tests)."""
-        return int(self.ref.ask(CatchUp(), timeout=timeout))
+        return int(self.ref.ask(CatchUp(now=True), timeout=timeout))

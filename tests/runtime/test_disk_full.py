@@ -12,14 +12,12 @@ Needs root (mount); skipped where tmpfs cannot be mounted.
 
 from __future__ import annotations
 
-import errno
 import os
 import pathlib
-import subprocess
 from collections.abc import Iterator
 
 import pytest
-from helpers import TOKEN, WAIT, assert_envelope, make_settings
+from helpers import TOKEN, WAIT, assert_envelope, fill, make_settings, small_disk
 from starlette.testclient import TestClient
 
 from madre import Madre, create_app
@@ -27,35 +25,13 @@ from madre.forensics import verify
 from madre.model import Status
 from madre.store.feed import TrailSource
 
-SIZE = "3m"
 DENIED = {"target": "madre", "action": "stop"}  # one small write each
 
 
 @pytest.fixture
 def disk(tmp_path: pathlib.Path) -> Iterator[pathlib.Path]:
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={SIZE}", "tmpfs", str(mount)],
-                          capture_output=True, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
+    with small_disk(tmp_path / "disk", "3m") as mount:
         yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(disk: pathlib.Path) -> pathlib.Path:
-    """A file taking every free byte of `disk`."""
-    filler = disk / "filler"
-    with filler.open("wb") as out:
-        try:
-            while True:
-                out.write(b"\0" * 65536)
-                out.flush()
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-    return filler
 
 
 def test_a_full_disk_is_reported_as_such_and_madre_recovers_when_space_returns(
