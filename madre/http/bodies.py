@@ -73,10 +73,8 @@ def _unstorable(text: str) -> str | None:
     return None
 
 
-def check_values(data: Any) -> None:
-    """Refuse, with a 422 naming the place, what JSON allows but Madre cannot keep: nesting
-    deeper than MAX_DEPTH, numbers too large to be finite (1e999), and strings (values or
-    keys) holding NUL or unpaired surrogates.
+def check_depth(data: Any) -> None:
+    """Refuse (422) nesting deeper than MAX_DEPTH before anything recurses into the body.
     Iterative, so a hostile body cannot exhaust the stack here either."""
     stack: list[tuple[Any, list[Any]]] = [(data, [])]
     while stack:
@@ -86,6 +84,19 @@ def check_values(data: Any) -> None:
                 422, "validation_error", f"the body is nested more than {MAX_DEPTH} levels deep",
                 errors=[{"loc": loc[:MAX_DEPTH + 1], "msg": f"nested more than {MAX_DEPTH} levels",
                          "type": "too_deep"}])
+        if isinstance(value, dict):
+            stack.extend((item, [*loc, key]) for key, item in value.items())
+        elif isinstance(value, list):
+            stack.extend((item, [*loc, i]) for i, item in enumerate(value))
+
+
+def check_values(data: Any) -> None:
+    """Refuse, with a 422 naming the place, what JSON allows but Madre cannot keep: numbers
+    too large to be finite (1e999), and strings (values or keys) holding NUL or unpaired
+    surrogates (the document's string pattern, and its I-JSON rule, say so)."""
+    stack: list[tuple[Any, list[Any]]] = [(data, [])]
+    while stack:
+        value, loc = stack.pop()
         if isinstance(value, float) and not math.isfinite(value):
             # 1e999 is valid JSON that Python reads as infinity, which no JSON can carry on.
             where = ".".join(str(p) for p in loc) or "body"
@@ -125,18 +136,22 @@ def validate(model: type[M], data: Any) -> M:
 
 
 async def parse_json(request: Request, model: type[M], *, limit: int,
-                     defaults: dict[str, Any] | None = None) -> M:
-    """The body as `model`: 415 unless JSON, 413 past `limit`, 400 if unparsable, 422 if invalid."""
+                     defaults: dict[str, Any] | None = None,
+                     empty: Exception | None = None) -> M:
+    """The body as `model`: 415 unless JSON, 413 past `limit`, 400 if unparsable, 422 if invalid.
+    An empty body is `defaults` when given, else `empty` is raised when given, else 400."""
     content_type = request.headers.get("content-type", "")
     media = content_type.split(";")[0].strip().lower()
     body = await read_body(request, limit)
     if not body.strip() and defaults is not None:
-        check_values(defaults)
-        return validate(model, defaults)
+        check_depth(defaults)
+        return _checked(validate(model, defaults))
     if media and media != "application/json" and not media.endswith("+json"):
         raise RequestRejected(415, "unsupported_media_type",
                               f"send the body as application/json, not {media}")
     if not body.strip():
+        if empty is not None:
+            raise empty
         raise RequestRejected(400, "invalid_json", "the body is empty; send a JSON object")
     try:
         data = json.loads(body, parse_constant=_reject_constant, object_pairs_hook=_object)
@@ -155,5 +170,11 @@ async def parse_json(request: Request, model: type[M], *, limit: int,
                                        "type": "dict_type"}])
     if defaults:
         data = {**defaults, **data}
-    check_values(data)
-    return validate(model, data)
+    check_depth(data)
+    return _checked(validate(model, data))
+
+
+def _checked(body: M) -> M:
+    """The values the body's fields keep (keys it ignores are not Madre's business)."""
+    check_values(body.model_dump(exclude_defaults=True))
+    return body

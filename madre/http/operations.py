@@ -8,6 +8,7 @@ description, nor a description without its route.
 from __future__ import annotations
 
 from collections.abc import Callable
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,7 @@ from madre.contracts import (
     SpawnCallback,
 )
 from madre.http import routes as endpoints
+from madre.http.query import CURSOR_PATTERN, STATUS_PATTERN
 from madre.http.stream import events
 from madre.model import Status
 
@@ -78,6 +80,11 @@ class Operation:
     endpoint: Callable[..., Any] | None = None  # the handler the route calls
 
 
+ID = {"type": "string", "maxLength": MAX_ID_CHARS, "pattern": "^[^\\x00]*$"}
+STATUS = Param("status", {"type": "string", "pattern": STATUS_PATTERN},
+               "Only plans in this status (any letter case): "
+               + ", ".join(s.value for s in Status) + ".")
+MAX_EVENT_ID = 10**18 - 1
 PLAN_ID = Param("plan_id", {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS},
                 "The plan's id (`plan_id` of a chat, control or intent answer).", required=True)
 DAUGHTER_ID = Param("daughter_id", {"type": "integer", "format": "int64", "minimum": 1},
@@ -161,14 +168,11 @@ OPERATIONS: tuple[Operation, ...] = (
         "back as `cursor` for the next page; it is null on the last one.",
         "plans", PlanList,
         query=(
-            # Status is among the schemas: PlanList's summaries carry it.
-            Param("status", {"$ref": REF_TEMPLATE.format(model="Status")},
-                  "Only plans in this status (case-insensitive)."),
-            Param("session_id", {"type": "string", "maxLength": MAX_ID_CHARS},
-                  "Only plans of this session."),
+            STATUS,
+            Param("session_id", ID, "Only plans of this session."),
             Param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE,
                             "default": 50}, "How many plans per page."),
-            Param("cursor", {"type": "string"},
+            Param("cursor", {"type": "string", "pattern": CURSOR_PATTERN},
                   "The `next_cursor` of the previous page."),
         ),
         errors=(400, *AUTH_ERRORS, 422),
@@ -189,7 +193,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "body may be empty.",
         "plans", ConfirmResponse, request=ConfirmRequest, body_required=False,
         path_params=(PLAN_ID,),
-        query=(Param("confirm_token", {"type": "string", "maxLength": 256},
+        query=(Param("confirm_token", {"type": "string", "minLength": 1, "maxLength": 256,
+                                       "pattern": "^[^\\x00]*$"},
                      "The token, for clients that cannot send a body. Prefer the body.",
                      deprecated=True),),
         errors=(*BODY_ERRORS, *AUTH_ERRORS, 404, 409, 410, 503),
@@ -225,16 +230,14 @@ OPERATIONS: tuple[Operation, ...] = (
         }},
         mentions=(Event,),
         query=(
-            Param("plan_id", {"type": "string", "maxLength": MAX_ID_CHARS},
-                  "Only the events of this plan."),
-            Param("session_id", {"type": "string", "maxLength": MAX_ID_CHARS},
-                  "Only the events of this session's plans."),
-            Param("status", {"type": "string", "enum": [s.value for s in Status]},
-                  "Only events after which the plan is in this status (case-insensitive)."),
-            Param("since", {"type": "integer", "minimum": 0},
+            Param("plan_id", ID, "Only the events of this plan."),
+            Param("session_id", ID, "Only the events of this session's plans."),
+            dataclasses.replace(STATUS, description="Only events after which the plan is in "
+                                                    "this status (any letter case)."),
+            Param("since", {"type": "integer", "minimum": 0, "maximum": MAX_EVENT_ID},
                   "Resume after this event id (as `Last-Event-ID` does)."),
-            Param("Last-Event-ID", {"type": "integer", "minimum": 0},
-                  "The id of the last event received; the stream resumes after it.",
+            Param("Last-Event-ID", {"type": "string", "pattern": "^[0-9]{1,18}$"},
+                  "The id of the last event received (digits); the stream resumes after it.",
                   where="header"),
         ),
         errors=(400, *AUTH_ERRORS, 422),

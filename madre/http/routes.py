@@ -26,6 +26,7 @@ from madre.contracts import (
     PlanList,
     SpawnCallback,
 )
+from madre.errors import InvalidToken
 from madre.http.bodies import parse_json
 from madre.http.errors import RequestRejected, envelope
 from madre.http.query import (
@@ -86,21 +87,8 @@ async def control(request: Request) -> Response:
     return json_response(await run_in_threadpool(_madre(request).control, body))
 
 
-def _check_correlation_id(value: str | None) -> None:
-    """A correlation id becomes the intent id, which travels on to the modules in the
-    X-Correlation-Id header: only printable ASCII can go there (a newline or an emoji made
-    the outgoing request raise, and the intake answer a 500)."""
-    if value is not None and not all(" " <= c <= "~" for c in value):
-        raise RequestRejected(
-            422, "validation_error",
-            "correlation_id: use printable ASCII characters only (it is sent on in a header)",
-            errors=[{"loc": ["correlation_id"], "msg": "printable ASCII characters only",
-                     "type": "string_pattern_mismatch"}])
-
-
 async def intent(request: Request) -> Response:
     body = await parse_json(request, IntentRequest, limit=_limit(request))
-    _check_correlation_id(body.correlation_id)
     return json_response(await run_in_threadpool(_madre(request).submit_intent, body))
 
 
@@ -127,7 +115,10 @@ async def confirm(request: Request) -> Response:
     plan_id = path_plan_id(str(request.path_params["plan_id"]))
     from_query = request.query_params.get("confirm_token")
     defaults = {"confirm_token": from_query} if from_query else None
-    body = await parse_json(request, ConfirmRequest, limit=_limit(request), defaults=defaults)
+    # No body and no query parameter: nothing to check against the plan's token (403).
+    body = await parse_json(request, ConfirmRequest, limit=_limit(request), defaults=defaults,
+                            empty=InvalidToken("give the confirm_token this plan was issued",
+                                               plan_id=plan_id))
     return json_response(await run_in_threadpool(_madre(request).confirm, plan_id,
                                                  body.confirm_token))
 
