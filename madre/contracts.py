@@ -10,7 +10,14 @@ import datetime as dt
 import enum
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from madre.model import DSL, Mode, Provider, Risk, Status, Step, WaitReason
 
@@ -43,6 +50,16 @@ SPACES = " \t\n\r\f\v"
 """What counts as blank around a value: exactly these (the document's patterns say the same,
 so every regex engine agrees with the server about what is blank)."""
 NOT_BLANK = r"[^ \t\n\r\f\v]"  # the pattern of a value that must not be blank
+
+
+def _integral(value: Any) -> Any:
+    """3.0 is a whole number in JSON (and in the document's "integer"): take it as 3."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Whole = Annotated[int, BeforeValidator(_integral)]
 
 
 def _stripped(value: str) -> str:
@@ -129,7 +146,7 @@ class SpawnCallback(BaseModel):
     """`POST /madre/callback/spawn`: a job Madre asked for has ended."""
 
     model_config = _REQUEST_CONFIG
-    daughter_task_id: int = Field(ge=1, le=2**63 - 1)
+    daughter_task_id: Whole = Field(ge=1, le=2**63 - 1)
     status: str = Field(pattern="^(ok|error|success|failed|DONE|ERROR)$")
     result: dict[str, Any] | None = None
     error: Optional(4000) = None
@@ -144,7 +161,7 @@ class DaughterReport(BaseModel):
 
     model_config = _REQUEST_CONFIG
     status: Optional(64) = None
-    exit_code: int | None = None
+    exit_code: Whole | None = None
     spawn_uuid: Optional(MAX_ID_CHARS) = None
     error: Optional(4000) = None
 
@@ -246,6 +263,14 @@ class Event(BaseModel):
     plan_status: str | None = None
     detail: dict[str, Any] | None = None
     created_at: dt.datetime
+
+
+class Dropped(BaseModel):
+    """The data of the `dropped` event a stream ends with when its client fell too far
+    behind: reconnect with `Last-Event-ID` set to `resume_with_last_event_id`."""
+
+    reason: str
+    resume_with_last_event_id: int
 
 
 class PlanSummary(BaseModel):

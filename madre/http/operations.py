@@ -27,6 +27,7 @@ from madre.contracts import (
     ControlRequest,
     ControlResponse,
     DaughterReport,
+    Dropped,
     Event,
     HealthResponse,
     IntentRequest,
@@ -222,13 +223,25 @@ OPERATIONS: tuple[Operation, ...] = (
         "behind gets a `dropped` event saying where to resume, and is disconnected.",
         "plans", None,
         content={"text/event-stream": {
-            "schema": {"type": "string",
-                       "description": "Server-Sent Events; each `data` is an Event as JSON."},
+            # Each event as an object of its fields (as schemathesis and the SSE tooling of
+            # OpenAPI 3.2 read it): `data` is JSON, an Event (or, for `dropped`, a Dropped).
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string", "pattern": "^[0-9]+$"},
+                    "event": {"type": "string"},
+                    "data": {"type": "string", "contentMediaType": "application/json",
+                             "contentSchema": {"anyOf": [
+                                 {"$ref": REF_TEMPLATE.format(model="Event")},
+                                 {"$ref": REF_TEMPLATE.format(model="Dropped")}]}},
+                },
+                "required": ["data"],
+            },
             "example": 'event: plan_done\nid: 42\ndata: {"id": 42, "action": "plan_done", '
                        '"module": "madre", "plan_id": "0b7c…", "plan_status": "DONE", '
                        '"created_at": "2025-01-01T00:00:00Z"}\n\n',
         }},
-        mentions=(Event,),
+        mentions=(Event, Dropped),
         query=(
             Param("plan_id", ID, "Only the events of this plan."),
             Param("session_id", ID, "Only the events of this session's plans."),

@@ -31,16 +31,21 @@ BATCH = 200
 KEEPALIVE_SECONDS = 15.0
 
 
-def _start_id(request: Request) -> int | None:
-    raw = request.headers.get("last-event-id")
-    if raw is None:
-        raw = request.query_params.get("since")
+def _event_id(raw: str | None) -> int | None:
     if raw is None:
         return None
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise RequestRejected(400, "bad_request",
                               "Last-Event-ID (or since) must be an event id this stream sent")
     return int(raw)
+
+
+def _start_id(request: Request) -> int | None:
+    """Where the stream resumes: `Last-Event-ID`, else `since` (both checked when both are
+    given: a wrong value is refused wherever it is)."""
+    header = _event_id(request.headers.get("last-event-id"))
+    since = _event_id(request.query_params.get("since"))
+    return header if header is not None else since
 
 
 def _dropped(last: int, max_lag: int) -> ServerSentEvent:
