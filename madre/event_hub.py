@@ -24,29 +24,38 @@ import collections
 import logging
 import threading
 from collections.abc import Callable, Iterable
-from typing import NamedTuple
 
 from madre.contracts import Event
 
 log = logging.getLogger("madre.events")
 
 BATCH = 500
+GATHER_SECONDS = 0.005  # after a wake, let this long's commits gather into one read
 
 
-class Published(NamedTuple):
-    """An event as streams send it: serialised once, whatever the number of streams."""
+class Published:
+    """An event as streams send it. Made from the row as read; its JSON is rendered once, and
+    only when some stream wants it (idle filtered streams cost no building nor serialising)."""
 
-    id: int
-    action: str
-    data: str
-    plan_id: str | None
-    session_id: str | None
-    plan_status: str | None
+    __slots__ = ("_data", "_render", "action", "id", "plan_id", "plan_status", "session_id")
+
+    def __init__(self, row_id: int, action: str, plan_id: str | None, session_id: str | None,
+                 plan_status: str | None, render: Callable[[], str]) -> None:
+        self.id, self.action = row_id, action
+        self.plan_id, self.session_id, self.plan_status = plan_id, session_id, plan_status
+        self._render = render
+        self._data: str | None = None
 
     @classmethod
     def of(cls, event: Event) -> Published:
-        return cls(event.id, event.action, event.model_dump_json(), event.plan_id,
-                   event.session_id, event.plan_status)
+        return cls(event.id, event.action, event.plan_id, event.session_id, event.plan_status,
+                   event.model_dump_json)
+
+    @property
+    def data(self) -> str:
+        if self._data is None:
+            self._data = self._render()
+        return self._data
 
 
 class Subscription:
@@ -107,7 +116,7 @@ class EventHub:
     the last committed one.
     """
 
-    def __init__(self, read_after: Callable[[int, int], list[Event]],
+    def __init__(self, read_after: Callable[[int, int], list[Published]],
                  newest: Callable[[], int], *, poll_seconds: float, max_pending: int) -> None:
         self._read_after = read_after
         self._newest = newest
@@ -191,6 +200,10 @@ class EventHub:
             self._wake.clear()
             if self._stop.is_set():
                 return
+            # Under load every commit wakes the reader: a few ms of gathering make one read
+            # serve many commits (a stream sees its events that much later, no more).
+            self._stop.wait(GATHER_SECONDS)
+            self._wake.clear()
             try:
                 more = self._read_once()
             except Exception:  # the database did not answer: the next wake tries again
@@ -205,7 +218,7 @@ class EventHub:
                 self._stale = True  # nobody listens: no reads until someone does
                 return False
             after = self._head
-        events = [Published.of(e) for e in self._read_after(after, BATCH)]
+        events = self._read_after(after, BATCH)
         touched: set[Subscription] = set()
         with self._lock:
             for event in events:

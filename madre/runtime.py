@@ -131,8 +131,8 @@ class Madre:
         ensure_schema(self.database, self.models)
         self.repo = Repository(self.database, self.models)
         self.queries = Queries(self.database, self.models)
-        self.events = EventHub(lambda after, limit: self.queries.events_after(after, limit=limit),
-                               self.queries.last_event_id, poll_seconds=s.tick_seconds,
+        self.events = EventHub(self.queries.published_after, self.queries.last_event_id,
+                               poll_seconds=s.tick_seconds,
                                max_pending=s.events_max_lag).start()
         self._on_stop(self.events.stop)
         self._start_delegation()
