@@ -26,6 +26,7 @@ from madre.store.feed import EMPTY, TrailSource
 log = logging.getLogger("madre.forensics")
 
 BATCH = 500
+GATHER_SECONDS = 0.02  # after a commit's wake-up, let this long's commits join one batch
 RETRY_FIRST, RETRY_MAX = 0.5, 10.0  # seconds between tries while the trail cannot be written
 
 
@@ -81,9 +82,14 @@ class TrailWriter(pykka.ThreadingActor):
         return super().on_receive(message)
 
     def _catch_up(self, *, now: bool) -> int:
+        if not now:
+            if time.monotonic() < self._retry_at:
+                self._doorbell.answer()  # the next ring (a tick, a commit) tries again
+                return 0
+            # Under load every commit rings: gathering a few ms makes one read, one write
+            # and one fsync carry many commits (the trail is that much later, no more).
+            time.sleep(GATHER_SECONDS)
         self._doorbell.answer()  # a commit from now on rings again: nothing is missed
-        if not now and time.monotonic() < self._retry_at:
-            return 0
         written = 0
         try:
             if not self._trail.is_open:
