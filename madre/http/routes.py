@@ -28,7 +28,7 @@ from madre.contracts import (
 )
 from madre.errors import InvalidToken
 from madre.http.bodies import parse_json
-from madre.http.errors import RequestRejected, envelope
+from madre.http.errors import envelope
 from madre.http.query import (
     encode_cursor,
     path_daughter_id,

@@ -151,3 +151,22 @@ def test_a_trail_on_a_full_disk_shows_the_lag_and_catches_up_when_space_returns(
 
     assert madre.readiness().trail == "ok" and madre.readiness().trail_behind == 0
     complete(madre, trail)
+
+
+def test_two_instances_on_one_trail_folder_write_it_once_and_completely(
+        database_url, start_madre, trail) -> None:
+    if database_url.startswith("sqlite"):
+        pytest.skip("several instances share a PostgreSQL database only")
+    first = start_madre(forensic_dir=str(trail))
+    second = start_madre(forensic_dir=str(trail))
+    for _ in range(5):
+        first.control(DENIED)
+        second.control(DENIED)
+
+    first.trail.catch_up(timeout=30)
+    second.trail.catch_up(timeout=30)
+
+    assert second.readiness().trail == "busy"  # the first holds the folder's lock
+    complete(first, trail)  # ... and copied the second's rows too
+    copied = [r["row_id"] for r in records(trail) if r.get("table") == "madre_actions"]
+    assert len(copied) == len(set(copied))
