@@ -8,8 +8,10 @@ idle a write commits alone with no added delay. A write that fails makes the bat
 again one write per transaction, so it fails alone; replies are set only after COMMIT
 returned, so "acknowledged" means "durable". The actor keeps its connection for its life.
 
-After each commit, the listener (`on_commit`) hears what was committed, as forensic records
-in commit order (the trail, the event streams and the metrics follow from them).
+After each commit, the listener (`on_commit`) hears what was committed, as records in commit
+order (the metrics count them; the trail and the event streams are woken by it and read the
+committed rows themselves, so a kill between commit and listener loses them nothing), and
+`on_outcome` hears how the database took the batch (the health board's db state).
 Reads never come here: they go to the repository from the thread that needs them.
 """
 
