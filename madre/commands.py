@@ -54,7 +54,9 @@ class PlanCommands:
     watchers; `clock` gives the moment each decision is taken at."""
 
     def __init__(self, *, repo: Repository, store: StoreClient, supervisor: SupervisorClient,
-                 watchers: Watchers, clock: Callable[[], Any], chat_wait: float) -> None:
+                 watchers: Watchers, clock: Callable[[], Any], chat_wait: float,
+                 instance_id: str | None = None) -> None:
+        self._me = instance_id
         self._repo = repo
         self._store = store
         self._supervisor = supervisor
@@ -196,8 +198,12 @@ class PlanCommands:
                 self._store.append_audit(outcome.audit)
             if outcome.change is None:
                 return Applied(outcome, plan)
+            read_epoch, woken = plan.epoch, plan.active
+            if woken:  # it runs again: here, so this instance takes it (a new epoch)
+                plan.owner, plan.epoch = self._me, read_epoch + 1
             try:
-                saved = self._store.save_plan(plan, outcome.change, keep_stored_json=unreadable)
+                saved = self._store.save_plan(plan, outcome.change, keep_stored_json=unreadable,
+                                              expected_epoch=read_epoch, claim=woken)
             except StaleWrite:
                 if once:
                     raise

@@ -339,6 +339,21 @@ class DependencyCheck(BaseModel):
     error: str | None = None
 
 
+class InstanceView(BaseModel):
+    """One Madre instance on the database, as its liveness row says."""
+
+    instance_id: str
+    host: str
+    pid: int
+    started_at: dt.datetime
+    heartbeat_at: dt.datetime
+
+
+class InstanceList(BaseModel):
+    instance_id: str  # the instance that answers
+    instances: list[InstanceView]
+
+
 class HealthResponse(BaseModel):
     module: str = "madre"
     status: str
@@ -347,6 +362,8 @@ class HealthResponse(BaseModel):
     deps: dict[str, str]
     db: str
     checks: dict[str, DependencyCheck] = Field(default_factory=dict)
+    instance: str | None = None  # this instance's id
+    instances: list[InstanceView] = Field(default_factory=list)  # those alive on its database
 
 
 class Liveness(BaseModel):

@@ -35,7 +35,7 @@ from madre.contracts import (
     IntentResponse,
 )
 from madre.errors import DuplicateIntent, InvalidToken
-from madre.model import DSL, Intent, Mode, Plan, Provider, Status, new_id
+from madre.model import SETTLED_STATUSES, DSL, Intent, Mode, Plan, Provider, Status, new_id
 from madre.records import AuditRow, Change, Confirmation, IntentClose, IntentRecord
 from madre.rules import lifecycle
 from madre.rules.parsing import mode_for
@@ -82,7 +82,9 @@ class Intake:
     def __init__(self, *, repo: Repository, store: StoreClient, parsers: ParserPool,
                  policy: pykka.ActorProxy[PolicyActor], planner: pykka.ActorProxy[PlannerActor],
                  supervisor: SupervisorClient, watchers: Watchers, clock: Callable[[], Any],
-                 chat_wait: float, confirm: Callable[..., Any]) -> None:
+                 chat_wait: float, confirm: Callable[..., Any],
+                 instance_id: str | None = None) -> None:
+        self._me = instance_id
         self._repo = repo
         self._store = store
         self._parsers = parsers
@@ -240,6 +242,8 @@ class Intake:
                                                 now=self._now()))
         change = change.then(Change(audit=(lifecycle.note(
             plan, "plan_created", reason=f"{len(plan.steps)} steps", actor="planner"),)))
+        if plan.active:  # this instance starts it: it owns it from the first write
+            plan.owner, plan.epoch = self._me, 1
         action_id = self._store.create_plan(plan, change, confirmation=confirmation,
                                             intent=record, decision=decided)
         return Accepted(intent, plan, issued, action_id)
@@ -255,10 +259,17 @@ class Intake:
             sub.record, IntentClose(intent.intent_id, "denied", decision.reason[:500]), row)
 
     def _run(self, plan: Plan, *, wait: float) -> Plan | None:
-        """Start the plan and wait up to `wait` seconds for it to settle."""
+        """Start the plan and wait up to `wait` seconds for it to settle (None: it has not).
+        When the wait runs out the stored plan has the last word: another instance may have
+        taken it over and finished it."""
         with self._watchers.watch(plan.plan_id) as watch:
             self._supervisor.spawn(plan)
-            return watch.wait(wait)
+            settled = watch.wait(wait)
+        if settled is None and wait > 0:
+            stored = self._repo.readable_plan(plan.plan_id)
+            if stored is not None and stored.status in SETTLED_STATUSES:
+                return stored
+        return settled
 
     # ------------------------------------------------------------------ helpers
 

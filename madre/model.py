@@ -157,6 +157,15 @@ class Plan(BaseModel):
     created_at: dt.datetime = Field(default_factory=utcnow)
     updated_at: dt.datetime = Field(default_factory=utcnow)
     version: int = 0  # bumped by every save; a save against an older version is refused
+    # The instance running it and its owner count, as stored (the tasks row's columns are
+    # the truth): a save from an older epoch is refused, so a superseded owner writes nothing.
+    owner: str | None = None
+    epoch: int = 0
+
+    @property
+    def active(self) -> bool:
+        """Whether an instance must be running it (PENDING or RUNNING)."""
+        return self.status in (Status.PENDING, Status.RUNNING)
 
     @property
     def next_step(self) -> Step | None:

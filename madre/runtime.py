@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import datetime as dt
+import json
 import logging
+import time
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -45,6 +47,8 @@ from madre.contracts import (
     ControlResponse,
     DependencyCheck,
     HealthResponse,
+    InstanceList,
+    InstanceView,
     IntentRequest,
     Readiness,
     IntentResponse,
@@ -58,14 +62,19 @@ from madre.delegation.health import DependencyState, HealthBoard, HealthProber
 from madre.errors import NotFound, ShuttingDown
 from madre.event_hub import EventHub
 from madre.forensics import ForensicTrail
+from madre.instances import FileLock, new_instance_id, this_instance
 from madre.intake import Intake
+from madre.membership import EveryOtherIsDead, Membership
+from madre.presence import Presence
 from madre.metrics import Metrics
 from madre.model import Plan, Status, utcnow
 from madre.modules import MODULE_NAMES, STEP_MODULES
 from madre.recovery import recover
+from madre.rules.policy_file import load_policy_file
+from madre.rules.tables import DEFAULT_TABLES
 from madre.scheduler import Scheduler
 from madre.settings import Settings, load_settings
-from madre.store.db import connection, open_database
+from madre.store.db import connection, is_sqlite, open_database
 from madre.store.failures import DbFailure
 from madre.store.feed import TrailSource
 from madre.store.migrations import ensure_schema
@@ -95,6 +104,7 @@ class Madre:
                  recovery: Callable[[Madre], None] = recover) -> None:
         self.settings = settings or load_settings()
         self.clock = clock
+        self.instance_id = self.settings.instance_id or new_instance_id()
         self._wrap_runner = step_runner
         self._recovery = recovery
         self._started = False
@@ -125,11 +135,14 @@ class Madre:
 
     def _start(self) -> None:
         s = self.settings
-        self.database: peewee.Database = open_database(s.database_url)
+        self.me = this_instance(self.instance_id, self.clock.now())
+        self.database: peewee.Database = open_database(
+            s.database_url, idle_transaction_seconds=s.lease_seconds)
         self._on_stop(self._close_database)
+        self._claim_database()
         self.models = build_models(self.database)
-        ensure_schema(self.database, self.models)
-        self.repo = Repository(self.database, self.models)
+        ensure_schema(self.database, self.models, allow_migrate=s.migrate == "auto")
+        self.repo = Repository(self.database, self.models, instance_id=self.instance_id)
         self.queries = Queries(self.database, self.models)
         self.events = EventHub(self.queries.published_after, self.queries.last_event_id,
                                poll_seconds=s.tick_seconds,
@@ -146,13 +159,21 @@ class Madre:
         self.metrics = Metrics(self._live_figures)
         self.board.set_db_write(DependencyState("up", utcnow()))  # the schema was just written
         self.store = StoreClient(self._actor(StoreActor.start(
-            self.repo, on_commit=self._committed, on_outcome=self._write_outcome)))
+            self.repo, on_commit=self._committed, on_outcome=self._write_outcome,
+            lease_seconds=s.lease_seconds, clock=self.clock.now,
+            notify=not is_sqlite(self.database))))
+        # Let the plans still held go once every plan actor has stopped (popped after the
+        # Supervisor's stop): another instance takes them at once.
+        self._on_stop(self._release_plans)
+        # The risk tables, with what an operator's policy file adds (a bad file already
+        # stopped load_settings, naming its line).
+        self.tables = load_policy_file(s.policy_file) if s.policy_file else DEFAULT_TABLES
         self.policy = self._actor(PolicyActor.start(
-            confirm_ttl_seconds=s.confirm_ttl_seconds)).proxy()
+            confirm_ttl_seconds=s.confirm_ttl_seconds, tables=self.tables)).proxy()
         self.planner = self._actor(PlannerActor.start()).proxy()
         self.parsers = ParserPool([
             self._actor(ParserActor.start(self._parse_client, s.switch_parse_route,
-                                          self.switch_breaker)).proxy()
+                                          self.switch_breaker, tables=self.tables)).proxy()
             for _ in range(s.parser_actors)
         ], timeout=ASK_TIMEOUT)
         self.scheduler = Scheduler().start()
@@ -172,11 +193,18 @@ class Madre:
         )), timeout=ASK_TIMEOUT)
         self.commands = PlanCommands(
             repo=self.repo, store=self.store, supervisor=self.supervisor,
-            watchers=self.watchers, clock=self.clock.now, chat_wait=s.chat_wait_seconds)
+            watchers=self.watchers, clock=self.clock.now, chat_wait=s.chat_wait_seconds,
+            instance_id=self.instance_id)
         self.intake = Intake(
             repo=self.repo, store=self.store, parsers=self.parsers, policy=self.policy,
             planner=self.planner, supervisor=self.supervisor, watchers=self.watchers,
-            clock=self.clock.now, chat_wait=s.chat_wait_seconds, confirm=self.commands.confirm)
+            clock=self.clock.now, chat_wait=s.chat_wait_seconds, confirm=self.commands.confirm,
+            instance_id=self.instance_id)
+        self.membership = Membership(
+            me=self.me, store=self.store, repo=self.repo, supervisor=self.supervisor,
+            liveness=self._presence or EveryOtherIsDead(), clock=self.clock.now,
+            # Leases run in real time whatever a test does with the clock: its rounds do.
+            lease=s.lease_seconds, monotonic=time.monotonic)
 
         self.prober = HealthProber(self.board, self.clients, check_db=self._check_db,
                                    interval=s.health_interval_seconds)
@@ -184,6 +212,8 @@ class Madre:
         self._on_stop(self.prober.stop)
         self.board.set_db(DependencyState("up", utcnow()))  # it answered: the schema is there
         self._recovery(self)
+        self.membership.start()
+        self._on_stop(self.membership.stop_rounds)
         self.scheduler.every(s.tick_seconds, self.tick)
         self.scheduler.every(s.tick_seconds, self.trail.wake)  # retries, other instances' rows
 
@@ -199,6 +229,7 @@ class Madre:
                 m, s.module_url(m), token=token, pools=self.pools,
                 connect_timeout=s.connect_timeout_seconds, read_timeout=s.step_timeout_seconds,
                 retries=s.step_retries, backoff=s.retry_backoff_seconds,
+                instance_id=self.instance_id,
             )
             for m in MODULE_NAMES
         }
@@ -217,6 +248,46 @@ class Madre:
         self.executor: StepRunner = (self._wrap_runner(executor) if self._wrap_runner
                                      else executor)
 
+    def _claim_database(self) -> None:
+        """Make this instance known to the database before anything else uses it: on SQLite
+        the file's lock (a second instance refuses to start, naming the holder), on
+        PostgreSQL its own session with its advisory lock and its LISTEN."""
+        self._presence: Presence | None = None
+        if is_sqlite(self.database):
+            lock = FileLock(self.database.database)
+            lock.acquire(self.me)
+            self._on_stop(lock.release)
+            return
+        self._presence = Presence(self.settings.database_url, self.instance_id,
+                                  self._heard).start()
+        self._on_stop(self._presence.stop)
+
+    def _release_plans(self) -> None:
+        membership = getattr(self, "membership", None)
+        if membership is not None:
+            membership.release()
+
+    def _heard(self, payload: str) -> None:
+        """A notice from another instance's commit (presence thread): wake the event streams;
+        a plan that came to rest there stops here if an actor still runs it, and whoever
+        waits for it here hears of it."""
+        try:
+            notice = json.loads(payload)
+        except ValueError:
+            return
+        if notice.get("from") == self.instance_id or not self._started:
+            return
+        self.events.notify()
+        self.trail.wake()
+        settled = [p for p in notice.get("settled", []) if isinstance(p, str)]
+        if settled:
+            self.supervisor.fence(settled)
+        for plan_id in settled:
+            if self.watchers.watching(plan_id):
+                plan = self.repo.readable_plan(plan_id)
+                if plan is not None:
+                    self.watchers.publish(plan)
+
     def _actor(self, ref: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:
         self._on_stop(lambda: ref.stop(block=True, timeout=60))
         return ref
@@ -230,6 +301,7 @@ class Madre:
             plan_id, plan=plan, incarnation=incarnation, repo=self.repo, store=self.store,
             runner=self.executor, calls=self._calls, watchers=self.watchers,
             supervisor=supervisor, clock=self.clock.now, draining=self._stopping,
+            instance_id=self.instance_id, holds_leases=self.membership.holds_leases,
         )
 
     def stop(self) -> None:
@@ -341,7 +413,15 @@ class Madre:
             for name, s in {**states, "db": db}.items()
         }
         return HealthResponse(status="degraded" if degraded else "ok", version=__version__,
-                              time=self.clock.now(), deps=deps, db=db_state, checks=checks)
+                              time=self.clock.now(), deps=deps, db=db_state, checks=checks,
+                              instance=self.instance_id, instances=self.instances().instances)
+
+    def instances(self) -> InstanceList:
+        """The instances alive on this database, as of this one's last round (no query)."""
+        return InstanceList(instance_id=self.instance_id, instances=[
+            InstanceView(instance_id=i.instance_id, host=i.host, pid=i.pid,
+                         started_at=i.started_at, heartbeat_at=i.heartbeat_at)
+            for i in self.membership.alive()])
 
     def readiness(self) -> Readiness:
         """Whether a load balancer should send work here, from cached state (never waits)."""

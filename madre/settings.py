@@ -8,13 +8,22 @@ whose message names the variable, so start-up stops with a sentence, not a trace
 from __future__ import annotations
 
 import ipaddress
-from typing import Literal
+import pathlib
+from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from madre.errors import ConfigError
 from madre.modules import BY_NAME
+from madre.rules.policy_file import load_policy_file
 
 DEFAULT_TOKEN = "vx11-local-token"
 """The token of a Madre bound to loopback that nobody configured (refused anywhere else)."""
@@ -38,6 +47,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
     token: SecretStr = Field(SecretStr(DEFAULT_TOKEN), validation_alias=_env("VX11_TOKEN"))
+    # A file holding the token (a container secret, /run/secrets/vx11_token): read when
+    # VX11_TOKEN is not set, so the token need not sit in the environment.
+    token_file: str | None = Field(None, validation_alias=_env("VX11_TOKEN_FILE"))
     spawner_token: SecretStr | None = Field(None, validation_alias=_env("MADRE_SPAWNER_TOKEN"))
     callback_auth: Literal["token", "none"] = Field(
         "token", validation_alias=_env("MADRE_CALLBACK_AUTH")
@@ -118,6 +130,12 @@ class Settings(BaseSettings):
     http_max_header_bytes: int = Field(
         16 * 1024, ge=1024, validation_alias=_env("MADRE_HTTP_MAX_HEADER_BYTES")
     )
+    # Several instances on one PostgreSQL: how long a running plan's owner may go without
+    # renewing its lease before another instance takes the plan over (renewed every third).
+    lease_seconds: float = Field(10.0, gt=0.2, le=3600, validation_alias=_env("MADRE_LEASE_SECONDS"))
+    migrate: Literal["auto", "off"] = Field("auto", validation_alias=_env("MADRE_MIGRATE"))
+    instance_id: str | None = Field(None, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$",
+                                    validation_alias=_env("MADRE_INSTANCE_ID"))
 
     switch_parse_route: str = Field(_route("switch"), validation_alias=_env("MADRE_SWITCH_ROUTE"))
     hermes_route: str = Field(_route("hermes"), validation_alias=_env("MADRE_HERMES_ROUTE"))
@@ -126,6 +144,9 @@ class Settings(BaseSettings):
         _route("manifestator"), validation_alias=_env("MADRE_MANIFESTATOR_ROUTE")
     )
     shub_route: str = Field(_route("shub"), validation_alias=_env("MADRE_SHUB_ROUTE"))
+    # A TOML file that adds verbs and protected targets to the risk tables (README, "How Madre
+    # judges risk"). Read here too, so a bad file stops start-up with its line named.
+    policy_file: str | None = Field(None, validation_alias=_env("MADRE_POLICY_FILE"))
 
     @field_validator(
         "switch_url", "hermes_url", "hormiguero_url", "manifestator_url", "shub_url", "spawner_url"
@@ -135,6 +156,23 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"must start with http:// or https://, got {value!r}")
         return value.rstrip("/")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _token_from_file(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        path = data.get("token_file") or data.get("VX11_TOKEN_FILE")
+        if path and not (data.get("token") or data.get("VX11_TOKEN")):
+            try:
+                token = pathlib.Path(str(path)).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(f"VX11_TOKEN_FILE {path}: cannot be read ({exc.strerror})"
+                                 ) from None
+            if not token:
+                raise ValueError(f"VX11_TOKEN_FILE {path} is empty")
+            data = {**data, "token": token}
+        return data
 
     @field_validator("database_url")
     @classmethod
@@ -146,6 +184,17 @@ class Settings(BaseSettings):
         if value.startswith("sqlite") and (value.endswith(":memory:") or value == "sqlite://"):
             raise ValueError("must name a SQLite file: every actor thread would see its own "
                              "empty :memory: database")
+        return value
+
+    @field_validator("policy_file")
+    @classmethod
+    def _policy_file_loads(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            load_policy_file(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
         return value
 
     def module_url(self, module: str) -> str:
@@ -182,8 +231,10 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            field = str(err["loc"][0]) if err["loc"] else "?"
-            problems.append(f"{_variable_name(field)}: {err['msg']}")
+            if not err["loc"]:  # a check of several settings: its message names them
+                problems.append(str(err["msg"]).removeprefix("Value error, "))
+                continue
+            problems.append(f"{_variable_name(str(err['loc'][0]))}: {err['msg']}")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
 
 

@@ -55,6 +55,11 @@ class Watchers:
             self._watches[plan_id].append(watch)
         return watch
 
+    def watching(self, plan_id: str) -> bool:
+        """Whether anyone waits for `plan_id` now."""
+        with self._lock:
+            return plan_id in self._watches
+
     def forget(self, watch: Watch) -> None:
         with self._lock:
             watches = self._watches.get(watch.plan_id)

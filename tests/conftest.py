@@ -20,6 +20,7 @@ from helpers import TOKEN, make_settings
 
 from madre import Madre, Settings, create_app
 from madre.standins import LoopbackServer, StandinCluster
+from madre.store.migrations import KEY_SCHEMA_VERSION, SCOPE_SCHEMA
 from madre.store.models import TABLE_NAMES
 
 PG_ENV = "MADRE_TEST_DATABASE_URL"
@@ -39,7 +40,14 @@ def _reset_postgres(url: str) -> None:
         with conn.cursor() as cur:
             existing = [t for t in TABLE_NAMES if _table_exists(cur, t)]
             if existing:
+                cur.execute("SELECT value FROM context WHERE key = %s AND scope = %s",
+                            (KEY_SCHEMA_VERSION, SCOPE_SCHEMA)) if "context" in existing else None
+                version = cur.fetchone() if "context" in existing else None
                 cur.execute(f"TRUNCATE {', '.join(existing)} RESTART IDENTITY CASCADE")
+                if version is not None:  # keep the schema's version: no migration next start
+                    cur.execute("INSERT INTO context (task_id, key, value, scope, created_at)"
+                                " VALUES (NULL, %s, %s, %s, now())",
+                                (KEY_SCHEMA_VERSION, version[0], SCOPE_SCHEMA))
     finally:
         conn.close()
 
@@ -77,6 +85,13 @@ def standins(standins_session: StandinCluster) -> Iterator[StandinCluster]:
 
 
 @pytest.fixture
+def modes(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Stand-in modes a test wants in force before Madre starts (parametrize it with
+    indirect=True; the test's own `settings` fixture applies them)."""
+    return dict(getattr(request, "param", {}))
+
+
+@pytest.fixture
 def settings(database_url: str, standins: StandinCluster) -> Settings:
     return make_settings(database_url, standins)
 
@@ -98,7 +113,8 @@ def start_madre(database_url: str, standins: StandinCluster) -> Iterator[Callabl
 
     def start(**overrides: Any) -> Madre:
         options = {k: overrides.pop(k) for k in RUNTIME_OPTIONS if k in overrides}
-        runtime = Madre(make_settings(database_url, standins, **overrides), **options).start()
+        url = overrides.pop("database_url", database_url)
+        runtime = Madre(make_settings(url, standins, **overrides), **options).start()
         started.append(runtime)
         return runtime
 

@@ -167,7 +167,10 @@ def final(madre: Madre, plan_id: str, timeout: float = WAIT) -> Plan:
 
 
 def store_plan(madre: Madre, plan: Plan, *, confirmation: Confirmation | None = None) -> Plan:
-    """Write `plan` to the database as a new plan (no actor started, nothing audited)."""
+    """Write `plan` to the database as a new plan of `madre`'s (no actor started, nothing
+    audited): one that must run is owned by `madre` (epoch 1), as intake does."""
+    if plan.active:
+        plan.owner, plan.epoch = madre.instance_id, 1
     madre.store.create_plan(plan, NO_CHANGE, confirmation=confirmation)
     return plan
 

@@ -21,6 +21,7 @@ from madre.delegation.client import ModuleClient
 from madre.errors import DownstreamError
 from madre.rules.parsing import fallback_parse
 from madre.rules.reading import dsl_from_switch, merge
+from madre.rules.tables import DEFAULT_TABLES, PolicyTables
 
 log = logging.getLogger("madre.parser")
 
@@ -30,16 +31,18 @@ FALLBACK_WARNING = "fallback_parser_used"
 class ParserActor(pykka.ThreadingActor):
     """Parses text into a DSL: Switch first (behind the breaker), the local parser after."""
 
-    def __init__(self, switch: ModuleClient, route: str, breaker: CircuitBreaker) -> None:
+    def __init__(self, switch: ModuleClient, route: str, breaker: CircuitBreaker, *,
+                 tables: PolicyTables = DEFAULT_TABLES) -> None:
         super().__init__()
         self._switch = switch
         self._route = route
         self._breaker = breaker
+        self._tables = tables  # the built-in verb tables, or those of MADRE_POLICY_FILE
 
     def parse(
         self, text: str, session_mode: Mode, *, session_id: str, intent_id: str
     ) -> ParseResult:
-        local = fallback_parse(text, session_mode=session_mode)
+        local = fallback_parse(text, session_mode=session_mode, tables=self._tables)
         if self._breaker.allow():
             try:
                 answer = self._switch.post(
@@ -60,7 +63,7 @@ class ParserActor(pykka.ThreadingActor):
                 self._breaker.record_success()
                 dsl = dsl_from_switch(answer, text)
                 if dsl is not None:
-                    merged = merge(dsl, local)
+                    merged = merge(dsl, local, tables=self._tables)
                     return ParseResult(dsl=merged, provider=Provider.SWITCH,
                                        warnings=list(merged.warnings))
         return ParseResult(

@@ -52,6 +52,11 @@ class StepAnswered(NamedTuple):
     error: BaseException | None
 
 
+class Fenced(NamedTuple):
+    """This instance no longer owns the plan (taken over, or ended elsewhere): stop now,
+    writing nothing; whatever a call in flight answers is let go."""
+
+
 class Cancel(NamedTuple):
     """Ask: end the plan in ERROR (cancelled). Answers (verdict, plan), or None when this
     actor no longer owns the plan (the caller then applies the cancel to the stored plan)."""
@@ -69,7 +74,7 @@ class ChildFailed(NamedTuple):
 class ChildStopped(NamedTuple):
     plan_id: str
     incarnation: int
-    reason: str  # done | error | passivated | suspended | gone
+    reason: str  # done | error | passivated | suspended | gone | fenced | not_ours
 
 
 class PlanActor(pykka.ThreadingActor):
@@ -89,8 +94,12 @@ class PlanActor(pykka.ThreadingActor):
         supervisor: pykka.ActorRef[Any],
         clock: Callable[[], Any],
         draining: threading.Event,
+        instance_id: str | None = None,
+        holds_leases: Callable[[], bool] = lambda: True,
     ) -> None:
         super().__init__()
+        self._me = instance_id
+        self._holds_leases = holds_leases
         self.plan_id = plan_id
         self.incarnation = incarnation
         self._plan = plan
@@ -128,6 +137,10 @@ class PlanActor(pykka.ThreadingActor):
                 self._answered(message)
             elif isinstance(message, Cancel):
                 return self._cancel(message)
+            elif isinstance(message, Fenced):
+                log.warning("plan no longer ours; stopping", extra={"plan_id": self.plan_id})
+                self._in_flight = None
+                self._end("fenced")
             else:
                 return super().on_receive(message)
         except _Superseded:
@@ -154,6 +167,12 @@ class PlanActor(pykka.ThreadingActor):
                 self._watchers.publish(plan)
             self._end("gone")
             return
+        if self._me is not None and plan.owner != self._me:
+            # Another instance took it over before this actor started: it is theirs.
+            log.info("plan owned by %s; not running it here", plan.owner,
+                     extra={"plan_id": plan.plan_id})
+            self._end("not_ours")
+            return
         if plan.status is Status.PENDING:
             self._record(lifecycle.start(plan, now=self._now()))
         self._go_on()
@@ -172,6 +191,10 @@ class PlanActor(pykka.ThreadingActor):
                     return
             if not self._runner.is_known(step.type):
                 self._fail(f"unknown step type {step.type!r}; this Madre cannot run it", step)
+                return
+            if not self._holds_leases():
+                # No heartbeat for most of a lease: another instance may own it by now.
+                self._end("fenced")
                 return
             self._record(lifecycle.step_started(plan, step, now=self._now()))
             if step.type in LOCAL_STEPS:

@@ -26,8 +26,9 @@ import peewee
 import pykka
 
 from madre.errors import DuplicateIntent, StoreUnavailable
-from madre.model import Plan
+from madre.model import Plan, utcnow
 from madre.records import AuditRow, Change, Confirmation, IntentClose, IntentRecord
+from madre.store.columns import SCOPE_DEAD_INSTANCE, SCOPE_INSTANCE
 from madre.store.db import is_sqlite, write_transaction
 from madre.store.failures import DbFailure, describe
 from madre.store.repository import Repository, stamp
@@ -59,13 +60,17 @@ class CreatePlan(NamedTuple):
 
 
 class SavePlan(NamedTuple):
-    """Save a plan read at `expected_version`, with the change that moved it. Replies with
-    the plan as saved; StaleWrite when the stored plan moved on meanwhile."""
+    """Save a plan read at `expected_version` (and `expected_epoch`), with the change that
+    moved it. With `claim`, this instance becomes its owner (the plan carries the new epoch)
+    and holds a fresh lease. Replies with the plan as saved; StaleWrite when the stored plan
+    moved on meanwhile (or has another owner now)."""
 
     plan: Plan
     expected_version: int
     change: Change
     keep_stored_json: bool = False
+    expected_epoch: int | None = None
+    claim: bool = False
 
 
 class RecordDenial(NamedTuple):
@@ -91,13 +96,50 @@ class AppendAudit(NamedTuple):
 
 
 class CloseOrphanIntents(NamedTuple):
-    """Close the intents recorded before `before` that never got a plan; replies the count."""
+    """Close (audited) the intents recorded before `before` that never got a plan and were
+    taken in by one of `instance_ids` (dead), or by no named instance with
+    `include_unowned`; replies the count."""
 
     before: dt.datetime
+    instance_ids: tuple[str, ...] = ()
+    include_unowned: bool = True
 
 
-Write = RecordIntent | CreatePlan | SavePlan | RecordDenial | CloseIntent | AppendAudit | (
-    CloseOrphanIntents)
+class SaveInstance(NamedTuple):
+    """Write an instance's liveness row; `dead` moves it out of the live ones."""
+
+    instance_id: str
+    value: str
+    new: bool = False
+    dead: bool = False
+
+
+class RenewLeases(NamedTuple):
+    """The heartbeat: this instance's liveness row and the lease of every plan it runs.
+    Replies with the ids of the plans it still owns."""
+
+    owner: str
+    value: str
+    lease_until: dt.datetime
+
+
+class ClaimPlans(NamedTuple):
+    """Take over plans that must run and have no live owner; replies (plan id, epoch)s."""
+
+    owner: str
+    dead_owners: tuple[str, ...]
+    lease_until: dt.datetime
+    limit: int = 100
+
+
+class ReleaseLeases(NamedTuple):
+    """A stopping instance lets its running plans go (others take them at once)."""
+
+    owner: str
+
+
+Write = (RecordIntent | CreatePlan | SavePlan | RecordDenial | CloseIntent | AppendAudit
+         | CloseOrphanIntents | SaveInstance | RenewLeases | ClaimPlans | ReleaseLeases)
 
 
 class _Queued(NamedTuple):
@@ -125,13 +167,21 @@ class StoreActor(pykka.ThreadingActor):
     """Applies writes to the repository in group-committed transactions."""
 
     def __init__(self, repository: Repository,
-                 on_commit: Callable[[list[dict[str, Any]]], None] | None = None,
-                 on_outcome: Callable[[DbFailure | None], None] | None = None) -> None:
+                 on_commit: Callable[[list[dict[str, Any]]], None] | None = None, *,
+                 on_outcome: Callable[[DbFailure | None], None] | None = None,
+                 lease_seconds: float = 10.0, clock: Callable[[], dt.datetime] = utcnow,
+                 notify: bool = False) -> None:
         super().__init__()
         self._repo = repository
         self._on_commit = on_commit
         self._on_outcome = on_outcome  # hears how each batch went: None ok, else the cause
+        self._lease = dt.timedelta(seconds=lease_seconds)
+        self._now = clock
+        # Several instances (PostgreSQL): each commit NOTIFYs the others, so their event
+        # streams and plan watchers wake (they poll too: a missed notice only costs time).
+        self._notify = notify
         self._pending: list[_Queued] = []
+        self._settled: list[str] = []  # plans this transaction brought to rest
         self._flush_scheduled = False
         self.commits = 0  # transactions committed: fewer than `writes` under load (group commit)
         self.writes = 0
@@ -160,11 +210,15 @@ class StoreActor(pykka.ThreadingActor):
         if isinstance(write, SavePlan):
             plan, change = write.plan, write.change
             rows = stamp(change.audit, plan.status)
-            saved = repo.save_plan(plan, expected_version=write.expected_version, audit=rows,
+            saved = repo.save_plan(plan, expected_version=write.expected_version,
+                                   expected_epoch=write.expected_epoch, audit=rows,
                                    close=change.close, job=change.job,
                                    confirmed_at=change.confirmed_at,
-                                   keep_stored_json=write.keep_stored_json)
+                                   keep_stored_json=write.keep_stored_json,
+                                   lease_until=self._now() + self._lease if write.claim else None)
             trail.extend(map(_trail_entry, rows))
+            if not saved.active:
+                self._settled.append(saved.plan_id)
             return saved
         if isinstance(write, CreatePlan):
             rows = stamp(write.change.audit, write.plan.status)
@@ -176,9 +230,22 @@ class StoreActor(pykka.ThreadingActor):
                 action_id = repo.append_audit_returning_id(write.decision)
                 trail.append(_trail_entry(write.decision))
             repo.create_plan(write.plan, audit=rows, close=write.change.close,
-                             confirmation=write.confirmation)
+                             confirmation=write.confirmation,
+                             lease_until=self._now() + self._lease)
             trail.extend(map(_trail_entry, rows))
             return action_id
+        if isinstance(write, RenewLeases):
+            repo.save_instance(write.owner, write.value, new=False)
+            return repo.renew_leases(write.owner, lease_until=write.lease_until)
+        if isinstance(write, ClaimPlans):
+            return repo.claim_plans(write.owner, now=self._now(), lease_until=write.lease_until,
+                                    dead_owners=write.dead_owners, limit=write.limit)
+        if isinstance(write, ReleaseLeases):
+            return repo.release_leases(write.owner)
+        if isinstance(write, SaveInstance):
+            repo.save_instance(write.instance_id, write.value, new=write.new,
+                               scope=SCOPE_DEAD_INSTANCE if write.dead else SCOPE_INSTANCE)
+            return None
         if isinstance(write, RecordIntent):
             repo.record_intent(write.intent)
             trail.append(_intent_entry(write.intent))
@@ -197,7 +264,15 @@ class StoreActor(pykka.ThreadingActor):
             trail.extend(map(_trail_entry, write.rows))
             return None
         if isinstance(write, CloseOrphanIntents):
-            return repo.close_orphan_intents(before=write.before)
+            closed = repo.close_orphan_intents_of(write.instance_ids, before=write.before,
+                                                  include_unowned=write.include_unowned)
+            rows = tuple(AuditRow(action="intent_interrupted", intent_id=r.intent_id,
+                                  session_id=r.session_id, actor="madre",
+                                  reason="the instance that took it in stopped before "
+                                         "planning it") for r in closed)
+            repo.append_audit(rows)
+            trail.extend(map(_trail_entry, rows))
+            return len(closed)
         raise TypeError(f"not a write the store knows: {type(write).__name__}")
 
     # ------------------------------------------------------------------ group commit
@@ -248,6 +323,7 @@ class StoreActor(pykka.ThreadingActor):
             database.connect()
         op_error: BaseException | None = None
         trail: list[dict[str, Any]] = []
+        self._settled = []
         try:
             with write_transaction(database):
                 outcomes_ok: list[tuple[_Queued, Any, BaseException | None]] = []
@@ -257,6 +333,7 @@ class StoreActor(pykka.ThreadingActor):
                     except Exception as exc:
                         op_error = exc
                         raise
+                self._tell_others(trail)
             committed.extend(trail)
             return outcomes_ok
         except Exception:
@@ -269,9 +346,11 @@ class StoreActor(pykka.ThreadingActor):
         outcomes: list[tuple[_Queued, Any, BaseException | None]] = []
         for queued in batch:
             trail = []
+            self._settled = []
             try:
                 with write_transaction(database):
                     outcomes.append((queued, self._apply(queued.write, trail), None))
+                    self._tell_others(trail)
                 committed.extend(trail)
             except Exception as exc:  # noqa: BLE001 - handed back to the caller
                 outcomes.append((queued, None, exc))
@@ -304,6 +383,13 @@ class StoreActor(pykka.ThreadingActor):
             outcome = describe(exc)
         self._report(outcome)
         return outcome
+
+    def _tell_others(self, trail: list[dict[str, Any]]) -> None:
+        """NOTIFY the other instances, inside the transaction (delivered at commit): that
+        events were recorded, and which plans came to rest (their watchers wake; an actor
+        still running one elsewhere stops)."""
+        if self._notify and (trail or self._settled):
+            self._repo.notify(self._repo.instance_id or "", self._settled)
 
     def _after_commit(self, committed: list[dict[str, Any]]) -> None:
         """Tell the listener what was committed; never fails a write."""
@@ -389,16 +475,18 @@ class StoreClient:
             CreatePlan(plan, change, confirmation, intent, decision))
 
     def save_plan(self, plan: Plan, change: Change, *, expected_version: int | None = None,
-                  keep_stored_json: bool = False) -> Plan:
-        return self.write(self._save(plan, change, expected_version, keep_stored_json))  # type: ignore[no-any-return]
+                  keep_stored_json: bool = False, expected_epoch: int | None = None,
+                  claim: bool = False) -> Plan:
+        """Save `plan` with `change`, conditionally on the version (and epoch) read. With
+        `claim`, this instance takes the plan (the plan carries the new owner and epoch,
+        `expected_epoch` the one read)."""
+        version = plan.version if expected_version is None else expected_version
+        return self.write(SavePlan(  # type: ignore[no-any-return]
+            plan, version, change, keep_stored_json, expected_epoch, claim))
 
-    def save_plan_later(self, plan: Plan, change: Change, *, expected_version: int | None = None
-                        ) -> pykka.Future[Plan]:
-        return self.submit(self._save(plan, change, expected_version, False))
-
-    @staticmethod
-    def _save(plan: Plan, change: Change, expected: int | None, keep: bool) -> SavePlan:
-        return SavePlan(plan, plan.version if expected is None else expected, change, keep)
+    def save_plan_later(self, plan: Plan, change: Change) -> pykka.Future[Plan]:
+        """`save_plan` without waiting: a future of the plan as saved."""
+        return self.submit(SavePlan(plan, plan.version, change))
 
     def record_denial(self, intent: IntentRecord | None, close: IntentClose,
                       audit: AuditRow) -> int:
@@ -412,8 +500,30 @@ class StoreClient:
         if wait:
             self.wait(future)
 
-    def close_orphan_intents(self, *, before: dt.datetime) -> int:
-        return int(self.write(CloseOrphanIntents(before)))
+    def close_orphan_intents(self, *, before: dt.datetime, instance_ids: Sequence[str] = (),
+                             include_unowned: bool = True) -> int:
+        return int(self.write(CloseOrphanIntents(before, tuple(instance_ids), include_unowned)))
+
+    def save_instance(self, instance_id: str, value: str, *, new: bool = False) -> None:
+        self.write(SaveInstance(instance_id, value, new))
+
+    def bury_instance(self, instance_id: str, value: str, *, before: dt.datetime) -> int:
+        """Mark an instance dead and close (audited) the intents it never planned."""
+        closed = self.close_orphan_intents(before=before, instance_ids=(instance_id,),
+                                           include_unowned=False)
+        self.write(SaveInstance(instance_id, value, False, dead=True))
+        return closed
+
+    def renew_leases(self, owner: str, value: str, *, lease_until: dt.datetime) -> set[str]:
+        return self.write(RenewLeases(owner, value, lease_until))  # type: ignore[no-any-return]
+
+    def claim_plans(self, owner: str, *, dead_owners: Sequence[str],
+                    lease_until: dt.datetime, limit: int = 100) -> list[tuple[str, int]]:
+        return self.write(  # type: ignore[no-any-return]
+            ClaimPlans(owner, tuple(dead_owners), lease_until, limit))
+
+    def release_leases(self, owner: str) -> int:
+        return int(self.write(ReleaseLeases(owner)))
 
     def probe_write(self) -> DbFailure | None:
         """After a refused write: whether the database takes writes again (None) or why not."""

@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 
 import pykka
 
-from madre.actors.plan import ChildFailed, ChildStopped
+from madre.actors.plan import ChildFailed, ChildStopped, Fenced
 from madre.model import Plan
 from madre.records import AuditRow
 
@@ -67,6 +67,17 @@ class LiveActor(NamedTuple):
     """Ask: the ActorRef running this plan now, or None."""
 
     plan_id: str
+
+
+class LivePlans(NamedTuple):
+    """Ask: the ids of the plans an actor runs now."""
+
+
+class Fence(NamedTuple):
+    """These plans are someone else's now (another owner, or ended elsewhere): their actors
+    stop without writing, and no activation waiting for them starts."""
+
+    plan_ids: tuple[str, ...]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,7 +123,7 @@ class Supervisor(pykka.ThreadingActor):
         self._make_child = make_child
         self._audit = audit
         self._give_up_on = give_up
-        self._timers = scheduler
+        self._scheduler = scheduler
         self._policy = policy
         self._max_active = max_active
         self._clock = clock
@@ -138,6 +149,10 @@ class Supervisor(pykka.ThreadingActor):
         elif isinstance(message, LiveActor):
             child = self._children.get(message.plan_id)
             return child.ref if child is not None else None
+        elif isinstance(message, LivePlans):
+            return [plan_id for plan_id, c in self._children.items() if c.ref is not None]
+        elif isinstance(message, Fence):
+            self._fence(message.plan_ids)
         else:
             return super().on_receive(message)
         return None
@@ -199,6 +214,17 @@ class Supervisor(pykka.ThreadingActor):
             if child is not None and child.queued:
                 self._start_or_queue(plan_id, child)
 
+    def _fence(self, plan_ids: tuple[str, ...]) -> None:
+        for plan_id in plan_ids:
+            child = self._children.get(plan_id)
+            if child is None:
+                continue
+            # One not started yet (queued, backing off) loads the stored plan when its turn
+            # comes, which says whose it is: only a running actor must be told.
+            child.activate_again = False
+            if child.ref is not None:
+                _tell(child.ref, Fenced())
+
     # ------------------------------------------------------------------ reports
 
     def _child_stopped(self, report: ChildStopped) -> None:
@@ -237,7 +263,7 @@ class Supervisor(pykka.ThreadingActor):
             )])
             child.backing_off = True
             ref, due = self.actor_ref, RestartDue(report.plan_id, child.incarnation)
-            self._timers.call_later(delay, lambda: _tell(ref, due))
+            self._scheduler.call_later(delay, lambda: _tell(ref, due))
         self._start_next_queued()
 
     def _restart_due(self, due: RestartDue) -> None:
@@ -288,6 +314,15 @@ class SupervisorClient:
     def queued(self) -> int:
         """Activations waiting for a free place."""
         return int(self.ref.ask(Queued(), timeout=self._timeout))
+
+    def live_plans(self) -> list[str]:
+        """The plans an actor of this instance runs now."""
+        return list(self.ref.ask(LivePlans(), timeout=self._timeout))
+
+    def fence(self, plan_ids: list[str] | tuple[str, ...]) -> None:
+        """Stop the actors of plans this instance no longer owns, without a write."""
+        if plan_ids:
+            self.ref.tell(Fence(tuple(plan_ids)))
 
     def stop(self, *, timeout: float = 60) -> None:
         self.ref.stop(block=True, timeout=timeout)

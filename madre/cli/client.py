@@ -143,6 +143,10 @@ class MadreClient:
         """GET /health."""
         return self.request("GET", "/health")
 
+    def instances(self) -> dict[str, Any]:
+        """GET /madre/instances."""
+        return self.request("GET", "/madre/instances")
+
     def chat(self, message: str, *, session_id: str | None = None, dry_run: bool = False,
              context: dict[str, Any] | None = None) -> dict[str, Any]:
         """POST /madre/chat: a ChatResponse."""

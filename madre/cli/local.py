@@ -8,7 +8,10 @@ import os
 import pathlib
 import sys
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import peewee
 
 import click
 
@@ -16,6 +19,8 @@ from madre.cli.client import REFUSED
 from madre.cli.options import Connection, print_json
 from madre.errors import ConfigError
 from madre.settings import Settings, load_settings
+
+T = TypeVar("T")
 
 
 @click.group()
@@ -122,3 +127,45 @@ def modules(madre_url: str) -> None:
         except KeyboardInterrupt:
             pass
 
+
+
+@click.group()
+def db() -> None:
+    """The database's schema: where it stands, and migrating it (DATABASE_URL)."""
+
+
+def _on_database(work: Callable[[Any, Any], T]) -> tuple[T, str]:
+    """Run `work(database, models)` on DATABASE_URL's database: its result, and where that
+    is (without a password). A bad setting or an unreachable database exits 2."""
+    from madre.store.db import open_database
+    from madre.store.models import build_models
+
+    try:
+        url = load_settings().database_url
+        database = open_database(url)
+        result = work(database, build_models(database))
+    except (ConfigError, peewee.OperationalError) as exc:
+        click.echo(f"madre: {exc}", err=True)
+        sys.exit(2)
+    return result, url.split("@")[-1]
+
+
+@db.command("status")
+def db_status() -> None:
+    """Print the schema version and the steps a migration would run. Exit 0 when the
+    schema is the newest, 1 when steps are pending."""
+    from madre.store.migrations import schema_status
+
+    status, where = _on_database(schema_status)
+    click.echo(f"{where}: {status.describe()}")
+    sys.exit(0 if status.current else REFUSED)
+
+
+@db.command("migrate")
+def db_migrate() -> None:
+    """Take the schema to the newest version (one instance at a time: on PostgreSQL the
+    steps run under an advisory lock)."""
+    from madre.store.migrations import ensure_schema
+
+    ran, where = _on_database(ensure_schema)
+    click.echo(f"{where}: " + ("; ".join(ran) if ran else "already at the newest version"))

@@ -230,10 +230,23 @@ def health() -> None:
         print_lines(out.render_health(answer, style()))
 
 
-def _register_local_commands() -> None:
-    from madre.cli.local import audit, modules, serve
+@main.command()
+@client_command
+def instances() -> None:
+    """The Madre instances alive on the server's database (one on SQLite)."""
+    connection = conn()
+    with connection.client() as client:
+        answer = client.instances()
+    if connection.as_json:
+        print_json(answer)
+    else:
+        print_lines(out.render_instances(answer, style()))
 
-    for command in (audit, serve, modules):
+
+def _register_local_commands() -> None:
+    from madre.cli.local import audit, db, modules, serve
+
+    for command in (audit, db, serve, modules):
         main.add_command(command)
 
 

@@ -278,6 +278,15 @@ def render_health(health: dict[str, Any], style: Styler = plain) -> list[str]:
     return lines
 
 
+def render_instances(answer: dict[str, Any], style: Styler = plain) -> list[str]:
+    """The instances alive on the database; the one that answered is marked `*`."""
+    me = answer.get("instance_id")
+    rows = [["*" if i.get("instance_id") == me else "", i.get("instance_id"), i.get("host"),
+             i.get("pid"), when(i.get("started_at")), when(i.get("heartbeat_at"))]
+            for i in answer.get("instances") or []]
+    return table(["", "INSTANCE", "HOST", "PID", "STARTED", "LAST BEAT"], rows)
+
+
 def render_cancel(answer: dict[str, Any], style: Styler = plain) -> list[str]:
     plan_id = answer.get("plan_id")
     lines = [fields([("", answer.get("status", "cancelled")), ("plan", plan_id),

@@ -146,8 +146,10 @@ class ModuleClient:
         read_timeout: float,
         retries: int = 0,
         backoff: float = 0.2,
+        instance_id: str | None = None,
     ) -> None:
         self.module = module
+        self._instance_id = instance_id  # sent as X-Madre-Instance: who made the call
         self.base_url = base_url.rstrip("/")
         self._token = token
         self._pools = pools
@@ -195,6 +197,8 @@ class ModuleClient:
             headers["Idempotency-Key"] = idempotency_key
         if correlation_id:
             headers["X-Correlation-Id"] = correlation_id
+        if self._instance_id:
+            headers["X-Madre-Instance"] = self._instance_id
         for value in headers.values():
             if not _sendable(value):
                 raise DownstreamError(self.module, "the request could not be built: header "

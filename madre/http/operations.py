@@ -30,6 +30,7 @@ from madre.contracts import (
     Dropped,
     Event,
     HealthResponse,
+    InstanceList,
     IntentRequest,
     Liveness,
     Readiness,
@@ -131,6 +132,12 @@ OPERATIONS: tuple[Operation, ...] = (
         }},
         errors=AUTH_ERRORS,
         endpoint=endpoints.metrics),
+    Operation(
+        "GET", "/madre/instances", "listInstances", "The Madre instances on this database",
+        "The instances alive on the database this one uses, as of its last heartbeat round "
+        "(every second): id, host, pid, when each started and last beat. On SQLite, one.",
+        "health", InstanceList, errors=AUTH_ERRORS,
+        endpoint=endpoints.instances),
     Operation(
         "POST", "/madre/chat", "chat", "Chat: a natural-language intent",
         "The message is parsed (by Switch, or the local fallback parser), classified, planned "

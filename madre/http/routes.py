@@ -77,6 +77,10 @@ async def readyz(request: Request) -> Response:
     return envelope(503, "not_ready", f"{readiness.status}: {readiness.detail}{trail}")
 
 
+async def instances(request: Request) -> Response:
+    return json_response(_madre(request).instances())
+
+
 async def chat(request: Request) -> Response:
     body = await parse_json(request, ChatRequest, limit=_limit(request))
     return json_response(await run_in_threadpool(_madre(request).chat, body))

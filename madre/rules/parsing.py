@@ -1,22 +1,37 @@
 """The local fallback parser: natural language (English and Spanish) to a DSL, without Switch.
 
-Matching is on whole words of the lower-cased, accent-stripped text ("detén" == "deten"), never on
-substrings: the original's substring matching turned "skills" into "kill" and "request" into "eq".
+Verbs are read with the policy's own tables (`madre.rules.tables`), so the action a message
+gets is the canonical verb the policy then judges: "deploy hermes" in chat and
+`{"target": "hermes", "action": "deploy"}` on control are the same request, with the same risk.
+Whole words only, after stemming, never substrings: the original's substring matching turned
+"skills" into "kill" and "request" into "eq".
 
-Action priority (the first rule that matches wins):
-  destructive ("delete") > mode switch > stop > restart > audio actions (mix, master, eq, compress,
-  normalize, render) > run > status > analyze > list > help > update > chat.
-Destructive words come first so that no other reading can hide a destructive request from the
-policy.
+When a message holds several verbs the most cautious one is the action (destroy > stop >
+overwrite > change > everyday work > read), then the first in the tables (mix before run,
+status before analyze before list before help). A mode switch ("modo audio") counts only when
+nothing riskier than everyday work was said. No verb at all is a conversation: "chat".
+A destructive message is a system "delete" with a warning, as in the original.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from typing import Any
 
 from madre.model import DSL, Mode
+from madre.rules.tables import (
+    DEFAULT_TABLES,
+    PolicyTables,
+    VerbMatch,
+    find_name,
+    normalize,
+    read_verbs,
+    strongest,
+    tokenize,
+)
+from madre.rules.vocabulary import MODULE_NAMES, SELF_HARM, VerbClass
+
+__all__ = ["DESTRUCTIVE_WARNING", "fallback_parse", "mentions_job", "mode_for", "normalize"]
 
 DESTRUCTIVE_WARNING = "destructive_intent_detected"
 
@@ -35,48 +50,11 @@ def _words(spec: str, *extra: str) -> re.Pattern[str]:
     return re.compile("|".join((_alt(spec), *extra)))
 
 
-# Vocabularies are written without accents because the text is accent-stripped before matching.
-_DESTRUCTIVE = _words(
-    "delete|deletes|deleting|deleted|remove|removes|removing|removed|drop|drops|dropping|dropped"
-    "|destroy|destroys|destroying|destroyed|kill|kills|killing|killed|terminate|terminates"
-    "|terminating|terminated|reset|resets|resetting|wipe|wipes|wiping|wiped|truncate|truncates"
-    "|truncating|truncated|erase|erases|erasing|erased|purge|purges|purging|purged"
-    "|borrar|borra|borre|borren|borrad|borrando|eliminar|elimina|elimine|eliminen|eliminad"
-    "|eliminando|destruir|destruye|destruya|destruyan|destruid|destruyendo|matar|mata|maten"
-    "|matad|matando|resetear|resetea|resetee|reseteen|vaciar|vacia|vacie|vacien|vaciad"
-    "|truncar|trunca|trunque|trunquen|purgar|purga|purgue|purguen"
-)
-
-# "para" is mostly the preposition "for"; it only means "stop!" when it opens the message.
-_STOP = _words(
-    "stop|stops|stopping|pause|halt|shutdown|shut down|detener|deten|detenga|detengan|detened"
-    "|parar|pare|paren|parad|pausar|pausa|pausen|apagar|apaga|apague|apaguen",
-    r"^\W*(?:por\s+favor\W*)?para" + _B_CLOSE,
-)
-
-# Only imperative/base forms for "run": "is the backup running?" must not launch a backup.
-_ACTIONS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("stop", _STOP),
-    ("restart", _words("restart|reboot|reiniciar|reinicia|reinicie|reinicien|reiniciad")),
-    ("mix", _words("mix|mixing|mezcla|mezclar|mezclame|mezclen|blend")),
-    ("master", _words("master|mastering|masterizar|masteriza|masterizacion")),
-    ("eq", _words("eq|equalize|equalise|ecualizar|ecualiza|ecualizacion")),
-    ("compress", _words("compress|compression|comprimir|comprime|compresion")),
-    ("normalize", _words("normalize|normalise|normalizar|normaliza")),
-    ("render", _words("render|rendering|renderizar|renderiza")),
-    ("run", _words("run|execute|launch|start|ejecutar|ejecuta|ejecute|lanzar|lanza|lance"
-                   "|iniciar|inicia|inicie|arrancar|arranca")),
-    ("status", _words("status|health|healthcheck|health check|ping|estado|salud")),
-    ("analyze", _words("analyze|analyse|check|scan|audit|analizar|analiza|analice|revisar"
-                       "|revisa|escanear|escanea|auditar|audita|verificar|verifica")),
-    ("list", _words("list|show|get|display|listar|lista|mostrar|muestra|muestrame|ver")),
-    ("help", _words("help|how|ayuda|ayudame|como")),
-    ("update", _words("update|upgrade|patch|actualizar|actualiza|actualice")),
-)
-
 AUDIO_ACTIONS = frozenset({"mix", "master", "eq", "compress", "normalize", "render"})
-_AUDIO_PROOF = frozenset({"delete", "stop", "restart"})  # an audio word never softens these
-_SYSTEM_ACTIONS = frozenset({"status", "update"})  # system unless an audio word says otherwise
+# Verbs whose request is about the system even when audio words are around ("stop the music").
+_SYSTEM_KINDS = frozenset({VerbClass.DESTROY, VerbClass.STOP, VerbClass.OVERWRITE})
+_UNLESS_AUDIO = frozenset({VerbClass.CHANGE})  # system unless an audio word says otherwise
+_RISKY = frozenset({VerbClass.DESTROY, VerbClass.STOP, VerbClass.OVERWRITE, VerbClass.CHANGE})
 
 _AUDIO_WORDS = _words(
     "mix|mixing|mezcla|mezclar|blend|master|mastering|masterizar|audio|stem|stems|track|tracks"
@@ -88,13 +66,6 @@ _JOB_WORDS = _words(
     "job|jobs|task|tasks|daughter|daughters|hija|hijas|trabajo|trabajos|tarea|tareas|backup"
     "|backups|respaldo|script|scripts"
 )
-
-_TARGETS: tuple[tuple[str, str], ...] = (
-    ("tentaculo link|tentaculo_link|tentaculo-link|tentaculo|gateway", "tentaculo_link"),
-    ("switch", "switch"), ("hermes", "hermes"), ("hormiguero", "hormiguero"),
-    ("manifestator", "manifestator"), ("shub", "shub"), ("spawner", "spawner"), ("madre", "madre"),
-)
-_TARGET_RE = re.compile("|".join(f"(?P<t{i}>{_alt(spec)})" for i, (spec, _) in enumerate(_TARGETS)))
 
 _MODE_SWITCHES: tuple[tuple[re.Pattern[str], Mode, str], ...] = (
     (_words("audio mode|engineer mode|audio engineer mode|modo audio|modo ingeniero"
@@ -116,22 +87,26 @@ _QUOTED_RE = re.compile(r"(?<!\w)(?:'([^'\n]+)'|\"([^\"\n]+)\"|“([^”\n]+)”
 _NAMED_RE = re.compile(_B_OPEN + r"(?:named|called|llamad[oa])\s+([^\s'\"]+)", re.IGNORECASE)
 
 
-def normalize(text: str) -> str:
-    """Lower-case and strip accents, so vocabularies match "detén" and "deten" alike."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
 def mentions_job(text: str) -> bool:
     """True when the text names a job (job, task, daughter, backup, script, tarea, ...)."""
     return _JOB_WORDS.search(normalize(text)) is not None
 
 
-def _find_target(norm: str) -> str | None:
-    match = _TARGET_RE.search(norm)  # leftmost module named wins
-    if match is None or match.lastgroup is None:
-        return None
-    return _TARGETS[int(match.lastgroup[1:])][1]
+def _find_target(tokens: tuple[str, ...], matches: list[VerbMatch], best: VerbMatch | None,
+                 tables: PolicyTables) -> str | None:
+    """The module a message is about: the first one named (words that are part of a verb, like
+    "switch" in "switch off hermes", do not count). A message that would stop or destroy
+    something and names a protected target is about that target, wherever it is named, so
+    "stop hermes and madre" is judged as stopping Madre."""
+    said = {p for m in matches for p in m.positions}
+    aliases = dict(MODULE_NAMES)
+    aliases |= {name: name for name in tables.protected if name not in aliases}
+    harm = best is not None and best.verb.kind in SELF_HARM
+    names = [alias for alias, name in aliases.items() if not harm or name in tables.protected]
+    found = find_name(tokens, names, skip=said)
+    if found is None and harm:
+        found = find_name(tokens, list(aliases), skip=said)
+    return aliases[found[0]] if found is not None else None
 
 
 def _extract_parameters(text: str, norm: str) -> dict[str, Any]:
@@ -151,33 +126,41 @@ def _extract_parameters(text: str, norm: str) -> dict[str, Any]:
     return params
 
 
-def _domain(action: str, norm: str) -> str:
-    if action in _AUDIO_PROOF:
+def _domain(best: VerbMatch | None, norm: str) -> str:
+    kind = best.verb.kind if best is not None else None
+    action = best.verb.name if best is not None else "chat"
+    if kind in _SYSTEM_KINDS or action == "restart":
         return "system"
     if _AUDIO_WORDS.search(norm):
         return "audio"
-    if action in _SYSTEM_ACTIONS:
+    if kind in _UNLESS_AUDIO or action == "status":
         return "system"
     if action == "run" and _JOB_WORDS.search(norm):
         return "spawner"
     return "general"
 
 
-def fallback_parse(text: str, *, session_mode: Mode | None = None) -> DSL:
-    """Parse without Switch. Never raises; unknown text is a low-confidence "chat"."""
+def fallback_parse(text: str, *, session_mode: Mode | None = None,
+                   tables: PolicyTables = DEFAULT_TABLES) -> DSL:
+    """Parse without Switch. Never raises; text with no verb is a low-confidence "chat"."""
     norm = normalize(text)
+    tokens = tokenize(text)
     params = _extract_parameters(text, norm)
-    target = _find_target(norm)
-    if _DESTRUCTIVE.search(norm):
-        return DSL(domain="system", action="delete", target=target, parameters=params,
+    matches = read_verbs(tokens, tables, leading=True, message=True)
+    best = strongest(matches)
+    target = _find_target(tokens, matches, best, tables)
+    kind = best.verb.kind if best is not None else None
+    if kind is VerbClass.DESTROY:
+        return DSL(domain="system", action=best.verb.name, target=target, parameters=params,
                    confidence=0.9, original_text=text, warnings=[DESTRUCTIVE_WARNING])
-    for pattern, mode, domain in _MODE_SWITCHES:
-        if pattern.search(norm):
-            switch = {**params, "mode": mode.value}
-            return DSL(domain=domain, action="switch_mode", parameters=switch, confidence=0.5,
-                       original_text=text)
-    action = next((name for name, pattern in _ACTIONS if pattern.search(norm)), "chat")
-    domain = _domain(action, norm)
+    if kind not in _RISKY:
+        for pattern, mode, domain in _MODE_SWITCHES:
+            if pattern.search(norm):
+                switch = {**params, "mode": mode.value}
+                return DSL(domain=domain, action="switch_mode", parameters=switch,
+                           confidence=0.5, original_text=text)
+    action = best.verb.name if best is not None else "chat"
+    domain = _domain(best, norm)
     # The caller remembers the session's mode: plain talk inside an audio session stays audio.
     if domain == "general" and target is None and session_mode == Mode.AUDIO_ENGINEER:
         domain = "audio"

@@ -1,78 +1,98 @@
-"""Risk rules: what a (target, action) risks, and whether Madre refuses it.
+"""Risk rules: what a (target, action) risks, and whether Madre refuses it. One classifier for
+every intake path (chat after parsing, control, structured intents, webhooks).
 
-Rules, evaluated in order on the lower-cased target and the action's word tokens
-("update_all" -> {"update", "all"}; never substrings, so "unstoppable" is LOW):
-  1. self-destruction: a protected target (Madre, the gateway) with a destructive token -> denied;
-  2. allowlist: every token is read-only -> LOW (keyed by action only: no target is a wildcard);
-  3. any HIGH token -> HIGH;   4. any MED token -> MED;   5. anything else -> LOW.
+The action is read with the verb tables (`madre.rules.tables`: case, separators, accents,
+English and Spanish inflections, phrases), then, in order:
+  1. a stop or destroy verb aimed at a protected target (Madre, the gateway, any a policy file
+     adds) -> denied; restarting one is only MED: it waits for a human;
+  2. no verb Madre knows -> MED: what Madre does not understand waits for a human
+     ("unknown action 'frobnicate': waits for confirmation");
+  3. otherwise the most cautious verb found decides: destroy, stop, overwrite -> HIGH;
+     change -> MED; read-only and everyday work (audio, jobs) -> LOW.
 MED and HIGH require a human confirmation; a denied request never runs, so it asks for none.
 """
 
 from __future__ import annotations
 
-import re
-
 from madre.model import DSL, Decision, Risk
-
-# The gateway's aliases are protected too: a structured caller may name it either way.
-PROTECTED_TARGETS = frozenset({"madre", "tentaculo_link", "tentaculo", "gateway"})
-SELF_DESTRUCTIVE = frozenset({
-    "delete", "stop", "kill", "destroy", "terminate", "shutdown", "remove", "drop", "wipe",
-    "purge", "reset", "erase",
-})
-READ_ONLY = frozenset({
-    "status", "health", "healthcheck", "read", "list", "get", "show", "analyze", "check", "ping",
-    "info", "chat", "help", "version",
-})
-HIGH_RISK = frozenset({
-    "delete", "drop", "destroy", "reset", "migrate", "restore", "stop", "kill", "terminate",
-    "wipe", "purge", "truncate", "erase", "remove", "shutdown",
-})
-MED_RISK = frozenset({
-    "restart", "reboot", "suspend", "cleanup", "patch", "update", "upgrade", "deploy", "scale",
-    "rollback",
-})
-
-_TOKEN_RE = re.compile(r"[^\W_]+")  # letters and digits; "_", "-", "." and spaces separate
+from madre.rules.tables import (
+    DEFAULT_TABLES,
+    PolicyTables,
+    VerbMatch,
+    find_name,
+    normal_name,
+    read_verbs,
+    strongest,
+    tokenize,
+)
+from madre.rules.vocabulary import CLASS_RISK, SELF_HARM, VerbClass
+from madre.rules.vocabulary import PROTECTED_TARGETS as _BUILTIN_PROTECTED
 
 
-def _tokens(action: str) -> tuple[str, ...]:
-    return tuple(_TOKEN_RE.findall(action.strip().lower()))
+def _forms(kind: VerbClass) -> frozenset[str]:
+    """The one-word forms of a class in the built-in tables (tests and README read these)."""
+    return frozenset(f for f in DEFAULT_TABLES.classes()[kind] if len(tokenize(f)) == 1)
 
 
-def _normal_target(target: str | None) -> str:
-    return re.sub(r"[\s-]+", "_", (target or "").strip().lower())
-
-
-def _first(tokens: tuple[str, ...], vocabulary: frozenset[str]) -> str | None:
-    return next((t for t in tokens if t in vocabulary), None)
+READ_ONLY = _forms(VerbClass.READ)
+EVERYDAY_WORK = _forms(VerbClass.WORK)
+MED_RISK = _forms(VerbClass.CHANGE)
+HIGH_RISK = _forms(VerbClass.DESTROY) | _forms(VerbClass.STOP) | _forms(VerbClass.OVERWRITE)
+SELF_DESTRUCTIVE = _forms(VerbClass.DESTROY) | _forms(VerbClass.STOP)
+PROTECTED_TARGETS = DEFAULT_TABLES.protected
 
 
 def _decision(risk: Risk, reason: str) -> Decision:
     return Decision(risk=risk, requires_confirmation=risk in (Risk.MED, Risk.HIGH), reason=reason)
 
 
-def classify(target: str | None, action: str) -> Decision:
+def _denied(name: str, action: str) -> Decision:
+    what = ("itself or the gateway" if name in _BUILTIN_PROTECTED
+            else f"a protected target ({name} is one)")
+    return Decision(risk=Risk.HIGH, requires_confirmation=False, denied=True,
+                    reason=f"Madre never stops or destroys {what} ({name}/{action.strip()})")
+
+
+def _self_harm(matches: list[VerbMatch]) -> bool:
+    return any(m.verb.kind in SELF_HARM for m in matches)
+
+
+def _judge(best: VerbMatch | None, action: str) -> Decision:
+    if best is None:
+        shown = " ".join(action.split())
+        if not shown:
+            return _decision(Risk.MED, "no action named: waits for confirmation")
+        return _decision(Risk.MED, f"unknown action '{shown}': waits for confirmation")
+    kind = best.verb.kind
+    risk = CLASS_RISK[kind]
+    if kind is VerbClass.READ:
+        return _decision(risk, "read-only action")
+    if kind is VerbClass.WORK:
+        return _decision(risk, f"'{best.words}' is everyday work that destroys nothing")
+    return _decision(risk, f"'{best.words}' is a {risk}-risk verb")
+
+
+def classify(target: str | None, action: str, *, tables: PolicyTables = DEFAULT_TABLES
+             ) -> Decision:
     """The policy's decision for one (target, action). Pure; never raises on a string action."""
-    tokens = _tokens(action)
-    name = _normal_target(target)
-    verb = _first(tokens, SELF_DESTRUCTIVE)
-    if name in PROTECTED_TARGETS and verb is not None:
-        return Decision(
-            risk=Risk.HIGH, requires_confirmation=False, denied=True,
-            reason=f"Madre never stops or destroys itself or the gateway ({name}/{action.strip()})",
-        )
-    if not tokens:
-        return _decision(Risk.LOW, "no action named")
-    if set(tokens) <= READ_ONLY:
-        return _decision(Risk.LOW, "read-only action")
-    if (verb := _first(tokens, HIGH_RISK)) is not None:
-        return _decision(Risk.HIGH, f"'{verb}' is a HIGH-risk verb")
-    if (verb := _first(tokens, MED_RISK)) is not None:
-        return _decision(Risk.MED, f"'{verb}' is a MED-risk verb")
-    return _decision(Risk.LOW, "no risky verb")
+    matches = read_verbs(tokenize(action), tables, leading=True)
+    name = normal_name(target)
+    if name in tables.protected and _self_harm(matches):
+        return _denied(name, action)
+    return _judge(strongest(matches), action)
 
 
-def classify_dsl(dsl: DSL) -> Decision:
-    """Classify a parsed request: its target when one was named, else its domain."""
-    return classify(dsl.target or dsl.domain, dsl.action)
+def classify_dsl(dsl: DSL, *, tables: PolicyTables = DEFAULT_TABLES) -> Decision:
+    """Classify a parsed request: its target when one was named, else its domain.
+
+    A stop or destroy reading of a message that names a protected target anywhere ("stop
+    hermes, then madre") is denied too, whoever parsed it: Switch's target may be another one.
+    """
+    decision = classify(dsl.target or dsl.domain, dsl.action, tables=tables)
+    if decision.denied or not dsl.original_text:
+        return decision
+    if _self_harm(read_verbs(tokenize(dsl.action), tables, leading=True)):
+        named = find_name(tokenize(dsl.original_text), sorted(tables.protected))
+        if named is not None:
+            return _denied(normal_name(named[0]), dsl.action)
+    return decision

@@ -1,8 +1,10 @@
 """Reading Switch's answer to an intent_parse request, and combining it with the local parser's.
 
-Safety floor: when the local parser sees a destructive verb, its reading wins over Switch's,
-and a reading Switch gives is never less cautious than the local one, so a model that misreads
-"delete all data" as small talk cannot lower the risk. Pure: the Parser actor calls these.
+Switch may raise a risk, never lower it: when the local parser sees a destructive verb its
+reading wins over a different one of Switch's, and the merged reading is never less cautious
+than the local one (denied first, then by risk), so a model that misreads "delete all data" as
+small talk cannot lower the risk. A Switch action Madre does not know ("frobnicate") is judged
+like any unknown action: MED. Pure: the Parser actor calls these, with the tables in force.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from madre.model import DSL, Risk
+from madre.rules.parsing import DESTRUCTIVE_WARNING
 from madre.rules.policy import classify_dsl
+from madre.rules.tables import DEFAULT_TABLES, PolicyTables
 
 
 def dsl_from_switch(answer: dict[str, Any], text: str) -> DSL | None:
@@ -35,15 +39,15 @@ def dsl_from_switch(answer: dict[str, Any], text: str) -> DSL | None:
 _RISK_RANK = {Risk.LOW: 0, Risk.MED: 1, Risk.HIGH: 2}
 
 
-def _caution(dsl: DSL) -> tuple[bool, int]:
+def _caution(dsl: DSL, tables: PolicyTables) -> tuple[bool, int]:
     """How cautious the policy is about a reading: denied first, then by risk."""
-    decision = classify_dsl(dsl)
+    decision = classify_dsl(dsl, tables=tables)
     return decision.denied, _RISK_RANK[decision.risk]
 
 
-def merge(switch_dsl: DSL, local: DSL) -> DSL:
+def merge(switch_dsl: DSL, local: DSL, *, tables: PolicyTables = DEFAULT_TABLES) -> DSL:
     """Switch's reading, completed by what the local parser found, never less cautious."""
-    if "destructive_intent_detected" in local.warnings and switch_dsl.action != local.action:
+    if DESTRUCTIVE_WARNING in local.warnings and switch_dsl.action != local.action:
         return local
     parameters = {**local.parameters, **switch_dsl.parameters}
     merged = switch_dsl.model_copy(
@@ -55,6 +59,6 @@ def merge(switch_dsl: DSL, local: DSL) -> DSL:
     )
     # A model that reads "restart the hormiguero" as small talk must not lower the risk the
     # local rules see (MED) to LOW: the more cautious reading wins.
-    if _caution(local) > _caution(merged):
+    if _caution(local, tables) > _caution(merged, tables):
         return local
     return merged

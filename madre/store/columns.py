@@ -14,8 +14,11 @@ KEY_MODE = "madre:mode"
 KEY_CONFIRM_HASH = "madre:confirm_hash"
 KEY_CONFIRM_EXPIRES = "madre:confirm_expires_at"
 KEY_CONFIRMED_AT = "madre:confirmed_at"
+KEY_INSTANCE = "madre:instance:"  # + the instance id: its liveness (no plan's row)
 
 SCOPE_GLOBAL = "global"
+SCOPE_INSTANCE = "instance"
+SCOPE_DEAD_INSTANCE = "instance:dead"
 
 
 def session_scope(session_id: str) -> str:

@@ -30,8 +30,13 @@ def is_sqlite(database: peewee.Database) -> bool:
     return isinstance(database, peewee.SqliteDatabase)
 
 
-def open_database(url: str) -> peewee.Database:
-    """Open (lazily) the database `url` names; for SQLite, create the file's folder."""
+def open_database(url: str, *, idle_transaction_seconds: float | None = None) -> peewee.Database:
+    """Open (lazily) the database `url` names; for SQLite, create the file's folder.
+
+    On PostgreSQL, `idle_transaction_seconds` has the server end any session of ours that
+    sits inside a transaction longer than that waiting for us: an instance cut off from the
+    database mid-transaction must not keep row locks that stop the others from taking its
+    plans over once its leases run out."""
     parts = urlsplit(url)
     scheme = parts.scheme.split("+", 1)[0]
     if scheme == "sqlite":
@@ -54,8 +59,13 @@ def open_database(url: str) -> peewee.Database:
         )
     if scheme in ("postgres", "postgresql"):
         pooled = "postgresql+pool" + url[len(parts.scheme):]
+        options = {}
+        if idle_transaction_seconds is not None:
+            ms = max(1000, int(idle_transaction_seconds * 1000))
+            options["options"] = f"-c idle_in_transaction_session_timeout={ms}"
         return db_url.connect(
-            pooled, max_connections=48, stale_timeout=300, timeout=10, autoconnect=True
+            pooled, max_connections=48, stale_timeout=300, timeout=10, autoconnect=True,
+            **options,
         )
     raise ValueError(f"unsupported DATABASE_URL scheme {parts.scheme!r}")
 

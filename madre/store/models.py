@@ -56,6 +56,7 @@ def build_models(database: peewee.Database) -> Models:  # noqa: PLR0915 - one ta
         intent_id = peewee.CharField(max_length=128, unique=True)
         session_id = peewee.CharField(max_length=128, null=True)
         plan_id = peewee.CharField(max_length=36, null=True)
+        instance_id = peewee.CharField(max_length=64, null=True)  # the instance that took it in
 
         class Meta:
             table_name = "intents_log"
@@ -81,15 +82,22 @@ def build_models(database: peewee.Database) -> Models:  # noqa: PLR0915 - one ta
         plan_json = peewee.TextField(null=True)
         version = peewee.IntegerField(default=0)
         deadline = peewee.DateTimeField(null=True)  # a waiting confirmation's expiry
+        # Several instances: the one that runs the plan, until when, and how many owners it
+        # has had (a write from an older epoch changes nothing: fencing).
+        owner = peewee.CharField(max_length=64, null=True)
+        lease_until = peewee.DateTimeField(null=True)
+        epoch = peewee.IntegerField(default=0)
 
         class Meta:
             table_name = "tasks"
-            indexes = ((("status", "id"), False), (("status", "deadline"), False))
+            indexes = ((("status", "id"), False), (("status", "deadline"), False),
+                       (("owner", "status"), False))
 
     class Context(Base):
         id = peewee.AutoField()
+        # NULL for rows that belong to no plan: an instance's liveness, the schema version.
         task_id = peewee.ForeignKeyField(
-            Task, field=Task.uuid, column_name="task_id", backref="context_rows"
+            Task, field=Task.uuid, column_name="task_id", backref="context_rows", null=True
         )
         key = peewee.CharField(max_length=255)
         value = peewee.TextField()

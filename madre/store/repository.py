@@ -27,18 +27,21 @@ from madre.store.columns import (
     KEY_CONFIRM_HASH,
     KEY_CONFIRMED_AT,
     KEY_INTENT,
+    KEY_INSTANCE,
     KEY_MODE,
     SCOPE_GLOBAL,
+    SCOPE_INSTANCE,
     clip,
     from_db_time,
     session_scope,
     to_db_time,
 )
-from madre.store.db import connection
+from madre.store.db import connection, is_sqlite
 from madre.store.models import Models, naive_utcnow
 from madre.store.sql import Statements
 
 UNREADABLE_WARNING = "stored_plan_unreadable"
+NOTIFY_CHANNEL = "madre"
 
 
 class UnreadablePlan(Exception):  # noqa: N818 - names what was found, like KeyError
@@ -61,15 +64,18 @@ class IntentRow(NamedTuple):
     intent_id: str
     plan_id: str | None
     result_status: str
+    session_id: str | None = None
 
 
 class Repository:
     """Queries over one database and its models."""
 
-    def __init__(self, database: peewee.Database, models: Models) -> None:
+    def __init__(self, database: peewee.Database, models: Models, *,
+                 instance_id: str | None = None) -> None:
         self.database = database
         self.m = models
         self.sql = Statements(database)
+        self.instance_id = instance_id  # owner of the plans this Madre creates and wakes
 
     # ------------------------------------------------------------------ writes (Store actor)
 
@@ -83,18 +89,22 @@ class Repository:
         if intent.retake:
             if self.sql.run("retake_intent", (
                     clip(intent.source, 64), json.dumps(intent.payload, default=str),
-                    intent.session_id, "received", intent.intent_id)) != 1:
+                    intent.session_id, self.instance_id, "received", intent.intent_id)) != 1:
                 raise DuplicateIntent(f"intent {intent.intent_id} was taken by another attempt")
             return None
         return self.sql.insert_returning_id("insert_intent", (
             clip(intent.source, 64), json.dumps(intent.payload, default=str),
             self.sql.ts(naive_utcnow()), "received", intent.intent_id, intent.session_id,
+            self.instance_id,
         ))
 
     def create_plan(self, plan: Plan, *, audit: Sequence[AuditRow],
-                    confirmation: Confirmation | None, close: IntentClose | None) -> None:
+                    confirmation: Confirmation | None, close: IntentClose | None,
+                    lease_until: dt.datetime | None = None) -> None:
         """INSERT the tasks row and its context rows, mark the intent planned (then `close`
-        it), append `audit`."""
+        it), append `audit`. A plan that must run comes with its owner and epoch (the
+        instance that will start it) and is leased until `lease_until`, so no other instance
+        takes it meanwhile."""
         now = self.sql.ts(naive_utcnow())
         self.sql.run("insert_task", (
             plan.plan_id, "madre_plan", "madre",
@@ -105,6 +115,8 @@ class Repository:
             plan.wait_reason.value if plan.wait_reason else None, plan.model_dump_json(),
             plan.version,
             self.sql.ts(to_db_time(confirmation.expires_at)) if confirmation else None,
+            plan.owner, plan.epoch,
+            self.sql.ts(to_db_time(lease_until)) if plan.active and lease_until else None,
         ))
         rows = [
             (plan.plan_id, KEY_INTENT, plan.intent_id, SCOPE_GLOBAL, now),
@@ -121,30 +133,45 @@ class Repository:
             self.close_intent(close)
         self.append_audit(audit)
 
-    def save_plan(self, plan: Plan, *, expected_version: int, audit: Sequence[AuditRow] = (),
-                  close: IntentClose | None = None, job: JobRequest | None = None,
-                  confirmed_at: dt.datetime | None = None, keep_stored_json: bool = False
+    def save_plan(self, plan: Plan, *, expected_version: int, expected_epoch: int | None = None,
+                  audit: Sequence[AuditRow] = (), close: IntentClose | None = None,
+                  job: JobRequest | None = None, confirmed_at: dt.datetime | None = None,
+                  keep_stored_json: bool = False, lease_until: dt.datetime | None = None
                   ) -> Plan:
-        """UPDATE the tasks row if it is still at `expected_version`; with it, request `job`
-        (its daughter_tasks id goes into the step's result), `close` the intent, note when a
-        confirmation was used, append `audit`. Returns the plan as saved (version + 1).
+        """UPDATE the tasks row if it is still at `expected_version` and `expected_epoch`
+        (the plan's own epoch unless given: a writer from an older owner writes nothing);
+        with it, request `job` (its daughter_tasks id goes into the step's result), `close`
+        the intent, note when a confirmation was used, append `audit`. Returns the plan as
+        saved (version + 1).
+
+        A plan that rests (WAITING, DONE, ERROR) has no owner and no lease. One that runs
+        keeps its owner; with `lease_until` (a command woke it: the new epoch is the plan's)
+        it is leased anew.
 
         Raises StaleWrite when the stored row moved on: the caller must read it again, never
         overwrite. `keep_stored_json` leaves plan_json as it is (a plan whose JSON could not
         be read ends by its columns, and the unreadable text stays for people to look at).
         """
+        epoch = plan.epoch if expected_epoch is None else expected_epoch
         saved = plan.model_copy(update={"version": expected_version + 1})
+        if not saved.active:
+            saved.owner, lease_until = None, None
         if job is not None:
             self._request_job(saved, job)
         final = saved.status in (Status.DONE, Status.ERROR)
-        columns = (saved.status.value, saved.wait_reason.value if saved.wait_reason else None)
-        tail = (self.sql.ts(naive_utcnow()), saved.version,
-                saved.reason if saved.status is Status.ERROR else None,
-                _final_result(saved) if final else None, plan.plan_id, expected_version)
-        if keep_stored_json:
-            updated = self.sql.run("update_task_columns", (*columns, *tail))
-        else:
-            updated = self.sql.run("update_task", (*columns, saved.model_dump_json(), *tail))
+        sets_lease = lease_until is not None or not saved.active
+        values: list[Any] = [saved.status.value,
+                             saved.wait_reason.value if saved.wait_reason else None]
+        if not keep_stored_json:
+            values.append(saved.model_dump_json())
+        values += [self.sql.ts(naive_utcnow()), saved.version,
+                   saved.reason if saved.status is Status.ERROR else None,
+                   _final_result(saved) if final else None, saved.owner, saved.epoch]
+        if sets_lease:
+            values.append(self.sql.ts(to_db_time(lease_until)) if lease_until else None)
+        statement = ("update_task" + ("_columns" if keep_stored_json else "")
+                     + ("_lease" if sets_lease else ""))
+        updated = self.sql.run(statement, (*values, plan.plan_id, expected_version, epoch))
         if updated != 1:
             raise StaleWrite(plan.plan_id, expected_version)
         if close is not None:
@@ -216,7 +243,112 @@ class Repository:
             ).execute()
         )
 
+    # ------------------------------------------------------------------ leases and instances
+
+    def renew_leases(self, owner: str, *, lease_until: dt.datetime) -> set[str]:
+        """Extend the lease of every plan `owner` runs; the ids of the plans it still owns."""
+        cursor = self.database.execute_sql(
+            self.sql.sql("renew_leases") + " RETURNING uuid",
+            (self.sql.ts(to_db_time(lease_until)), owner))
+        return {str(r[0]) for r in cursor.fetchall()}
+
+    def plan_ids_owned(self, owner: str) -> set[str]:
+        """The plans that must run which `owner` holds (read inside a write)."""
+        task = self.m.Task
+        return {r.uuid for r in task.select(task.uuid).where(
+            (task.owner == owner)
+            & task.status.in_([Status.PENDING.value, Status.RUNNING.value]))}
+
+    def claim_plans(self, owner: str, *, now: dt.datetime, lease_until: dt.datetime,
+                    dead_owners: Sequence[str] = (), limit: int = 100) -> list[tuple[str, int]]:
+        """Take over plans that must run and have no live owner: none, a lease that ran out,
+        or an owner known dead. Each claim makes `owner` the plan's new owner with the next
+        epoch, so whatever the old owner still writes for it changes nothing. On PostgreSQL
+        the rows are locked with SKIP LOCKED: two instances claiming at once never take the
+        same plan. (plan id, epoch) of each plan claimed."""
+        param = self.database.param
+        dead = list(dead_owners)
+        dead_clause = (f" OR owner IN ({', '.join([param] * len(dead))})" if dead else "")
+        lock = "" if is_sqlite(self.database) else " FOR UPDATE SKIP LOCKED"
+        sql = (
+            f"UPDATE tasks SET owner = {param}, epoch = epoch + 1, lease_until = {param}"
+            " WHERE id IN (SELECT id FROM tasks WHERE status IN ('PENDING', 'RUNNING')"
+            f" AND (owner IS NULL OR owner <> {param})"
+            f" AND (owner IS NULL OR lease_until IS NULL OR lease_until < {param}{dead_clause})"
+            f" ORDER BY id LIMIT {param}{lock}) RETURNING uuid, epoch"
+        )
+        cursor = self.database.execute_sql(sql, (
+            owner, self.sql.ts(to_db_time(lease_until)), owner,
+            self.sql.ts(to_db_time(now)), *dead, limit))
+        return [(str(r[0]), int(r[1])) for r in cursor.fetchall()]
+
+    def notify(self, sender: str, settled: Sequence[str]) -> None:
+        """NOTIFY the other instances (PostgreSQL; delivered when this transaction commits):
+        that events were recorded, and which plans came to rest. A payload holds at most
+        100 plan ids (PostgreSQL caps one at 8000 bytes): more take more notices."""
+        chunks = [list(settled[i:i + 100]) for i in range(0, len(settled), 100)] or [[]]
+        for chunk in chunks:
+            self.database.execute_sql("SELECT pg_notify(%s, %s)", (
+                NOTIFY_CHANNEL, json.dumps({"from": sender, "settled": chunk})))
+
+    def release_leases(self, owner: str) -> int:
+        """A stopping instance lets its running plans go: any live instance may take them
+        at once instead of waiting for their leases to run out."""
+        return int(self.m.Task.update(lease_until=None).where(
+            (self.m.Task.owner == owner)
+            & self.m.Task.status.in_([Status.PENDING.value, Status.RUNNING.value])).execute())
+
+    def save_instance(self, instance_id: str, value: str, *, new: bool,
+                      scope: str = SCOPE_INSTANCE) -> None:
+        """Write an instance's liveness row (a `context` row of no plan); `scope` moves it
+        (a dead instance's row leaves the live ones, so they stay few to read)."""
+        context = self.m.Context
+        key = f"{KEY_INSTANCE}{instance_id}"
+        if not new and context.update(value=value, scope=scope).where(
+                (context.key == key) & context.scope.in_([SCOPE_INSTANCE, scope])).execute():
+            return
+        context.insert(task_id=None, key=key, value=value, scope=scope,
+                       created_at=naive_utcnow()).execute()
+
+    def close_orphan_intents_of(self, instance_ids: Sequence[str], *, before: dt.datetime,
+                                include_unowned: bool) -> list[IntentRow]:
+        """Close as ERROR the intents that the given (dead) instances took in and never
+        planned; with `include_unowned`, also those no instance is named on (recorded by a
+        Madre from before instances). The rows closed."""
+        log_ = self.m.IntentLog
+        whose = log_.instance_id.in_(list(instance_ids)) if instance_ids else None
+        if include_unowned:
+            whose = log_.instance_id.is_null() if whose is None else (
+                whose | log_.instance_id.is_null())
+        if whose is None:
+            return []
+        where = ((log_.result_status == "received") & log_.plan_id.is_null()
+                 & (log_.created_at < to_db_time(before)) & whose)
+        rows = [IntentRow(r.intent_id, None, "error", r.session_id)
+                for r in log_.select(log_.intent_id, log_.session_id).where(where)]
+        if rows:
+            log_.update(result_status="error",
+                        notes="interrupted: Madre stopped before a plan was created",
+                        processed_by_madre_at=naive_utcnow()).where(
+                log_.intent_id.in_([r.intent_id for r in rows])).execute()
+        return rows
+
     # ------------------------------------------------------------------ reads (any thread)
+
+    def instances(self, *, scope: str = SCOPE_INSTANCE) -> list[tuple[str, str]]:
+        """(instance id, liveness JSON) of the instances not buried yet (or of `scope`)."""
+        context = self.m.Context
+        with connection(self.database):
+            return [(r.key[len(KEY_INSTANCE):], r.value) for r in
+                    context.select(context.key, context.value)
+                    .where(context.scope == scope).order_by(context.id)]
+
+    def active_owners(self) -> list[tuple[str, dt.datetime | None]]:
+        """Each instance that owns plans which must run, with the soonest of their leases."""
+        with connection(self.database):
+            rows = self.database.execute_sql(self.sql.sql("active_owners")).fetchall()
+        return [(str(owner), from_db_time(lease)) for owner, lease in rows]
+
 
     def load_plan(self, plan_id: str) -> Plan | None:
         """The stored plan, or None. Raises UnreadablePlan (carrying a stand-in from the
@@ -226,14 +358,19 @@ class Repository:
         if row is None:
             return None
         plan_json, status, wait_reason, version, error, intent_id, session_id, source, \
-            created_at, updated_at = row
+            created_at, updated_at, owner, epoch = row
         try:
-            return Plan.model_validate_json(plan_json or "")
+            plan = Plan.model_validate_json(plan_json or "")
         except ValueError:
-            raise UnreadablePlan(stand_in_plan(
+            stand_in = stand_in_plan(
                 plan_id, status=status, wait_reason=wait_reason, version=version, error=error,
                 intent_id=intent_id, session_id=session_id, source=source,
-                created_at=created_at, updated_at=updated_at)) from None
+                created_at=created_at, updated_at=updated_at)
+            stand_in.owner, stand_in.epoch = owner, int(epoch or 0)
+            raise UnreadablePlan(stand_in) from None
+        # Who owns it is the row's to say (a claim changes the columns, not the JSON).
+        plan.owner, plan.epoch = owner, int(epoch or 0)
+        return plan
 
     def readable_plan(self, plan_id: str) -> Plan | None:
         """The stored plan, or its stand-in when its JSON cannot be read."""

@@ -17,10 +17,10 @@ from madre.store.db import is_sqlite
 _STATEMENTS = {
     "insert_intent": (
         "INSERT INTO intents_log (source, payload_json, created_at, result_status, intent_id,"
-        " session_id) VALUES (?, ?, ?, ?, ?, ?)"
+        " session_id, instance_id) VALUES (?, ?, ?, ?, ?, ?, ?)"
     ),
     "retake_intent": (
-        "UPDATE intents_log SET source = ?, payload_json = ?, session_id = ?,"
+        "UPDATE intents_log SET source = ?, payload_json = ?, session_id = ?, instance_id = ?,"
         " result_status = ?, notes = NULL, processed_by_madre_at = NULL"
         " WHERE intent_id = ? AND plan_id IS NULL AND result_status IN ('received', 'error')"
     ),
@@ -31,17 +31,14 @@ _STATEMENTS = {
     ),
     "insert_task": (
         "INSERT INTO tasks (uuid, name, module, action, status, created_at, updated_at, error,"
-        " intent_id, session_id, source, mode, risk, wait_reason, plan_json, version, deadline)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " intent_id, session_id, source, mode, risk, wait_reason, plan_json, version, deadline,"
+        " owner, epoch, lease_until)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ),
-    "update_task": (
-        "UPDATE tasks SET status = ?, wait_reason = ?, plan_json = ?, updated_at = ?,"
-        " version = ?, error = ?, result = ? WHERE uuid = ? AND version = ?"
+    "renew_leases": (
+        "UPDATE tasks SET lease_until = ? WHERE owner = ? AND status IN ('PENDING', 'RUNNING')"
     ),
-    "update_task_columns": (
-        "UPDATE tasks SET status = ?, wait_reason = ?, updated_at = ?,"
-        " version = ?, error = ?, result = ? WHERE uuid = ? AND version = ?"
-    ),
+
     "insert_context": (
         "INSERT INTO context (task_id, key, value, scope, created_at) VALUES (?, ?, ?, ?, ?)"
     ),
@@ -50,16 +47,35 @@ _STATEMENTS = {
     ),
     "plan_row": (
         "SELECT plan_json, status, wait_reason, version, error, intent_id, session_id, source,"
-        " created_at, updated_at FROM tasks WHERE uuid = ?"
+        " created_at, updated_at, owner, epoch FROM tasks WHERE uuid = ?"
     ),
     "context_value": (
         "SELECT value FROM context WHERE task_id = ? AND key = ? ORDER BY id DESC LIMIT 1"
+    ),
+    "active_owners": (
+        "SELECT owner, MIN(lease_until) FROM tasks WHERE status IN ('PENDING', 'RUNNING')"
+        " AND owner IS NOT NULL GROUP BY owner"
     ),
     "insert_action": (
         "INSERT INTO madre_actions (module, action, reason, created_at, plan_id, intent_id,"
         " session_id, actor, detail_json, plan_status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ),
 }
+
+
+def _update_task(*, with_json: bool, with_lease: bool) -> str:
+    """The conditional UPDATE of a plan's row: it lands only while the row is still at the
+    version and epoch the writer read (fencing), and leaves the lease alone unless asked."""
+    sets = ["status = ?", "wait_reason = ?", *(["plan_json = ?"] if with_json else []),
+            "updated_at = ?", "version = ?", "error = ?", "result = ?", "owner = ?",
+            "epoch = ?", *(["lease_until = ?"] if with_lease else [])]
+    return f"UPDATE tasks SET {', '.join(sets)} WHERE uuid = ? AND version = ? AND epoch = ?"
+
+
+for _json in (True, False):
+    for _lease in (True, False):
+        _STATEMENTS[f"update_task{'' if _json else '_columns'}{'_lease' if _lease else ''}"] = (
+            _update_task(with_json=_json, with_lease=_lease))
 
 
 class Statements:
@@ -76,6 +92,10 @@ class Statements:
         if moment is None or not self._sqlite:
             return moment
         return moment.isoformat(" ")
+
+    def sql(self, name: str) -> str:
+        """Statement `name` in this database's dialect."""
+        return self._sql[name]
 
     def run(self, name: str, params: tuple[Any, ...]) -> int:
         """Execute statement `name`; the number of rows it changed."""

@@ -28,8 +28,8 @@ from helpers import TOKEN, free_port
 from helpers import table_rows as sql_rows
 
 from madre import Madre, create_app
-from madre.cli.output import colour_enabled, render_event, styler, table
 from madre.cli.client import ServerEvent, parse_sse
+from madre.cli.output import colour_enabled, render_event, styler, table
 from madre.contracts import (
     CancelResponse,
     ChatRequest,
@@ -387,7 +387,7 @@ def test_the_commands_are_the_ones_documented_and_no_stubs() -> None:
     out = ok(run_madre("--help"))
     commands = set(re.findall(r"^  (\w+)\s", out[out.index("Commands:"):], re.MULTILINE))
     assert commands == {"serve", "modules", "chat", "control", "plans", "show", "confirm",
-                        "cancel", "tail", "audit", "health"}
+                        "cancel", "tail", "audit", "health", "instances", "db"}
 
 
 # --------------------------------------------------------------------------- colour

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from doubles import FakeClock
 from helpers import free_port, make_settings
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -25,8 +26,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from madre import Madre, Settings
-from madre.delegation.breaker import BreakerState
+from madre.clock import Clock
 from madre.contracts import ChatRequest, ChatResponse
+from madre.delegation.breaker import BreakerState
 from madre.model import Provider, Status, StepType
 from madre.standins import CALL_PATHS, LoopbackServer, Recorder, StandinCluster
 
@@ -34,19 +36,6 @@ STATUS = "what is the status of the system"
 FALLBACK = "fallback_parser_used"
 PARSE_TIMEOUT = 0.3
 FAILURES = 3
-
-
-class FakeClock:
-    """A monotonic clock that moves only when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
@@ -57,10 +46,15 @@ def settings(database_url: str, standins: StandinCluster) -> Settings:
 
 
 @pytest.fixture
-def clock(madre: Madre) -> FakeClock:
-    fake = FakeClock()
-    madre.switch_breaker._clock = fake
-    return fake
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def madre(settings: Settings, clock: FakeClock) -> Iterator[Madre]:
+    """A Madre whose monotonic clock (the breaker's) is `clock`."""
+    with Madre(settings, clock=Clock(monotonic=clock)) as runtime:
+        yield runtime
 
 
 def parse_calls(recorder: Recorder) -> int:

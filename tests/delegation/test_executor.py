@@ -8,10 +8,8 @@ Every test runs on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from helpers import TOKEN, audit_actions, free_port, make_settings
+from helpers import TOKEN, audit_actions, free_port, make_settings, plan_actors_left
 
 from madre import Madre, Settings
 from madre.contracts import ControlRequest, PlanDetail
@@ -42,13 +40,6 @@ def shub_step(detail: PlanDetail) -> Step:
     return step
 
 
-def plan_actors_left(madre: Madre) -> int:
-    """Plan actors alive once every Plan actor thread has ended: a stopping actor tells the
-    supervisor before its thread ends, so the count asked after the join includes that."""
-    for thread in threading.enumerate():
-        if thread.name.startswith("PlanActor-"):
-            thread.join(timeout=10)
-    return madre.active_plan_actors()
 
 
 def test_a_step_goes_to_the_base_url_and_route_the_settings_give(start_madre, standins):

@@ -8,12 +8,11 @@ Every test runs on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 
 import pytest
-from helpers import audit_actions, free_port
+from helpers import audit_actions, free_port, plan_actors_left
 
 from madre import Madre
 from madre.contracts import ControlRequest
@@ -95,13 +94,6 @@ def faulty(request: pytest.FixtureRequest, start_madre: Callable[..., Madre],
     return request.param, runtime
 
 
-def plan_actors_left(madre: Madre) -> int:
-    """Plan actors alive once every Plan actor thread has ended: a stopping actor tells the
-    supervisor before its thread ends, so the count asked after the join includes that."""
-    for thread in threading.enumerate():
-        if thread.name.startswith("PlanActor-"):
-            thread.join(timeout=10)
-    return madre.active_plan_actors()
 
 
 def test_a_faulty_shub_ends_the_plan_in_error_naming_shub_within_its_timeouts(faulty) -> None:

@@ -27,12 +27,6 @@ QUICK = 0.5  # seconds: the client timeout /health must answer within
 
 
 @pytest.fixture
-def modes(request: pytest.FixtureRequest) -> dict[str, str]:
-    """Stand-in modes in force from before Madre starts (parametrize with indirect=True)."""
-    return dict(getattr(request, "param", {}))
-
-
-@pytest.fixture
 def settings(database_url: str, standins: StandinCluster, modes: dict[str, str]) -> Settings:
     for module, mode in modes.items():
         standins.behaviours[module].mode = mode  # type: ignore[assignment]

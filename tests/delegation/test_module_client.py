@@ -10,8 +10,8 @@ saw three requests.
 from __future__ import annotations
 
 import socket
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from madre.delegation.client import Answer, ModuleClient, ConnectionPools
+from madre.delegation.client import Answer, ConnectionPools, ModuleClient
 from madre.errors import DownstreamError
 from madre.standins import CALL_PATHS, LoopbackServer, StandinCluster
 

@@ -122,7 +122,8 @@ def test_the_right_token_is_let_through(anonymous: TestClient) -> None:
 
 def test_health_names_module_status_version_time_deps_and_db(client: TestClient) -> None:
     body = client.get("/health").json()
-    assert set(body) == {"module", "status", "version", "time", "deps", "db", "checks"}
+    assert set(body) == {"module", "status", "version", "time", "deps", "db", "checks",
+                         "instance", "instances"}
     assert body["module"] == "madre"
     assert body["status"] in ("ok", "degraded")
     assert isinstance(body["version"], str) and body["version"]

@@ -27,12 +27,13 @@ from madre.http.stream import BATCH
 from madre.standins import LoopbackServer, StandinCluster
 
 @pytest.fixture
-def open_stream(live_url: str) -> Iterator[Callable[..., Stream]]:
-    """Open streams on the live server; every one is closed after the test."""
+def open_stream(request: pytest.FixtureRequest) -> Iterator[Callable[..., Stream]]:
+    """Open streams on the live server (the `live_url` one unless a URL is given: a test
+    with a Madre of its own starts no other); every one is closed after the test."""
     opened: list[Stream] = []
 
-    def open_(url: str = live_url, **kwargs: Any) -> Stream:
-        stream = Stream(url, **kwargs)
+    def open_(url: str | None = None, **kwargs: Any) -> Stream:
+        stream = Stream(url or request.getfixturevalue("live_url"), **kwargs)
         opened.append(stream)
         return stream
 

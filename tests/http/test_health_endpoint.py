@@ -26,12 +26,6 @@ ALL_HANG = {m: "hang" for m in ALL_MODULES}
 
 
 @pytest.fixture
-def modes(request: pytest.FixtureRequest) -> dict[str, str]:
-    """Stand-in modes in force from before Madre starts (parametrize with indirect=True)."""
-    return dict(getattr(request, "param", {}))
-
-
-@pytest.fixture
 def settings(database_url: str, standins: StandinCluster, modes: dict[str, str]) -> Settings:
     for module, mode in modes.items():
         standins.behaviours[module].mode = mode  # type: ignore[assignment]

@@ -7,9 +7,9 @@ import itertools
 
 import pytest
 
-from madre.rules import lifecycle
-from madre.model import Plan, Status, Step, WaitReason
 from madre.errors import IllegalTransition
+from madre.model import Plan, Status, Step, WaitReason
+from madre.rules import lifecycle
 
 LEGAL_PLAN_MOVES = {
     (Status.PENDING, Status.RUNNING), (Status.PENDING, Status.WAITING),

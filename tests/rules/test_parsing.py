@@ -8,7 +8,12 @@ from hypothesis import strategies as st
 
 from madre.contracts import MAX_MESSAGE_CHARS
 from madre.model import DSL, Mode
-from madre.rules.parsing import DESTRUCTIVE_WARNING, fallback_parse, mentions_job, mode_for
+from madre.rules.parsing import (
+    DESTRUCTIVE_WARNING,
+    fallback_parse,
+    mentions_job,
+    mode_for,
+)
 from madre.rules.policy import classify_dsl
 
 # --------------------------------------------------------------------------- whole words
@@ -124,7 +129,7 @@ def test_para_as_a_preposition_is_not_a_stop() -> None:
         ("check the status", "status"),
         ("show the analysis and check it", "analyze"),
         ("show me how", "list"),
-        ("help me update", "help"),
+        ("help me update", "update"),  # the most cautious verb wins: update is MED
     ],
 )
 def test_the_documented_priority_order_picks_one_action(text: str, action: str) -> None:

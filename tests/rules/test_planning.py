@@ -9,7 +9,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from madre.model import DSL, Decision, Intent, Mode, Plan, Provider, Risk, Status, StepType
+from madre.model import (
+    DSL,
+    Decision,
+    Intent,
+    Mode,
+    Plan,
+    Provider,
+    Risk,
+    Status,
+    StepType,
+)
 from madre.rules.parsing import fallback_parse, mode_for
 from madre.rules.planning import build_plan
 from madre.rules.policy import classify_dsl
@@ -178,8 +188,8 @@ def test_a_named_module_gets_its_call_step(target: str, step: str) -> None:
 
 
 def test_a_call_to_switch_uses_the_route_v5_shape() -> None:
-    intent = control("switch", "reload")
-    payload = build_plan(intent).steps[0].payload
+    intent = control("switch", "reload")  # MED: the call comes after the confirmation gate
+    payload = next(s for s in build_plan(intent).steps if s.type == "CALL_SWITCH").payload
     assert payload == {
         "prompt": "reload switch",
         "metadata": {"purpose": "control", "intent_id": intent.intent_id, "session_id": "s-1"},

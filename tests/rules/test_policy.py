@@ -23,11 +23,12 @@ NOW = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
 
 # --------------------------------------------------------------------------- legacy expectations
 
-# The original's unit expectations, with our answers: the two self-destruction cases are denied.
+# The original's unit expectations, with our answers: the two self-destruction cases are denied,
+# and "suspend" is a stopping verb (HIGH; denied for Madre like "pause"), not a MED one.
 LEGACY = [
     ("audio", "mix", Risk.LOW, False),
     ("system", "healthcheck", Risk.LOW, False),
-    ("shub", "suspend", Risk.MED, False),
+    ("shub", "suspend", Risk.HIGH, False),
     ("storage", "delete", Risk.HIGH, False),
     ("madre", "delete", Risk.HIGH, True),
     ("tentaculo_link", "stop", Risk.HIGH, True),
@@ -103,14 +104,14 @@ def test_med_risk_verbs_are_med_and_need_confirmation(action: str) -> None:
         ("update_all", Risk.MED),
         ("Stop", Risk.HIGH),
         ("  DELETE  ", Risk.HIGH),
-        ("unstoppable", Risk.LOW),
-        ("updater", Risk.LOW),
+        ("unstoppable", Risk.MED),  # no verb Madre knows: it waits, it does not run at once
+        ("updater", Risk.MED),  # stems to "update"
         ("status-then-delete", Risk.HIGH),
         ("restart_then_drop", Risk.HIGH),
         ("list status", Risk.LOW),
         ("list_and_restart", Risk.MED),
         ("mix", Risk.LOW),
-        ("", Risk.LOW),
+        ("", Risk.MED),  # no action named is no action Madre knows
     ],
 )
 def test_actions_are_split_into_word_tokens_never_substrings(action: str, risk: Risk) -> None:

@@ -17,22 +17,23 @@ from typing import Any
 
 import pytest
 from helpers import (
-    plan_actor_count,
     TOKEN,
     WAIT,
     assert_envelope,
     audit_actions,
     chat,
     control,
+    final,
     intent_row,
     ok_json,
+    plan_actors_left,
     table_rows,
 )
 from starlette.testclient import TestClient
 
 from madre import Madre, create_app
 from madre.contracts import CancelResponse
-from madre.model import Plan, Status, StepType
+from madre.model import Status, StepType
 from madre.standins import StandinCluster
 
 JOB = "run the backup job"
@@ -56,20 +57,10 @@ def cancel(client: TestClient, plan_id: str, **kwargs: Any) -> Any:
     return client.post(f"/madre/plans/{plan_id}/cancel", **kwargs)
 
 
-def ended(madre: Madre, plan_id: str) -> Plan:
-    plan = madre.wait_for_plan(plan_id, WAIT, final=True)
-    assert plan is not None, f"plan {plan_id} did not end within {WAIT} s"
-    return plan
 
 
 
 
-def plan_actors_left(madre: Madre) -> int:
-    """Plan actors alive once the dust settles. Twice: an actor stopping may free a place
-    the Supervisor gives to a queued plan, whose actor the first round's Count has started
-    and the second round joins."""
-    plan_actor_count(madre)
-    return plan_actor_count(madre)
 
 
 def cancellations(madre: Madre, plan_id: str) -> list[dict[str, Any]]:
@@ -114,7 +105,7 @@ def test_cancelling_a_plan_queued_for_a_place_ends_it_and_it_never_runs(
     assert answer["plan_status"] == "ERROR"
     standins.behaviours["shub"].set("ok")
     standins.release_all()
-    assert ended(slow_madre, busy).status is Status.DONE
+    assert final(slow_madre, busy).status is Status.DONE
     assert plan_actors_left(slow_madre) == 0
     assert standins.recorder.calls("hermes") == []
     plan = slow_madre.get_plan(queued)

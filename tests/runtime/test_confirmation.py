@@ -15,8 +15,8 @@ from helpers import WAIT, table_rows
 
 from madre import Madre
 from madre.contracts import ChatRequest, ControlRequest
-from madre.model import Status, StepType, WaitReason
 from madre.errors import InvalidToken, NotFound, NotWaiting, TokenExpired
+from madre.model import Status, StepType, WaitReason
 from madre.store.models import TABLE_NAMES
 
 

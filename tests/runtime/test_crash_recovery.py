@@ -39,8 +39,8 @@ from helpers import TOKEN, free_port, make_settings
 from madre import Madre
 from madre.forensics import TABLES, copied_rows, verify
 from madre.model import FINAL_STATUSES, Status
-from madre.standins import StandinCluster
 from madre.modules import STEP_MODULES
+from madre.standins import StandinCluster
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 KILLS = int(os.environ.get("MADRE_CRASH_KILLS", "3"))

@@ -17,7 +17,6 @@ from madre import Madre
 from madre.contracts import ChatRequest, ControlRequest, ControlStatus, IntentRequest
 from madre.model import Mode, Provider, Risk, Status, StepType, WaitReason
 
-
 # --------------------------------------------------------------------------- helpers
 
 

@@ -12,17 +12,24 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import threading
 from collections.abc import Iterator
 
 import pytest
 from doubles import CrashingRunner
-from helpers import TOKEN, WAIT, assert_envelope, chat, control, ok_json
+from helpers import (
+    TOKEN,
+    WAIT,
+    assert_envelope,
+    chat,
+    control,
+    final,
+    ok_json,
+    plan_actors_left,
+)
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from madre import Madre, create_app
-from madre.model import Plan
 from madre.standins import StandinCluster
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -55,10 +62,6 @@ def by_label(samples: Samples, name: str, label: str) -> dict[str, float]:
             if n == name and v and label in dict(labels)}
 
 
-def ended(madre: Madre, plan_id: str) -> Plan:
-    plan = madre.wait_for_plan(plan_id, WAIT, final=True)
-    assert plan is not None, f"plan {plan_id} did not end within {WAIT} s"
-    return plan
 
 
 @dataclasses.dataclass
@@ -86,7 +89,7 @@ def traffic(madre: Madre, client: TestClient, standins: StandinCluster) -> Traff
     plans = Traffic(low=low, high=high["plan_id"], failed=failed["plan_id"],
                     cancelled=held["plan_id"])
     for plan_id in (*plans.low, plans.high, plans.failed, plans.cancelled):
-        ended(madre, plan_id)
+        final(madre, plan_id)
     assert madre.get_plan(plans.failed).status == "ERROR"
     return plans
 
@@ -195,7 +198,7 @@ def test_a_crashed_plan_actor_is_counted_as_one_supervisor_restart(start_madre) 
     madre = start_madre(step_runner=lambda real: CrashingRunner(real, times=1))
     with TestClient(create_app(madre), headers={"X-VX11-Token": TOKEN}) as client:
         plan_id = control(client, "hermes", "ping", params={"crash": True})["plan_id"]
-        assert ended(madre, plan_id).status == "DONE"
+        assert final(madre, plan_id).status == "DONE"
         samples = scrape(client)
     assert value(samples, "madre_supervisor_restarts_total") == 1
     assert by_label(samples, "madre_plans_finished_total", "status") == {"DONE": 1}
@@ -214,13 +217,6 @@ def patient(start_madre, standins: StandinCluster) -> Iterator[tuple[Madre, Test
     standins.release_all()
 
 
-def plan_actors_left(madre: Madre) -> int:
-    """Plan actors alive once no Plan actor thread is left running (a stopping actor tells
-    the Supervisor before its thread ends, so the Count asked after the join includes it)."""
-    for thread in threading.enumerate():
-        if thread.name.startswith("PlanActor-"):
-            thread.join(timeout=WAIT)
-    return int(madre.supervisor.count())
 
 
 def test_the_plan_actors_gauge_counts_the_actors_alive_now(patient, standins) -> None:
@@ -232,7 +228,7 @@ def test_the_plan_actors_gauge_counts_the_actors_alive_now(patient, standins) ->
     assert value(scrape(client), "madre_plan_actors_active") == 1
     standins.behaviours["hermes"].set("ok")
     standins.release_all()
-    ended(madre, plan_id)
+    final(madre, plan_id)
     assert plan_actors_left(madre) == 0
     assert value(scrape(client), "madre_plan_actors_active") == 0
 
@@ -245,7 +241,7 @@ def test_the_waiting_gauge_counts_plans_waiting_for_a_confirmation_or_a_job(
     assert value(scrape(client), "madre_plans_waiting") == 2
     ok_json(client.post(f"/madre/plans/{held['plan_id']}/confirm",
                         json={"confirm_token": held["confirm_token"]}))
-    ended(madre, held["plan_id"])
+    final(madre, held["plan_id"])
     assert value(scrape(client), "madre_plans_waiting") == 1
 
 
@@ -258,9 +254,12 @@ def test_the_switch_breaker_gauge_is_0_closed_and_1_open(madre, client, standins
     assert value(scrape(client), "madre_circuit_breaker_open", service="switch") == 1
 
 
-def test_each_madre_counts_only_its_own_traffic(madre, client, start_madre) -> None:
+def test_each_madre_counts_only_its_own_traffic(madre, client, start_madre, database_url,
+                                                tmp_path) -> None:
     chat(client, "mix these 3 stems")
-    other = start_madre()
+    # On SQLite the other Madre needs a file of its own (one instance per file).
+    other = start_madre(database_url=f"sqlite:///{tmp_path}/other.db"
+                        if database_url.startswith("sqlite") else database_url)
     with TestClient(create_app(other), headers={"X-VX11-Token": TOKEN}) as other_client:
         assert value(scrape(other_client), "madre_intents_total", source="operator",
                      risk="LOW") == 0

@@ -24,13 +24,13 @@ from helpers import (
 )
 
 from madre import Madre
-from madre.rules import lifecycle
 from madre.contracts import ControlRequest
-from madre.model import Plan, Status, Step, StepType, WaitReason, new_id, utcnow
 from madre.errors import NotWaiting
+from madre.model import Plan, Status, Step, StepType, WaitReason, new_id, utcnow
+from madre.records import Confirmation, IntentRecord
+from madre.rules import lifecycle
 from madre.rules.tokens import issue_token
 from madre.standins import StandinCluster
-from madre.records import Confirmation, IntentRecord
 
 # --------------------------------------------------------------------------- helpers
 

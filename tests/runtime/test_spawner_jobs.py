@@ -11,12 +11,18 @@ Every test runs on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from helpers import TOKEN, assert_envelope, audit_actions, is_subsequence, table_rows
+from helpers import (
+    TOKEN,
+    assert_envelope,
+    audit_actions,
+    is_subsequence,
+    plan_actors_left,
+    table_rows,
+)
 from starlette.testclient import TestClient
 
 from madre import Madre, create_app
@@ -35,13 +41,6 @@ def ended(madre: Madre, plan_id: str) -> Plan:
     return plan
 
 
-def plan_actors_left(madre: Madre) -> int:
-    """Plan actors alive once every Plan actor thread has ended: a stopping actor tells the
-    supervisor before its thread ends, so the count asked after the join includes that."""
-    for thread in threading.enumerate():
-        if thread.name.startswith("PlanActor-"):
-            thread.join(timeout=10)
-    return madre.active_plan_actors()
 
 
 def waiting_job(madre: Madre) -> tuple[str, int]:

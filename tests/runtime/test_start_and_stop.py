@@ -11,7 +11,15 @@ import threading
 import pykka
 import pytest
 from doubles import CrashingRunner
-from helpers import WAIT, audit_actions, execute, make_settings, settled, store_plan, table_rows
+from helpers import (
+    WAIT,
+    audit_actions,
+    execute,
+    make_settings,
+    settled,
+    store_plan,
+    table_rows,
+)
 
 from madre import Madre
 from madre.contracts import ChatRequest, ControlRequest

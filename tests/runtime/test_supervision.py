@@ -13,13 +13,14 @@ import json
 import threading
 from typing import Any
 
+import helpers
 from doubles import CrashingRunner
 from helpers import WAIT, audit_actions, execute, final, plan_actor_count, table_rows
 
 from madre import Madre
 from madre.contracts import ControlRequest
 from madre.model import Plan, Status, Step, StepType, WaitReason, new_id, utcnow
-from madre.records import NO_CHANGE, Confirmation
+from madre.records import Confirmation
 from madre.rules.tokens import issue_token
 
 # --------------------------------------------------------------------------- helpers
@@ -62,7 +63,7 @@ def store_plan(madre: Madre, *steps: Step, token_ttl: float | None = None
     plan = Plan(intent_id=new_id(), session_id=new_id(), source="test", steps=list(steps))
     issued = issue_token(now=utcnow(), ttl_seconds=token_ttl) if token_ttl else None
     confirmation = Confirmation(issued.token_hash, issued.expires_at) if issued else None
-    madre.store.create_plan(plan, NO_CHANGE, confirmation=confirmation)
+    helpers.store_plan(madre, plan, confirmation=confirmation)
     return plan, issued.token if issued else None
 
 

@@ -20,14 +20,15 @@ import pathlib
 import re
 import subprocess
 import sys
+
 import pytest
 from helpers import TOKEN, table_rows
 
 from madre import Madre
 from madre.contracts import ChatRequest, ControlRequest
-from madre.model import Status
 from madre.errors import InvalidToken
 from madre.forensics import GENESIS, ForensicTrail, record_hash, verify
+from madre.model import Status
 
 TIMEOUT = 60
 VERDICT_OK = re.compile(r"^OK: (\d+) records in (\d+) files, chain intact$")

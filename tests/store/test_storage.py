@@ -15,12 +15,11 @@ from helpers import WAIT, audit_actions, intent_row, is_subsequence, settled, ta
 
 from madre import Madre
 from madre.contracts import ChatRequest, ControlRequest, IntentRequest
+from madre.errors import InvalidToken, StaleWrite
 from madre.model import Status, utcnow
 from madre.records import NO_CHANGE
 from madre.rules import lifecycle
-from madre.errors import StaleWrite, InvalidToken
 from madre.store.models import TABLE_NAMES
-
 
 # --------------------------------------------------------------------------- tables
 
