@@ -47,6 +47,7 @@ from madre.store.repository import Repository
 from madre.watch import Watchers
 
 ASK_TIMEOUT = 30.0
+RETAKABLE = ("received", "error")  # an intent row in these states made no plan: retry it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,19 +179,27 @@ class Intake:
                ) -> Answered[IntentResponse]:
         """Structured intake (Operator, Hormiguero, webhooks, CLI). Does not wait for the plan.
 
-        A `correlation_id` becomes the intent id, so a caller that retries the same intent
-        gets the first answer back (`duplicate: true`) instead of a second plan; so does
-        `key`, an Idempotency-Key (or a webhook's id).
+        A `correlation_id` becomes the intent id, so a caller that retries gets the truth:
+        the first answer back (`duplicate: true`) when the first attempt was accepted (its
+        plan, or its denial, is recorded), and a fresh attempt when it was not (it was
+        refused, or cut short by a crash: its row is taken over). The intent row is written
+        with its plan in one transaction, so no row ever promises a plan that is not there.
+        So does `key`, an Idempotency-Key (or a webhook's id).
         """
         intent_id = request.correlation_id or new_id()
+        earlier = self._repo.find_intent(intent_id) if request.correlation_id else None
+        if earlier is not None and (earlier.plan_id or earlier.result_status not in RETAKABLE):
+            return Answered(self._duplicate(intent_id))
         session_id = request.session_id or new_id()
         payload = request.model_dump(exclude_none=True, exclude={"payload", "type"})
-        record = IntentRecord(intent_id, request.source, payload, session_id)
+        record = IntentRecord(intent_id, request.source, payload, session_id,
+                              retake=earlier is not None)
 
         def answer(unwritten: IntentRecord | None) -> IntentResponse:
-            if unwritten is not None:  # written first, whatever follows
-                self._store.record_intent(unwritten)
-            return self._intent(request, principal, intent_id, session_id, request_id)
+            # Written with its plan (or its denial), in one transaction: no row ever promises
+            # a plan that is not there. (With a key, the claim wrote it already.)
+            return self._intent(request, principal, intent_id, session_id, request_id,
+                                record=unwritten)
 
         try:
             return self._once.run(key, record, IntentResponse, answer)
@@ -219,9 +228,10 @@ class Intake:
         return Answered(answer, answered.replayed)
 
     def _intent(self, request: IntentRequest, principal: Principal, intent_id: str,
-                session_id: str, request_id: str | None = None) -> IntentResponse:
+                session_id: str, request_id: str | None = None,
+                record: IntentRecord | None = None) -> IntentResponse:
         submission = Submission(kind="intent", source=request.source, principal=principal,
-                                intent_id=intent_id, session_id=session_id, record=None,
+                                intent_id=intent_id, session_id=session_id, record=record,
                                 correlation_id=request.correlation_id, request_id=request_id)
         if request.action is not None:
             target = (request.target or request.domain or "madre").lower()
@@ -234,7 +244,10 @@ class Intake:
         else:
             submission = dataclasses.replace(submission, text=request.text,
                                              extra_params=request.params)
-        accepted = self._accept(submission)
+        try:
+            accepted = self._accept(submission)
+        except DuplicateIntent:  # another attempt with this correlation id won meanwhile
+            return self._duplicate(intent_id)
         if accepted.plan is not None and accepted.plan.status is not Status.WAITING:
             self._supervisor.spawn(accepted.plan)
         return answers.intent_answer(accepted.intent, accepted.plan, issued=accepted.issued)

@@ -85,6 +85,13 @@ class _Live(Collector):
                                 "Plans waiting for a free Plan actor place", value=now["queued"])
         yield GaugeMetricFamily("madre_plans_waiting", "Plans WAITING (confirmation or job)",
                                 value=now["waiting"])
+        yield GaugeMetricFamily(
+            "madre_trail_behind_rows",
+            "Committed rows the forensic trail does not hold yet (-1: not known)",
+            value=now.get("trail_behind", -1))
+        yield GaugeMetricFamily("madre_trail_write_failures",
+                                "Times the forensic trail could not be written since start",
+                                value=now.get("trail_failures", 0))
         # A state set: one series per state, 1 for the state the breaker is in.
         breaker = GaugeMetricFamily("madre_circuit_breaker_state",
                                     "Circuit breaker state (1 for the current one)",

@@ -9,10 +9,13 @@ import socket
 import threading
 from collections.abc import Iterator
 from types import FrameType
+from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from madre.http.app import create_app
+from madre.http.guard import Limits, guarded
 from madre.logs import configure_logging
 from madre.runtime import Madre
 from madre.settings import Settings, database_shown
@@ -39,6 +42,7 @@ def serve(settings: Settings) -> None:
         config = uvicorn.Config(
             create_app(madre), host=settings.host, port=settings.port, log_config=None,
             access_log=False, lifespan="on", timeout_graceful_shutdown=30,
+            **http_options(settings),
         )
         server = DrainingServer(config, madre)
         with _sigterm_exits():
@@ -54,6 +58,17 @@ def serve(settings: Settings) -> None:
     finally:
         madre.stop()
         log.info("madre stopped")
+
+
+def http_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for the connection limits (MADRE_HTTP_*): its HTTP protocol with
+    the guard (`madre.http.guard`), the keep-alive wait, the longest request line/headers."""
+    limits = Limits(idle_seconds=settings.http_idle_seconds,
+                    request_seconds=settings.http_request_seconds,
+                    max_connections=settings.http_max_connections)
+    return {"http": guarded(AutoHTTPProtocol, limits),
+            "timeout_keep_alive": settings.http_idle_seconds,
+            "h11_max_incomplete_event_size": settings.http_max_header_bytes}
 
 
 class DrainingServer(uvicorn.Server):

@@ -141,6 +141,17 @@ class Settings(BaseSettings):
         60.0, gt=0, validation_alias=_env("MADRE_RESTART_PERIOD_SECONDS")
     )
 
+    # Connections (madre.http.guard): silent, slow and too many clients.
+    http_idle_seconds: float = Field(5.0, gt=0, validation_alias=_env("MADRE_HTTP_IDLE_SECONDS"))
+    http_request_seconds: float = Field(
+        30.0, gt=0, validation_alias=_env("MADRE_HTTP_REQUEST_SECONDS")
+    )
+    http_max_connections: int = Field(
+        2048, ge=1, validation_alias=_env("MADRE_HTTP_MAX_CONNECTIONS")
+    )
+    http_max_header_bytes: int = Field(
+        16 * 1024, ge=1024, validation_alias=_env("MADRE_HTTP_MAX_HEADER_BYTES")
+    )
     # Several instances on one PostgreSQL: how long a running plan's owner may go without
     # renewing its lease before another instance takes the plan over (renewed every third).
     lease_seconds: float = Field(10.0, gt=0.2, le=3600, validation_alias=_env("MADRE_LEASE_SECONDS"))

@@ -165,13 +165,8 @@ def no_thread_leaks() -> Iterator[None]:
     assert not still, f"threads outlived the test: {still}"
 
 
-@pytest.fixture(autouse=True, scope="session")
-def forensic_trail_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Keep the forensic trail of every Madre the tests start out of the working tree."""
-    previous = os.environ.get("MADRE_FORENSIC_DIR")
-    os.environ["MADRE_FORENSIC_DIR"] = str(tmp_path_factory.mktemp("forensic"))
-    yield
-    if previous is None:
-        os.environ.pop("MADRE_FORENSIC_DIR", None)
-    else:
-        os.environ["MADRE_FORENSIC_DIR"] = previous
+@pytest.fixture(autouse=True)
+def forensic_trail_in_tmp(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's Madres keep their forensic trail in that test's tmp_path (out of the
+    working tree): the trail copies its database, so two tests never share one."""
+    monkeypatch.setenv("MADRE_FORENSIC_DIR", str(tmp_path / "forensic"))

@@ -34,27 +34,58 @@ def audit() -> None:
 @audit.command("verify")
 @click.argument("path", required=False, type=click.Path(path_type=pathlib.Path))
 @click.option("--json", "as_json", is_flag=True, help="print the verdict as JSON")
+@click.option("--db", "db_url", is_flag=False, flag_value="", default=None, metavar="URL",
+              help="also compare with the database (DATABASE_URL, or URL): how many "
+                   "committed rows the trail does not hold yet, and any it lost")
 @click.pass_context
-def audit_verify(ctx: click.Context, path: pathlib.Path | None, as_json: bool) -> None:
+def audit_verify(ctx: click.Context, path: pathlib.Path | None, as_json: bool,
+                 db_url: str | None) -> None:
     """Check the trail at PATH (a folder of day files, or one file): every record's hash,
     every link to the record before, every sequence number. Prints where the chain breaks.
+    With --db, also how far the trail is behind the database, and rows it misses.
 
-    PATH defaults to MADRE_FORENSIC_DIR (forensic/madre/logs). Exit 0 intact, 1 broken,
-    2 no trail there. Reads files only: no server needed.
+    PATH defaults to MADRE_FORENSIC_DIR (forensic/madre/logs). Exit 0 intact, 1 broken
+    (or a row missing), 2 no trail there. Reads files (and the database) only: no server.
     """
     from madre.forensics import verify
 
     target = path or pathlib.Path(os.environ.get("MADRE_FORENSIC_DIR")
                                   or Settings.model_fields["forensic_dir"].default)
     verdict = verify(target)
+    comparison = _compare(target, db_url) if db_url is not None and verdict.files else None
     as_json = as_json or ctx.ensure_object(Connection).as_json
     if as_json:
-        print_json(dataclasses.asdict(verdict))
+        found = dataclasses.asdict(verdict)
+        if comparison is not None:
+            found["database"] = dataclasses.asdict(comparison)
+        print_json(found)
     if verdict.files == 0:
         fail(f"no trail at {target} (no *.jsonl files)", 2)
     if not as_json:
         click.echo(_verdict_line(verdict))
-    sys.exit(0 if verdict.ok else REFUSED)
+        if comparison is not None:
+            click.echo(comparison.describe())
+    lost = comparison is not None and comparison.missing > 0
+    sys.exit(0 if verdict.ok and not lost else REFUSED)
+
+
+def _compare(trail: pathlib.Path, db_url: str) -> Any:
+    from madre.store.db import open_database
+    from madre.trail_check import compare
+
+    url = db_url or os.environ.get("DATABASE_URL") or Settings.model_fields[
+        "database_url"].default
+    if url.startswith("sqlite") and not pathlib.Path(url.split("///", 1)[-1]).is_file():
+        click.echo(f"madre: no database at {url}", err=True)
+        sys.exit(2)
+    database = open_database(url)
+    try:
+        return compare(trail, database)
+    except Exception as exc:  # noqa: BLE001 - said to the operator, not a traceback
+        click.echo(f"madre: cannot read the database {url.split('@')[-1]}: {exc}", err=True)
+        sys.exit(2)
+    finally:
+        database.close()
 
 
 def _count(n: int, thing: str) -> str:

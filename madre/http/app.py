@@ -14,10 +14,11 @@ from madre.http.auth import PrincipalMiddleware
 from madre.http.errors import EXCEPTION_HANDLERS
 from madre.http.observe import REQUEST_ID_HEADER, ObserveRequests, usable_request_id
 from madre.http.openapi import DOC_PATHS, docs_routes
-from madre.http.operations import ROUTES
+from madre.http.operations import OPERATIONS, ROUTES
 from madre.runtime import Madre
 
-OPEN_PATHS = frozenset({"/health", *DOC_PATHS})  # DOC_PATHS: /openapi.json and /docs
+# The probes and the documentation (/openapi.json, /docs) need no token.
+OPEN_PATHS = frozenset({op.path for op in OPERATIONS if op.public} | DOC_PATHS)
 THREADS = 128  # request threads waiting on actors; each chat may wait seconds for its plan
 
 

@@ -69,6 +69,46 @@ ERRORS: dict[int, tuple[str, str, str]] = {
           "Madre is not running (stopping or not started); try again later"),
 }
 
+# --------------------------------------------------------------------------- what bodies may hold
+
+STORABLE = "^[^\\x00]*$"
+"""Every string a request body carries (values and keys, at any depth) is Unicode text without
+NUL: the server refuses NUL with a 422, and so (I-JSON, RFC 7493) an unpaired surrogate."""
+JSON_VALUE = "JsonValue"
+JSON_VALUE_SCHEMA: dict[str, Any] = {
+    "description": "Any JSON value whose strings and keys are storable text (no NUL, no "
+                   "unpaired surrogate) and whose numbers are finite, nested at most 32 "
+                   "levels deep.",
+    "anyOf": [
+        {"type": "null"}, {"type": "boolean"}, {"type": "number"},
+        {"type": "string", "pattern": STORABLE},
+        {"type": "array", "items": {"$ref": REF_TEMPLATE.format(model=JSON_VALUE)}},
+        {"type": "object", "propertyNames": {"pattern": STORABLE},
+         "additionalProperties": {"$ref": REF_TEMPLATE.format(model=JSON_VALUE)}},
+    ],
+}
+
+
+def _storable(schema: Any) -> Any:
+    """A request schema saying what the server keeps: every string without NUL, every free
+    object (`dict[str, Any]`) made of storable JSON values."""
+    if isinstance(schema, list):
+        return [_storable(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: _storable(value) for key, value in schema.items()}
+    if out.get("type") == "string":
+        if "pattern" in out:  # two patterns: both must match
+            out.setdefault("allOf", []).append({"pattern": out.pop("pattern")})
+            out["allOf"].append({"pattern": STORABLE})
+        else:
+            out["pattern"] = STORABLE
+    if out.get("type") == "object" and out.get("additionalProperties") is True:
+        out["additionalProperties"] = {"$ref": REF_TEMPLATE.format(model=JSON_VALUE)}
+        out["propertyNames"] = {"pattern": STORABLE}
+    return out
+
+
 # --------------------------------------------------------------------------- routes ↔ table
 
 _CONVERTER = re.compile(r"{(\w+):\w+}")
@@ -163,7 +203,14 @@ def build_openapi(routes: Iterable[BaseRoute]) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the operations `routes` serve."""
     served = route_operations(routes)
     operations = [op for op in OPERATIONS if (op.method, op.path) in served]
-    refs, top = models_json_schema(_models(operations), ref_template=REF_TEMPLATE)
+    models = _models(operations)
+    refs, top = models_json_schema(models, ref_template=REF_TEMPLATE)
+    schemas = top.get("$defs", {})
+    for model, mode in models:
+        if mode == "validation":  # a request body: say what the server keeps
+            name = refs[(model, mode)]["$ref"].rsplit("/", 1)[1]
+            schemas[name] = _storable(schemas[name])
+    schemas[JSON_VALUE] = JSON_VALUE_SCHEMA
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, refs)
@@ -187,7 +234,7 @@ def build_openapi(routes: Iterable[BaseRoute]) -> dict[str, Any]:
         "tags": TAGS,
         "paths": paths,
         "components": {
-            "schemas": top.get("$defs", {}),
+            "schemas": schemas,
             "securitySchemes": {
                 SECURITY_SCHEME: {
                     "type": "apiKey", "in": "header", "name": TOKEN_HEADER,

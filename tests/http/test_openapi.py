@@ -196,7 +196,7 @@ def test_every_error_response_is_the_error_envelope(doc: dict[str, Any]) -> None
             validator(doc, media["schema"]["$ref"]).validate(media["example"])
 
 
-def test_the_token_schemes_apply_to_every_operation_but_health_and_signed_webhooks(
+def test_the_token_schemes_apply_to_every_operation_but_the_probes_and_signed_webhooks(
         doc: dict[str, Any]) -> None:
     schemes = doc["components"]["securitySchemes"]
     assert schemes["VX11Token"] == {"type": "apiKey", "in": "header", "name": "X-VX11-Token",
@@ -204,7 +204,8 @@ def test_the_token_schemes_apply_to_every_operation_but_health_and_signed_webhoo
     assert schemes["Bearer"] == {"type": "http", "scheme": "bearer",
                                  "description": schemes["Bearer"]["description"]}
     for method, path, op in operations(doc):
-        if (method, path) in (("get", "/health"), ("post", "/madre/webhook/{source}")):
+        if (method, path) in {("get", "/health"), ("get", "/livez"), ("get", "/readyz"),
+                              ("post", "/madre/webhook/{source}")}:
             assert op["security"] == []
         else:
             assert op["security"] == [{"VX11Token": []}, {"Bearer": []}], f"{method} {path}"
