@@ -19,7 +19,7 @@ from typing import Any
 import pykka
 
 from madre.actors.plan import Cancel
-from madre.actors.store import StoreClient
+from madre.actors.store_client import StoreClient
 from madre.actors.supervisor import SupervisorClient
 from madre.contracts import (
     ApprovalCount,

@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
-from madre.actors.store import StoreClient
+from madre.actors.store_client import StoreClient
 from madre.errors import DuplicateIntent, IdempotencyKeyReused, MadreError, RequestInProgress
 from madre.records import IntentRecord
 from madre.rules.approvals import canonical_json

@@ -23,7 +23,7 @@ from madre import answers
 from madre.actors.parser import ParserPool
 from madre.actors.planner import PlannerActor
 from madre.actors.policy import PolicyActor
-from madre.actors.store import StoreClient
+from madre.actors.store_client import StoreClient
 from madre.actors.supervisor import SupervisorClient
 from madre.contracts import (
     ChatRequest,

@@ -33,7 +33,8 @@ from madre.actors.parser import ParserActor, ParserPool
 from madre.actors.plan import PlanActor
 from madre.actors.planner import PlannerActor
 from madre.actors.policy import PolicyActor
-from madre.actors.store import StoreActor, StoreClient
+from madre.actors.store import StoreActor
+from madre.actors.store_client import StoreClient
 from madre.actors.supervisor import RestartPolicy, Supervisor, SupervisorClient
 from madre.actors.trail import Doorbell, TrailClient, TrailStatus, TrailWriter
 from madre.clock import SYSTEM_CLOCK, Clock

@@ -16,9 +16,9 @@ import threading
 import pykka
 
 from madre.delegation.breaker import CircuitBreaker
-from madre.model import Mode, ParseResult, Provider
 from madre.delegation.client import ModuleClient
 from madre.errors import DownstreamError
+from madre.model import Mode, ParseResult, Provider
 from madre.rules.parsing import fallback_parse
 from madre.rules.reading import dsl_from_switch, merge
 from madre.rules.tables import DEFAULT_TABLES, PolicyTables

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pykka
 
-from madre.rules import policy, tokens
 from madre.model import DSL, Decision
+from madre.rules import policy, tokens
 from madre.rules.tables import DEFAULT_TABLES, PolicyTables
 
 

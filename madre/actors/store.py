@@ -19,15 +19,35 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import Any
 
 import peewee
 import pykka
 
+from madre.actors.writes import (
+    AppendAudit,
+    ClaimPlans,
+    CloseIntent,
+    CloseOrphanIntents,
+    CreatePlan,
+    Flush,
+    ProbeWrite,
+    RecordDenial,
+    RecordIntent,
+    ReleaseKey,
+    ReleaseLeases,
+    RememberAnswer,
+    RenewLeases,
+    SaveInstance,
+    SavePlan,
+    Stats,
+    Write,
+    _Queued,
+)
 from madre.errors import DuplicateIntent, StoreUnavailable
-from madre.model import Plan, utcnow
-from madre.records import AuditRow, Change, Confirmation, IntentClose, IntentRecord
+from madre.model import utcnow
+from madre.records import AuditRow, IntentRecord
 from madre.store.columns import SCOPE_DEAD_INSTANCE, SCOPE_INSTANCE
 from madre.store.db import is_sqlite, write_transaction
 from madre.store.failures import DbFailure, describe
@@ -36,142 +56,6 @@ from madre.store.repository import Repository, stamp
 log = logging.getLogger("madre.store")
 
 MAX_BATCH = 256
-
-
-# --------------------------------------------------------------------------- the writes
-
-
-class RecordIntent(NamedTuple):
-    """Write the intents_log row of an intent before anything is decided about it."""
-
-    intent: IntentRecord
-
-
-class CreatePlan(NamedTuple):
-    """Write a new plan with its change (its first transitions), its confirmation when it
-    has one, and its intent's row when not written yet. `decision`, the policy's audit row
-    about the intent, is written first; the reply is its id (an answer's `action_id`)."""
-
-    plan: Plan
-    change: Change
-    confirmation: Confirmation | None = None
-    intent: IntentRecord | None = None
-    decision: AuditRow | None = None
-
-
-class SavePlan(NamedTuple):
-    """Save a plan read at `expected_version` (and `expected_epoch`), with the change that
-    moved it. With `claim`, this instance becomes its owner (the plan carries the new epoch)
-    and holds a fresh lease. Replies with the plan as saved; StaleWrite when the stored plan
-    moved on meanwhile (or has another owner now)."""
-
-    plan: Plan
-    expected_version: int
-    change: Change
-    keep_stored_json: bool = False
-    expected_epoch: int | None = None
-    claim: bool = False
-
-
-class RecordDenial(NamedTuple):
-    """A request refused before any plan: its intent row (when not written yet), closed as
-    denied, and the audit row saying why. Replies with that row's id."""
-
-    intent: IntentRecord | None
-    close: IntentClose
-    audit: AuditRow
-
-
-class CloseIntent(NamedTuple):
-    """An intent that ends without a plan (a dry run): its row, written if not yet, closed."""
-
-    intent: IntentRecord | None
-    close: IntentClose
-
-
-class AppendAudit(NamedTuple):
-    """Audit rows that change no plan (a refused confirmation, a restart)."""
-
-    rows: tuple[AuditRow, ...]
-
-
-class RememberAnswer(NamedTuple):
-    """Keep the first answer to a request with an Idempotency-Key (its token left out)."""
-
-    intent_id: str
-    answer_json: str
-
-
-class ReleaseKey(NamedTuple):
-    """A keyed request failed before it answered: free its key for a retry."""
-
-    intent_id: str
-
-
-class CloseOrphanIntents(NamedTuple):
-    """Close (audited) the intents recorded before `before` that never got a plan and were
-    taken in by one of `instance_ids` (dead), or by no named instance with
-    `include_unowned`; replies the count."""
-
-    before: dt.datetime
-    instance_ids: tuple[str, ...] = ()
-    include_unowned: bool = True
-
-
-class SaveInstance(NamedTuple):
-    """Write an instance's liveness row; `dead` moves it out of the live ones."""
-
-    instance_id: str
-    value: str
-    new: bool = False
-    dead: bool = False
-
-
-class RenewLeases(NamedTuple):
-    """The heartbeat: this instance's liveness row and the lease of every plan it runs.
-    Replies with the ids of the plans it still owns."""
-
-    owner: str
-    value: str
-    lease_until: dt.datetime
-
-
-class ClaimPlans(NamedTuple):
-    """Take over plans that must run and have no live owner; replies (plan id, epoch)s."""
-
-    owner: str
-    dead_owners: tuple[str, ...]
-    lease_until: dt.datetime
-    limit: int = 100
-
-
-class ReleaseLeases(NamedTuple):
-    """A stopping instance lets its running plans go (others take them at once)."""
-
-    owner: str
-
-
-Write = (RecordIntent | CreatePlan | SavePlan | RecordDenial | CloseIntent | AppendAudit
-         | CloseOrphanIntents | SaveInstance | RenewLeases | ClaimPlans | ReleaseLeases
-         | RememberAnswer | ReleaseKey)
-
-
-class _Queued(NamedTuple):
-    write: Write
-    reply: pykka.Future[Any]
-
-
-class Flush(NamedTuple):
-    pass
-
-
-class ProbeWrite(NamedTuple):
-    """After a refused write: can the database take writes again? (SQLite: checkpoint the
-    WAL into the database file first, so it shrinks instead of growing again.)"""
-
-
-class Stats(NamedTuple):
-    """Ask for (commits, writes) so far."""
 
 
 # --------------------------------------------------------------------------- the actor
@@ -447,112 +331,3 @@ def _intent_entry(intent: IntentRecord) -> dict[str, Any]:
     entry = {"event": "intent_received", "intent_id": intent.intent_id,
              "session_id": intent.session_id, "module": "madre", "actor": intent.source}
     return {k: v for k, v in entry.items() if v is not None}
-
-
-# --------------------------------------------------------------------------- the client
-
-
-class StoreClient:
-    """How everyone else writes: one method per write, waiting for the commit (or, for the
-    `*_later` ones, a future of it). Every wait is bounded by `timeout`."""
-
-    def __init__(self, ref: pykka.ActorRef[StoreActor], *, timeout: float = 30.0) -> None:
-        self.ref = ref
-        self.timeout = timeout
-
-    def submit(self, write: Write) -> pykka.Future[Any]:
-        """Queue `write`; a future of its reply (set once it committed)."""
-        reply: pykka.Future[Any] = pykka.ThreadingFuture()
-        try:
-            self.ref.tell(_Queued(write, reply))
-        except pykka.ActorDeadError as exc:
-            raise StoreUnavailable("the store is not running") from exc
-        return reply
-
-    def wait(self, future: pykka.Future[Any]) -> Any:
-        try:
-            return future.get(timeout=self.timeout)
-        except pykka.Timeout as exc:
-            raise StoreUnavailable("the database did not answer in time") from exc
-        except pykka.ActorDeadError as exc:
-            raise StoreUnavailable("the store stopped before writing") from exc
-
-    def write(self, write: Write) -> Any:
-        return self.wait(self.submit(write))
-
-    # ------------------------------------------------------------------ named writes
-
-    def record_intent(self, intent: IntentRecord) -> None:
-        """Raises DuplicateIntent when that intent id is recorded already."""
-        self.write(RecordIntent(intent))
-
-    def create_plan(self, plan: Plan, change: Change, *, confirmation: Confirmation | None = None,
-                    intent: IntentRecord | None = None, decision: AuditRow | None = None
-                    ) -> int | None:
-        return self.write(  # type: ignore[no-any-return]
-            CreatePlan(plan, change, confirmation, intent, decision))
-
-    def save_plan(self, plan: Plan, change: Change, *, expected_version: int | None = None,
-                  keep_stored_json: bool = False, expected_epoch: int | None = None,
-                  claim: bool = False) -> Plan:
-        """Save `plan` with `change`, conditionally on the version (and epoch) read. With
-        `claim`, this instance takes the plan (the plan carries the new owner and epoch,
-        `expected_epoch` the one read)."""
-        version = plan.version if expected_version is None else expected_version
-        return self.write(SavePlan(  # type: ignore[no-any-return]
-            plan, version, change, keep_stored_json, expected_epoch, claim))
-
-    def save_plan_later(self, plan: Plan, change: Change) -> pykka.Future[Plan]:
-        """`save_plan` without waiting: a future of the plan as saved."""
-        return self.submit(SavePlan(plan, plan.version, change))
-
-    def record_denial(self, intent: IntentRecord | None, close: IntentClose,
-                      audit: AuditRow) -> int:
-        return int(self.write(RecordDenial(intent, close, audit)))
-
-    def close_intent(self, intent: IntentRecord | None, close: IntentClose) -> None:
-        self.write(CloseIntent(intent, close))
-
-    def append_audit(self, rows: Sequence[AuditRow], *, wait: bool = True) -> None:
-        future = self.submit(AppendAudit(tuple(rows)))
-        if wait:
-            self.wait(future)
-
-    def close_orphan_intents(self, *, before: dt.datetime, instance_ids: Sequence[str] = (),
-                             include_unowned: bool = True) -> int:
-        return int(self.write(CloseOrphanIntents(before, tuple(instance_ids), include_unowned)))
-
-    def save_instance(self, instance_id: str, value: str, *, new: bool = False) -> None:
-        self.write(SaveInstance(instance_id, value, new))
-
-    def bury_instance(self, instance_id: str, value: str, *, before: dt.datetime) -> int:
-        """Mark an instance dead and close (audited) the intents it never planned."""
-        closed = self.close_orphan_intents(before=before, instance_ids=(instance_id,),
-                                           include_unowned=False)
-        self.write(SaveInstance(instance_id, value, False, dead=True))
-        return closed
-
-    def renew_leases(self, owner: str, value: str, *, lease_until: dt.datetime) -> set[str]:
-        return self.write(RenewLeases(owner, value, lease_until))  # type: ignore[no-any-return]
-
-    def claim_plans(self, owner: str, *, dead_owners: Sequence[str],
-                    lease_until: dt.datetime, limit: int = 100) -> list[tuple[str, int]]:
-        return self.write(  # type: ignore[no-any-return]
-            ClaimPlans(owner, tuple(dead_owners), lease_until, limit))
-
-    def release_leases(self, owner: str) -> int:
-        return int(self.write(ReleaseLeases(owner)))
-
-    def remember_answer(self, intent_id: str, answer_json: str) -> None:
-        self.write(RememberAnswer(intent_id, answer_json))
-
-    def release_key(self, intent_id: str) -> None:
-        self.write(ReleaseKey(intent_id))
-
-    def probe_write(self) -> DbFailure | None:
-        """After a refused write: whether the database takes writes again (None) or why not."""
-        return self.ref.ask(ProbeWrite(), timeout=self.timeout)  # type: ignore[no-any-return]
-
-    def stats(self) -> tuple[int, int]:
-        """(transactions committed, writes carried) since the store started."""
-        return tuple(self.ref.ask(Stats(), timeout=self.timeout))  # type: ignore[return-value]

@@ -10,7 +10,9 @@ from typing import Any
 
 import pytest
 
-from madre.actors.store import RecordIntent, StoreActor, StoreClient
+from madre.actors.store import StoreActor
+from madre.actors.store_client import StoreClient
+from madre.actors.writes import RecordIntent
 from madre.errors import DuplicateIntent, StaleWrite
 from madre.model import Plan, Status, new_id, utcnow
 from madre.records import NO_CHANGE, AuditRow, Change, IntentClose, IntentRecord
