@@ -95,6 +95,7 @@ def chat_answer(intent: Intent, plan: Plan | None, *, waited: float,
         risk=decision.risk, requires_confirmation=decision.requires_confirmation,
         confirm_token=issued.token if waiting and issued else None,
         expires_at=issued.expires_at if waiting and issued else None,
+        plan_digest=plan.plan_digest if waiting and plan is not None else None,
         provider=intent.provider, warnings=warnings, targets=intent.targets,
         actions=step_results(plan) if plan is not None else [],
     )
@@ -112,7 +113,7 @@ def control_answer(intent: Intent, plan: Plan | None, *, issued: IssuedToken | N
         return ControlResponse(
             status=ControlStatus.PENDING_CONFIRMATION, plan_id=plan.plan_id,
             intent_id=intent.intent_id, risk=decision.risk, confirm_token=issued.token,
-            expires_at=issued.expires_at,
+            expires_at=issued.expires_at, plan_digest=plan.plan_digest,
             reason=f"Risk {decision.risk}: {decision.reason}. Confirm with this token.",
             action_id=action_id, plan_status=plan.status,
         )
@@ -136,6 +137,7 @@ def intent_answer(intent: Intent, plan: Plan | None, *, issued: IssuedToken | No
         requires_confirmation=decision.requires_confirmation,
         confirm_token=issued.token if issued else None,
         expires_at=issued.expires_at if issued else None,
+        plan_digest=plan.plan_digest if issued else None,
     )
 
 
@@ -153,5 +155,5 @@ def duplicate_intent_answer(intent_id: str, plan: Plan | None, *, denied: bool
         intent_id=intent_id, plan_id=plan.plan_id, task_id=plan.plan_id, status=plan.status,
         risk=plan.risk,
         requires_confirmation=bool(plan.steps and plan.steps[0].is_confirmation_gate),
-        duplicate=True,
+        plan_digest=plan.plan_digest, duplicate=True,
     )

@@ -21,17 +21,32 @@ import pykka
 from madre.actors.plan import Cancel
 from madre.actors.store import StoreClient
 from madre.actors.supervisor import SupervisorClient
-from madre.contracts import CancelResponse, ConfirmResponse, JobReportResponse
+from madre.contracts import (
+    ApprovalCount,
+    ApproveResponse,
+    CancelResponse,
+    ConfirmResponse,
+    JobReportResponse,
+    RejectResponse,
+)
 from madre.errors import (
+    AlreadyApproved,
+    ApprovalExpired,
+    ConfirmationError,
     InvalidToken,
+    NotAllowed,
     NotCancellable,
     NotFound,
     NotWaiting,
+    PlanChanged,
+    SelfApproval,
     StaleWrite,
     TokenExpired,
 )
 from madre.model import Plan, Status
+from madre.principals import OWNER, Principal, Role
 from madre.rules import outcomes
+from madre.rules.approvals import ApprovalRules, approvals_needed, counted
 from madre.rules.outcomes import Outcome, Verdict
 from madre.store.repository import Repository, UnreadablePlan
 from madre.watch import Watchers
@@ -55,7 +70,7 @@ class PlanCommands:
 
     def __init__(self, *, repo: Repository, store: StoreClient, supervisor: SupervisorClient,
                  watchers: Watchers, clock: Callable[[], Any], chat_wait: float,
-                 instance_id: str | None = None) -> None:
+                 rules: ApprovalRules | None = None, instance_id: str | None = None) -> None:
         self._me = instance_id
         self._repo = repo
         self._store = store
@@ -63,33 +78,101 @@ class PlanCommands:
         self._watchers = watchers
         self._now = clock
         self._chat_wait = chat_wait
+        self._rules = rules or ApprovalRules()
 
     # ------------------------------------------------------------------ the commands
 
-    def confirm(self, plan_id: str, token: str, *, actor: str = "api",
-                wait: float | None = None) -> ConfirmResponse:
-        """Confirm a waiting plan with its token; the plan resumes and this waits for it.
+    def confirm(self, plan_id: str, token: str, *, principal: Principal = OWNER,
+                plan_digest: str | None = None, wait: float | None = None) -> ConfirmResponse:
+        """Confirm a waiting plan with its token: the principal's approval through the token
+        (of `plan_digest`, when given). With the approvals it needs the plan resumes, and
+        this waits for it.
 
-        Raises NotFound (404), InvalidToken (403), TokenExpired (410), NotWaiting (409).
+        Raises NotFound (404), NotAllowed, InvalidToken, SelfApproval (403), TokenExpired
+        (410), NotWaiting, PlanChanged, AlreadyApproved (409).
         """
+        principal.require(Role.APPROVER, doing="confirm plans")
         if not isinstance(token, str) or not token:
             raise InvalidToken("give the confirm_token this plan was issued", plan_id=plan_id)
+        applied, settled = self._decide_and_run(plan_id, lambda plan: (
+            outcomes.decide_confirmation(
+                plan, self._repo.confirmation(plan_id), token, actor=principal.name,
+                now=self._now(), rules=self._rules, plan_digest=plan_digest)),
+            wait=wait, expired=lambda: TokenExpired(
+                "the confirmation token expired; the plan ended in ERROR "
+                "(confirmation_expired); submit the request again", plan_id=plan_id))
+        return ConfirmResponse(plan_id=plan_id, plan_status=settled.status,
+                               approvals=self._count(applied.plan))
+
+    def approve(self, plan_id: str, plan_digest: str, *, principal: Principal = OWNER,
+                comment: str | None = None, wait: float | None = None) -> ApproveResponse:
+        """Approve the content `plan_digest` of a waiting plan, as `principal` (no token).
+        With the approvals it needs the plan resumes, and this waits for it.
+
+        Raises NotFound (404), NotAllowed, SelfApproval (403), ApprovalExpired (410),
+        NotWaiting, PlanChanged, AlreadyApproved (409).
+        """
+        principal.require(Role.APPROVER, doing="approve plans")
+        applied, settled = self._decide_and_run(plan_id, lambda plan: outcomes.decide_approval(
+            plan, self._repo.confirmation(plan_id), by=principal.name, plan_digest=plan_digest,
+            comment=comment, rules=self._rules, now=self._now()),
+            wait=wait, expired=lambda: ApprovalExpired(
+                "the time to approve this plan ran out; it ended in ERROR "
+                "(confirmation_expired); submit the request again", plan_id=plan_id))
+        return ApproveResponse(plan_id=plan_id, plan_status=settled.status,
+                               approvals=self._count(applied.plan))
+
+    def reject(self, plan_id: str, reason: str, *, principal: Principal = OWNER,
+               token: str | None = None) -> RejectResponse:
+        """Reject a waiting plan (an approver, or whoever holds its confirm token): it ends
+        in ERROR with the reason `rejected: <reason>` and nothing of it runs.
+
+        Raises NotFound (404), NotAllowed, InvalidToken (403), ApprovalExpired (410),
+        NotWaiting (409).
+        """
+        applied = self._apply(plan_id, lambda plan: outcomes.decide_reject(
+            plan, self._repo.confirmation(plan_id), by=principal.name,
+            may_approve=principal.may(Role.APPROVER), token=token or None, reason=reason,
+            now=self._now()))
+        self._raise_refusal(applied.outcome, plan_id, expired=lambda: ApprovalExpired(
+            "the time to approve or reject this plan ran out; it ended in ERROR "
+            "(confirmation_expired)", plan_id=plan_id))
+        return RejectResponse(plan_id=plan_id, plan_status=applied.plan.status,
+                              reason=applied.plan.reason or "")
+
+    def _decide_and_run(self, plan_id: str, decide: Callable[[Plan], Outcome], *,
+                        wait: float | None, expired: Callable[[], ConfirmationError]
+                        ) -> tuple[Applied, Plan]:
+        """Apply an approval's decision; when it confirmed the plan, start it and wait up to
+        `wait` (default MADRE_CHAT_WAIT_SECONDS) for it to settle."""
         with self._watchers.watch(plan_id) as watch:
-            applied = self._apply(plan_id, lambda plan: outcomes.decide_confirmation(
-                plan, self._repo.confirmation(plan_id), token, actor=actor, now=self._now()))
-            verdict = applied.outcome.verdict
-            if verdict is Verdict.NOT_WAITING:
-                raise NotWaiting(applied.outcome.detail, plan_id=plan_id)
-            if verdict is Verdict.INVALID_TOKEN:
-                raise InvalidToken(applied.outcome.detail, plan_id=plan_id)
-            if verdict is Verdict.EXPIRED:
-                raise TokenExpired("the confirmation token expired; the plan ended in ERROR "
-                                   "(confirmation_expired); submit the request again",
-                                   plan_id=plan_id)
+            applied = self._apply(plan_id, decide)
+            self._raise_refusal(applied.outcome, plan_id, expired=expired)
+            if applied.outcome.verdict is not Verdict.CONFIRMED:
+                return applied, applied.plan  # approved, waiting for more approvals
             self._supervisor.spawn(applied.plan)  # the plan as saved: no need to reload
             settled = watch.wait(self._chat_wait if wait is None else wait)
-        return ConfirmResponse(plan_id=plan_id,
-                               plan_status=settled.status if settled else Status.RUNNING)
+        return applied, settled or applied.plan.model_copy(update={"status": Status.RUNNING})
+
+    @staticmethod
+    def _raise_refusal(outcome: Outcome, plan_id: str, *,
+                       expired: Callable[[], ConfirmationError]) -> None:
+        refusals: dict[Verdict, type[Exception]] = {
+            Verdict.NOT_WAITING: NotWaiting, Verdict.INVALID_TOKEN: InvalidToken,
+            Verdict.PLAN_CHANGED: PlanChanged, Verdict.SELF_APPROVAL: SelfApproval,
+            Verdict.ALREADY_APPROVED: AlreadyApproved,
+        }
+        if outcome.verdict is Verdict.EXPIRED:
+            raise expired()
+        if outcome.verdict is Verdict.NOT_ALLOWED:
+            raise NotAllowed(outcome.detail)
+        if outcome.verdict in refusals:
+            raise refusals[outcome.verdict](outcome.detail, plan_id=plan_id)  # type: ignore[call-arg]
+
+    def _count(self, plan: Plan) -> ApprovalCount:
+        """The approvals of the plan's current content, and how many it needs."""
+        return ApprovalCount(have=len(counted(plan, self._rules.digest(plan))),
+                             need=approvals_needed(plan))
 
     def job_finished(self, daughter_task_id: int, *, ok: bool,
                      result: dict[str, Any] | None = None, error: str | None = None,
@@ -119,19 +202,23 @@ class PlanCommands:
             plan_status=applied.plan.status, detail=applied.outcome.detail or None,
         )
 
-    def cancel(self, plan_id: str, *, actor: str = "api", reason: str | None = None
-               ) -> CancelResponse:
+    def cancel(self, plan_id: str, *, principal: Principal = OWNER, reason: str | None = None,
+               claimed_by: str | None = None) -> CancelResponse:
         """End a plan that has not finished in ERROR with reason `cancelled`, audited with
-        who asked. A running plan is cancelled by its own actor (its call in flight is let
-        go); any other in one conditional write. Raises NotFound, or NotCancellable (409)."""
+        the principal that asked (`claimed_by`, whom it says it acts for, as a note). A
+        running plan is cancelled by its own actor (its call in flight is let go); any other
+        in one conditional write. Raises NotFound, or NotCancellable (409)."""
+        principal.require(Role.OPERATOR, doing="cancel plans")
+        actor = principal.name
         for _ in range(ATTEMPTS):
-            live = self._cancel_live(plan_id, reason=reason, actor=actor)
+            live = self._cancel_live(plan_id, Cancel(reason, actor, claimed_by))
             if live is not None:
                 verdict, plan = live
                 break
             try:
                 applied = self._apply(plan_id, lambda plan: outcomes.decide_cancel(
-                    plan, reason=reason, actor=actor, now=self._now()), once=True)
+                    plan, reason=reason, actor=actor, now=self._now(),
+                    claimed_by=claimed_by), once=True)
             except StaleWrite:
                 continue  # it came alive meanwhile: ask its actor
             verdict, plan = applied.outcome.verdict, applied.plan
@@ -221,14 +308,13 @@ class PlanCommands:
             raise NotFound(f"no plan {plan_id}")
         return plan, False
 
-    def _cancel_live(self, plan_id: str, *, reason: str | None, actor: str
-                     ) -> tuple[Verdict, Plan] | None:
+    def _cancel_live(self, plan_id: str, message: Cancel) -> tuple[Verdict, Plan] | None:
         """Cancel through the plan's actor when it has one; None when it has none (or it
         stopped before it could answer)."""
         ref = self._supervisor.live_actor(plan_id)
         if ref is None:
             return None
         try:
-            return ref.ask(Cancel(reason, actor), timeout=30)  # type: ignore[no-any-return]
+            return ref.ask(message, timeout=30)  # type: ignore[no-any-return]
         except pykka.ActorDeadError:
             return None

@@ -138,9 +138,29 @@ class CancelResponse(BaseModel):
     reason: str | None
 
 
+DIGEST = Field(min_length=64, max_length=64, pattern="^[0-9a-f]{64}$",
+               description="The plan's `plan_digest` as shown: the SHA-256 of what will run.")
+
+
 class ConfirmRequest(BaseModel):
     model_config = _REQUEST_CONFIG
     confirm_token: str = Field(min_length=1, max_length=256)
+    plan_digest: str | None = Field(default=None, min_length=64, max_length=64,
+                                    pattern="^[0-9a-f]{64}$")
+
+
+class ApproveRequest(BaseModel):
+    model_config = _REQUEST_CONFIG
+    plan_digest: str = DIGEST
+    comment: str | None = Field(default=None, max_length=500)
+
+
+class RejectRequest(BaseModel):
+    model_config = _REQUEST_CONFIG
+    reason: str = Field(min_length=1, max_length=400)
+    confirm_token: str | None = Field(default=None, max_length=256)
+
+    _blank_token = field_validator("confirm_token", mode="before")(_blank_to_none)
 
 
 # --------------------------------------------------------------------------- responses
@@ -164,6 +184,7 @@ class ChatResponse(BaseModel):
     requires_confirmation: bool
     confirm_token: str | None = None
     expires_at: dt.datetime | None = None
+    plan_digest: str | None = None
     provider: Provider
     warnings: list[str] = Field(default_factory=list)
     targets: list[str] = Field(default_factory=list)
@@ -177,6 +198,7 @@ class ControlResponse(BaseModel):
     risk: Risk
     confirm_token: str | None = None
     expires_at: dt.datetime | None = None
+    plan_digest: str | None = None
     reason: str | None = None
     action_id: int | None = None
     plan_status: Status | None = None
@@ -191,13 +213,34 @@ class IntentResponse(BaseModel):
     requires_confirmation: bool
     confirm_token: str | None = None
     expires_at: dt.datetime | None = None
+    plan_digest: str | None = None
     duplicate: bool = False
+
+
+class ApprovalCount(BaseModel):
+    have: int  # approvals by distinct principals of the plan as it stands
+    need: int
 
 
 class ConfirmResponse(BaseModel):
     status: str = "confirmed"
     plan_id: str
     plan_status: Status
+    approvals: ApprovalCount | None = None
+
+
+class ApproveResponse(BaseModel):
+    status: str = "approved"
+    plan_id: str
+    plan_status: Status
+    approvals: ApprovalCount
+
+
+class RejectResponse(BaseModel):
+    status: str = "rejected"
+    plan_id: str
+    plan_status: Status
+    reason: str
 
 
 class JobReportResponse(BaseModel):
@@ -257,6 +300,41 @@ class AuditEntry(BaseModel):
     reason: str | None
     actor: str | None
     created_at: dt.datetime
+    detail: dict[str, Any] | None = None
+
+
+class ApprovalView(BaseModel):
+    by: str
+    at: dt.datetime
+    comment: str | None = None
+
+
+class StepPreview(BaseModel):
+    """One step as an approver sees it before it runs."""
+
+    type: str
+    module: str
+    route: str | None
+    payload: dict[str, Any]
+
+
+class PendingPlan(BaseModel):
+    """A plan waiting for a human: what will run, who asked, until when, approvals so far."""
+
+    plan_id: str
+    risk: Risk
+    summary: str
+    steps: list[StepPreview]
+    submitted_by: str | None
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+    plan_digest: str
+    approvals: ApprovalCount
+    approved_by: list[str]
+
+
+class PendingList(BaseModel):
+    plans: list[PendingPlan]
 
 
 class IntentView(BaseModel):
@@ -282,6 +360,10 @@ class PlanDetail(BaseModel):
     steps: list[Step]
     confirmation: ConfirmationState
     history: list[AuditEntry]
+    submitted_by: str | None = None
+    plan_digest: str | None = None  # of what will run, for a plan that waits for a human
+    approvals: list[ApprovalView] = Field(default_factory=list)
+    approvals_needed: int = 0
 
 
 class DependencyCheck(BaseModel):

@@ -4,10 +4,18 @@
     ├── ConfigError            a setting is invalid; start-up stops
     ├── BadRequest             the input cannot be acted on
     ├── NotFound               no such plan / job
-    ├── ConfirmationError      a confirm was refused
+    ├── NotAllowed             the principal's roles do not cover what it asks
+    ├── BadSignature           a webhook is not signed with its source's secret
+    ├── IdempotencyKeyReused   an Idempotency-Key sent again with another body
+    ├── RequestInProgress      the first request with that Idempotency-Key is still running
+    ├── ConfirmationError      a confirm, an approval or a rejection was refused
     │   ├── InvalidToken       the token does not match
     │   ├── TokenExpired       the token's time ran out
-    │   └── NotWaiting         the plan is not waiting for a confirmation
+    │   ├── ApprovalExpired    the plan's time to be approved ran out
+    │   ├── NotWaiting         the plan is not waiting for a confirmation
+    │   ├── PlanChanged        the digest given is not the plan's (it is not what was shown)
+    │   ├── AlreadyApproved    this principal approved this plan already
+    │   └── SelfApproval       four eyes: who asked for a plan may not approve it
     ├── NotCancellable         the plan already ended
     ├── IllegalTransition      a state change the state machine forbids
     ├── StaleWrite             a plan was saved against a version someone else moved on from
@@ -71,6 +79,55 @@ class NotWaiting(ConfirmationError):
     """The plan is not waiting for a confirmation (used, cancelled, never needed)."""
 
     code = "not_waiting"
+
+
+class ApprovalExpired(ConfirmationError):
+    """The plan's time to be approved ran out; it ended in ERROR (confirmation_expired)."""
+
+    code = "approval_expired"
+
+
+class PlanChanged(ConfirmationError):
+    """The digest given is not the digest of the plan as it stands: what was approved is
+    not what would run."""
+
+    code = "plan_changed"
+
+
+class AlreadyApproved(ConfirmationError):
+    """This principal's approval of this plan is recorded already (or the token was used)."""
+
+    code = "already_approved"
+
+
+class SelfApproval(ConfirmationError):
+    """Four eyes: the principal that submitted the plan may not approve or confirm it."""
+
+    code = "self_approval"
+
+
+class NotAllowed(MadreError):
+    """The principal's roles do not cover what it asks for."""
+
+    code = "not_allowed"
+
+
+class BadSignature(MadreError):
+    """A webhook without a valid Standard Webhooks signature of its source (or too old)."""
+
+    code = "bad_signature"
+
+
+class IdempotencyKeyReused(MadreError):
+    """An Idempotency-Key this principal used before, now with another body."""
+
+    code = "idempotency_key_reused"
+
+
+class RequestInProgress(MadreError):
+    """The first request with this Idempotency-Key has not answered yet."""
+
+    code = "request_in_progress"
 
 
 class NotCancellable(MadreError):

@@ -35,9 +35,12 @@ from madre.contracts import (
     IntentResponse,
 )
 from madre.errors import DuplicateIntent, InvalidToken
+from madre.idempotency import Answered, IdempotencyKey, Once, key_for
 from madre.model import SETTLED_STATUSES, DSL, Intent, Mode, Plan, Provider, Status, new_id
+from madre.principals import OWNER, Principal, Role
 from madre.records import AuditRow, Change, Confirmation, IntentClose, IntentRecord
 from madre.rules import lifecycle
+from madre.rules.approvals import ApprovalRules, summary
 from madre.rules.parsing import mode_for
 from madre.rules.tokens import IssuedToken, hash_token
 from madre.store.repository import Repository
@@ -52,6 +55,7 @@ class Submission:
 
     kind: str  # chat | control | intent: the audit's `request`
     source: str
+    principal: Principal  # who asks: the audit's actor, the plan's submitted_by
     intent_id: str
     session_id: str
     record: IntentRecord | None  # written with the plan; None when already written
@@ -82,7 +86,7 @@ class Intake:
                  policy: pykka.ActorProxy[PolicyActor], planner: pykka.ActorProxy[PlannerActor],
                  supervisor: SupervisorClient, watchers: Watchers, clock: Callable[[], Any],
                  chat_wait: float, confirm: Callable[..., Any],
-                 instance_id: str | None = None) -> None:
+                 rules: ApprovalRules | None = None, instance_id: str | None = None) -> None:
         self._me = instance_id
         self._repo = repo
         self._store = store
@@ -94,14 +98,19 @@ class Intake:
         self._now = clock
         self._chat_wait = chat_wait
         self._confirm = confirm
+        self._rules = rules or ApprovalRules()
+        self._once = Once(repo, store)
 
     # ------------------------------------------------------------------ the adapters
 
-    def chat(self, request: ChatRequest, *, wait: float | None = None) -> ChatResponse:
+    def chat(self, request: ChatRequest, *, principal: Principal = OWNER,
+             wait: float | None = None, key: IdempotencyKey | None = None
+             ) -> Answered[ChatResponse]:
         """Understand a message, decide, plan, run; answer with the plan's outcome.
 
         Waits up to `wait` (default MADRE_CHAT_WAIT_SECONDS) for the plan to settle; a plan
-        still going after that is answered RUNNING and goes on.
+        still going after that is answered RUNNING and goes on. With `key`, a retry gets
+        the first answer again (`madre.idempotency`).
         """
         session_id = request.session_id or new_id()
         intent_id = new_id()
@@ -109,61 +118,105 @@ class Intake:
             "message": request.message, "session_id": session_id,
             "context": request.context or {}, "dry_run": request.dry_run,
         }, session_id)
-        accepted = self._accept(Submission(
-            kind="chat", source="operator", intent_id=intent_id, session_id=session_id,
-            record=record, text=request.message, session_known=request.session_id is not None,
-            dry_run=request.dry_run))
-        intent, plan = accepted.intent, accepted.plan
-        if plan is None:
-            return answers.chat_answer(intent, None, waited=0)
-        if request.dry_run:
-            return answers.chat_answer(intent, plan, waited=0, persisted=False)
-        budget = self._chat_wait if wait is None else wait
-        settled = plan if plan.status is Status.WAITING else self._run(plan, wait=budget)
-        return answers.chat_answer(intent, settled, waited=budget, issued=accepted.issued,
-                                   plan_id=plan.plan_id)
 
-    def control(self, request: ControlRequest, *, actor: str = "api") -> ControlResponse:
+        def answer(unwritten: IntentRecord | None) -> ChatResponse:
+            accepted = self._accept(Submission(
+                kind="chat", source="operator", principal=principal, intent_id=intent_id,
+                session_id=session_id, record=unwritten, text=request.message,
+                session_known=request.session_id is not None, dry_run=request.dry_run))
+            intent, plan = accepted.intent, accepted.plan
+            if plan is None:
+                return answers.chat_answer(intent, None, waited=0)
+            if request.dry_run:
+                return answers.chat_answer(intent, plan, waited=0, persisted=False)
+            budget = self._chat_wait if wait is None else wait
+            settled = plan if plan.status is Status.WAITING else self._run(plan, wait=budget)
+            return answers.chat_answer(intent, settled, waited=budget, issued=accepted.issued,
+                                       plan_id=plan.plan_id)
+
+        return self._once.run(key, record, ChatResponse, answer)
+
+    def control(self, request: ControlRequest, *, principal: Principal = OWNER,
+                key: IdempotencyKey | None = None) -> Answered[ControlResponse]:
         """A structured order for one module; MED/HIGH wait for confirmation, some are denied.
 
         With `confirm_token` (and optionally `plan_id`) it confirms the plan the token was
-        issued for, as the original clients do.
+        issued for, as the original clients do. With `key`, a retry gets the first answer.
         """
         target, action = request.target.lower(), request.action.lower()
-        if request.confirm_token:
-            return self._confirm_by_token(request, actor=actor)
         intent_id = new_id()
         session_id = request.session_id or new_id()
         record = IntentRecord(intent_id, "control", {
             "target": request.target, "action": request.action, "params": request.params or {},
         }, session_id)
+        if request.confirm_token:
+            if key is None:  # a confirmation is no new intent: nothing to record
+                return Answered(self._confirm_by_token(request, principal=principal))
+            return self._once.run(key, record, ControlResponse, lambda _: self._keyed_confirm(
+                request, principal=principal, intent_id=intent_id))
         dsl = DSL(domain=target, action=action, target=target,
                   parameters=request.params or {}, confidence=1.0,
                   original_text=f"{request.action} {request.target}")
-        accepted = self._accept(Submission(
-            kind="control", source="control", intent_id=intent_id, session_id=session_id,
-            record=record, structured=dsl, mode=Mode.MADRE))
-        if accepted.plan is not None and accepted.issued is None:
-            self._supervisor.spawn(accepted.plan)
-        return answers.control_answer(accepted.intent, accepted.plan, issued=accepted.issued,
-                                      action_id=accepted.action_id)
 
-    def intent(self, request: IntentRequest) -> IntentResponse:
+        def answer(unwritten: IntentRecord | None) -> ControlResponse:
+            accepted = self._accept(Submission(
+                kind="control", source="control", principal=principal, intent_id=intent_id,
+                session_id=session_id, record=unwritten, structured=dsl, mode=Mode.MADRE))
+            if accepted.plan is not None and accepted.issued is None:
+                self._supervisor.spawn(accepted.plan)
+            return answers.control_answer(accepted.intent, accepted.plan,
+                                          issued=accepted.issued, action_id=accepted.action_id)
+
+        return self._once.run(key, record, ControlResponse, answer)
+
+    def intent(self, request: IntentRequest, *, principal: Principal = OWNER,
+               key: IdempotencyKey | None = None) -> Answered[IntentResponse]:
         """Structured intake (Operator, Hormiguero, webhooks, CLI). Does not wait for the plan.
 
         A `correlation_id` becomes the intent id, so a caller that retries the same intent
-        gets the first answer back (`duplicate: true`) instead of a second plan.
+        gets the first answer back (`duplicate: true`) instead of a second plan; so does
+        `key`, an Idempotency-Key (or a webhook's id).
         """
         intent_id = request.correlation_id or new_id()
         session_id = request.session_id or new_id()
         payload = request.model_dump(exclude_none=True, exclude={"payload", "type"})
+        record = IntentRecord(intent_id, request.source, payload, session_id)
+
+        def answer(unwritten: IntentRecord | None) -> IntentResponse:
+            if unwritten is not None:  # written first, whatever follows
+                self._store.record_intent(unwritten)
+            return self._intent(request, principal, intent_id, session_id)
+
         try:
-            self._store.record_intent(IntentRecord(intent_id, request.source, payload,
-                                                   session_id))
+            return self._once.run(key, record, IntentResponse, answer)
         except DuplicateIntent:
-            return self._duplicate(intent_id)
-        submission = Submission(kind="intent", source=request.source, intent_id=intent_id,
-                                session_id=session_id, record=None,
+            return Answered(self._duplicate(intent_id))
+
+    def webhook(self, source: str, message_id: str, request: IntentRequest
+                ) -> Answered[IntentResponse]:
+        """A signed webhook from `source` (its signature checked already): an intent of that
+        source, once per message id. A repeated message answers the first answer with
+        `duplicate: true` and starts nothing. Each is audited (`webhook_received`,
+        `webhook_duplicate`) with the source and the message id."""
+        principal = Principal(f"webhook:{source}", frozenset({Role.SUBMITTER}))
+        request = request.model_copy(update={"source": source})
+        key = key_for(principal.name, message_id, route=f"webhook/{source}",
+                      body=request.model_dump(mode="json"))
+        answered = self.intent(request, principal=principal, key=key)
+        answer = answered.answer
+        if answered.replayed:
+            answer = answer.model_copy(update={"duplicate": True})
+        self._store.append_audit([AuditRow(
+            action="webhook_duplicate" if answered.replayed else "webhook_received",
+            module="madre", plan_id=answer.plan_id, intent_id=answer.intent_id,
+            actor=principal.name, reason=f"webhook {message_id}"[:255],
+            detail={"source": source, "webhook_id": message_id})])
+        return Answered(answer, answered.replayed)
+
+    def _intent(self, request: IntentRequest, principal: Principal, intent_id: str,
+                session_id: str) -> IntentResponse:
+        submission = Submission(kind="intent", source=request.source, principal=principal,
+                                intent_id=intent_id, session_id=session_id, record=None,
                                 correlation_id=request.correlation_id)
         if request.action is not None:
             target = (request.target or request.domain or "madre").lower()
@@ -214,7 +267,7 @@ class Intake:
         return Intent(intent_id=sub.intent_id, source=sub.source, session_id=sub.session_id,
                       mode=mode, dsl=dsl, provider=provider, decision=decision,
                       targets=[dsl.target] if dsl.target else [], warnings=warnings,
-                      correlation_id=sub.correlation_id)
+                      correlation_id=sub.correlation_id, submitted_by=sub.principal.name)
 
     def _persist(self, intent: Intent, plan: Plan, record: IntentRecord | None) -> Accepted:
         """Write the new plan (WAITING behind its gate when it needs a human) with the
@@ -222,17 +275,23 @@ class Intake:
         decision = intent.decision
         decided = lifecycle.note(
             plan, f"decision:{decision.risk}", reason=decision.reason,
-            module=intent.dsl.target or "madre", actor=intent.source,
+            module=intent.dsl.target or "madre", actor=intent.submitted_by or intent.source,
             detail={"domain": intent.dsl.domain, "action": intent.dsl.action,
-                    "provider": intent.provider.value})
+                    "provider": intent.provider.value, "source": intent.source})
         change = Change()
         issued: IssuedToken | None = None
         confirmation = None
         if decision.requires_confirmation:
+            # What will run, as the human who approves it is shown it.
+            plan.plan_digest = self._rules.digest(plan)
+            plan.approvals_needed = self._rules.needed(plan.risk)
             issued = self._policy.issue_token(self._now()).get(timeout=ASK_TIMEOUT)
-            confirmation = Confirmation(issued.token_hash, issued.expires_at)
+            confirmation = Confirmation(issued.token_hash, issued.expires_at, plan.plan_digest)
+            announce = {"plan_digest": plan.plan_digest, "summary": summary(plan),
+                        "risk": plan.risk.value, "submitted_by": plan.submitted_by,
+                        "approvals_needed": plan.approvals_needed}
             change = change.then(lifecycle.gate(plan, expires_at=issued.expires_at,
-                                                now=self._now()))
+                                                now=self._now(), announce=announce))
         change = change.then(Change(audit=(lifecycle.note(
             plan, "plan_created", reason=f"{len(plan.steps)} steps", actor="planner"),)))
         if plan.active:  # this instance starts it: it owns it from the first write
@@ -246,8 +305,9 @@ class Intake:
         decision = intent.decision
         row = AuditRow(action="denied", reason=decision.reason[:255],
                        module=intent.dsl.target or "madre", intent_id=intent.intent_id,
-                       session_id=intent.session_id, actor=intent.source,
-                       detail={"request": sub.kind, "action": intent.dsl.action})
+                       session_id=intent.session_id, actor=sub.principal.name,
+                       detail={"request": sub.kind, "action": intent.dsl.action,
+                               "source": intent.source})
         return self._store.record_denial(
             sub.record, IntentClose(intent.intent_id, "denied", decision.reason[:500]), row)
 
@@ -266,7 +326,8 @@ class Intake:
 
     # ------------------------------------------------------------------ helpers
 
-    def _confirm_by_token(self, request: ControlRequest, *, actor: str) -> ControlResponse:
+    def _confirm_by_token(self, request: ControlRequest, *, principal: Principal
+                          ) -> ControlResponse:
         """`control` with a `confirm_token`: confirm the plan it was issued for."""
         decision = self._policy.classify_dsl(DSL(
             domain=request.target.lower(), action=request.action.lower(),
@@ -275,11 +336,23 @@ class Intake:
         plan_id = request.plan_id or self._repo.find_plan_by_token_hash(hash_token(token))
         if plan_id is None:
             raise InvalidToken("no plan waits for this confirmation token")
-        confirmed = self._confirm(plan_id, token, actor=actor, wait=0)
+        confirmed = self._confirm(plan_id, token, principal=principal, wait=0)
         plan = self._repo.readable_plan(plan_id)
         return ControlResponse(status=ControlStatus.ACCEPTED, plan_id=plan_id, risk=decision.risk,
                                intent_id=plan.intent_id if plan else None,
                                reason="confirmed", plan_status=confirmed.plan_status)
+
+    def _keyed_confirm(self, request: ControlRequest, *, principal: Principal,
+                       intent_id: str) -> ControlResponse:
+        """A keyed confirmation through control: its claimed intents_log row ends with it."""
+        try:
+            answer = self._confirm_by_token(request, principal=principal)
+        except Exception as exc:
+            self._store.close_intent(None, IntentClose(intent_id, "error", str(exc)[:500]))
+            raise
+        self._store.close_intent(None, IntentClose(
+            intent_id, "confirmation", f"confirmed plan {answer.plan_id}"))
+        return answer
 
     def _duplicate(self, intent_id: str) -> IntentResponse:
         row = self._repo.find_intent(intent_id)

@@ -30,6 +30,20 @@ CONFIRMATION_EVENTS = {
     "confirmation_expired": "expired",
     "confirmation_rejected": "rejected",
 }
+APPROVAL_EVENTS = {
+    "plan_approved": "approved",
+    "plan_rejected": "rejected",
+    "confirmation_expired": "expired",
+}
+REFUSALS = frozenset({"plan_changed", "self_approval", "already_approved", "not_waiting",
+                      "not_allowed", "invalid_token"})
+WEBHOOK_EVENTS = {
+    "webhook_received": ("in", "accepted"),
+    "webhook_duplicate": ("in", "duplicate"),
+    "notification_delivered": ("out", "delivered"),
+    "notification_failed": ("out", "failed"),
+    "notification_gave_up": ("out", "gave_up"),
+}
 STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
@@ -78,6 +92,11 @@ class Metrics:
                                registry=r)
         self.jobs = Counter("madre_spawner_jobs", "Spawner jobs requested and reported",
                             ["outcome"], registry=r)
+        self.approvals = Counter("madre_approvals", "Approvals and rejections, by outcome",
+                                 ["outcome"], registry=r)
+        self.webhooks = Counter("madre_webhook_deliveries",
+                                "Webhooks in (signed intake) and out (notifications), by outcome",
+                                ["direction", "outcome"], registry=r)
         r.register(_Live(read_live))
         ProcessCollector(registry=r)
 
@@ -86,11 +105,12 @@ class Metrics:
         for record in records:
             event = str(record.get("event", ""))
             name, _, suffix = event.partition(":")
+            source = (record.get("detail") or {}).get("source") or record.get("actor")
             if name == "decision":
-                self.intents.labels(record.get("actor") or "unknown", suffix).inc()
+                self.intents.labels(source or "unknown", suffix).inc()
             elif event == "denied":
-                self.denied.labels(record.get("actor") or "unknown").inc()
-                self.intents.labels(record.get("actor") or "unknown", "HIGH").inc()
+                self.denied.labels(source or "unknown").inc()
+                self.intents.labels(source or "unknown", "HIGH").inc()
             elif name == "confirmation_required":
                 self.confirmations.labels("issued").inc()
             elif name in ("step_done", "step_failed"):
@@ -111,6 +131,21 @@ class Metrics:
                 self.confirmations.labels(CONFIRMATION_EVENTS[event]).inc()
             if event == "supervisor_gave_up":
                 self.gave_up.inc()
+            self._approvals_and_webhooks(event, record)
+
+    def _approvals_and_webhooks(self, event: str, record: dict[str, Any]) -> None:
+        if event in APPROVAL_EVENTS:
+            self.approvals.labels(APPROVAL_EVENTS[event]).inc()
+        elif event in ("approval_refused", "confirmation_rejected") and (
+                record.get("reason") in REFUSALS):
+            self.approvals.labels(record["reason"]).inc()
+        elif event in WEBHOOK_EVENTS:
+            self.webhooks.labels(*WEBHOOK_EVENTS[event]).inc()
+
+    def webhook_refused(self, outcome: str) -> None:
+        """A webhook refused before anything was written (an unknown source, a bad
+        signature): counted here, since an unauthenticated request writes no record."""
+        self.webhooks.labels("in", outcome).inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

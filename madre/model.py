@@ -122,6 +122,17 @@ class Step(BaseModel):
         return self.blocking and self.payload.get("gate") == WaitReason.CONFIRMATION
 
 
+class Approval(BaseModel):
+    """One principal's approval of a waiting plan: of the content with `plan_digest`, by
+    the approve route or with the confirm token (`via`)."""
+
+    by: str
+    at: dt.datetime
+    comment: str | None = None
+    plan_digest: str
+    via: str = "approve"  # approve | token
+
+
 class Intent(BaseModel):
     """A parsed, classified request, ready to be planned."""
 
@@ -135,6 +146,7 @@ class Intent(BaseModel):
     targets: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
     correlation_id: str | None = None
+    submitted_by: str | None = None  # the principal that asked
 
 
 class Plan(BaseModel):
@@ -157,6 +169,12 @@ class Plan(BaseModel):
     created_at: dt.datetime = Field(default_factory=utcnow)
     updated_at: dt.datetime = Field(default_factory=utcnow)
     version: int = 0  # bumped by every save; a save against an older version is refused
+    # Who asked, and, for a plan that waits for a human, the digest of what will run (as it
+    # was when the plan was made), how many approvals it needs and those it has.
+    submitted_by: str | None = None
+    plan_digest: str | None = None
+    approvals_needed: int = 0
+    approvals: list[Approval] = Field(default_factory=list)
     # The instance running it and its owner count, as stored (the tasks row's columns are
     # the truth): a save from an older epoch is refused, so a superseded owner writes nothing.
     owner: str | None = None

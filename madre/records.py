@@ -44,14 +44,18 @@ class IntentRecord:
     source: str
     payload: dict[str, Any]
     session_id: str | None
+    idempotency_key: str | None = None  # a claimed key (hashed with its principal)
+    request_hash: str | None = None  # what was asked with it
 
 
 @dataclasses.dataclass(frozen=True)
 class Confirmation:
-    """A confirmation issued for a plan: the token's hash (never the token) and its expiry."""
+    """A confirmation issued for a plan: the token's hash (never the token), its expiry,
+    and the digest of the plan content the token is bound to."""
 
     token_hash: str
     expires_at: dt.datetime
+    plan_digest: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)

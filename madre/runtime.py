@@ -39,6 +39,7 @@ from madre.actors.trail import TrailWriter
 from madre.clock import SYSTEM_CLOCK, Clock
 from madre.commands import PlanCommands
 from madre.contracts import (
+    ApproveResponse,
     CancelResponse,
     ChatRequest,
     ChatResponse,
@@ -52,7 +53,9 @@ from madre.contracts import (
     IntentRequest,
     IntentResponse,
     JobReportResponse,
+    PendingPlan,
     PlanDetail,
+    RejectResponse,
 )
 from madre.delegation.breaker import CircuitBreaker
 from madre.delegation.client import ConnectionPools, ModuleClient
@@ -61,6 +64,7 @@ from madre.delegation.health import HealthBoard, HealthProber
 from madre.errors import NotFound, ShuttingDown
 from madre.event_feed import EventFeed
 from madre.forensics import ForensicTrail
+from madre.idempotency import Answered, IdempotencyKey
 from madre.instances import FileLock, new_instance_id, this_instance
 from madre.intake import Intake
 from madre.membership import EveryOtherIsDead, Membership
@@ -68,7 +72,10 @@ from madre.presence import Presence
 from madre.metrics import Metrics
 from madre.model import Plan, Status
 from madre.modules import MODULE_NAMES, STEP_MODULES
+from madre.notify import Notifier
+from madre.principals import OWNER, Principal
 from madre.recovery import recover
+from madre.rules.approvals import ApprovalRules
 from madre.rules.policy_file import load_policy_file
 from madre.rules.tables import DEFAULT_TABLES
 from madre.scheduler import Scheduler
@@ -110,6 +117,7 @@ class Madre:
         self.watchers = Watchers()
         self.events = EventFeed()
         self.board = HealthBoard(MODULE_NAMES)
+        self.notifier: Notifier | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -141,7 +149,13 @@ class Madre:
         self.models = build_models(self.database)
         ensure_schema(self.database, self.models, allow_migrate=s.migrate == "auto")
         self.repo = Repository(self.database, self.models, instance_id=self.instance_id)
-        self.queries = Queries(self.database, self.models)
+        # Who may do what (a bad principals file already stopped load_settings, naming its
+        # entry), and how many approvals of what content a plan needs.
+        self.principals = s.principals()
+        called = sorted(set(STEP_MODULES.values()))
+        self.rules = ApprovalRules(four_eyes=s.four_eyes_mode, high_approvals=s.high_approvals,
+                                   routes={m: s.module_route(m) for m in called})
+        self.queries = Queries(self.database, self.models, self.rules)
         self._start_delegation()
 
         self.trail = ForensicTrail(s.forensic_dir)
@@ -166,6 +180,11 @@ class Madre:
         ], timeout=ASK_TIMEOUT)
         self.scheduler = Scheduler().start()
         self._on_stop(self.scheduler.stop)
+        self.notifier = Notifier.from_settings(s, scheduler=self.scheduler,
+                                               audit=self.store.append_audit,
+                                               clock=self.clock.now)
+        if self.notifier is not None:
+            self._on_stop(self.notifier.stop)  # before the store its audit rows go to
         # Each live plan has at most one call in flight: one pool thread per place is enough.
         self._calls = concurrent.futures.ThreadPoolExecutor(
             max_workers=s.max_active_plans, thread_name_prefix="madre-call")
@@ -182,12 +201,12 @@ class Madre:
         self.commands = PlanCommands(
             repo=self.repo, store=self.store, supervisor=self.supervisor,
             watchers=self.watchers, clock=self.clock.now, chat_wait=s.chat_wait_seconds,
-            instance_id=self.instance_id)
+            rules=self.rules, instance_id=self.instance_id)
         self.intake = Intake(
             repo=self.repo, store=self.store, parsers=self.parsers, policy=self.policy,
             planner=self.planner, supervisor=self.supervisor, watchers=self.watchers,
             clock=self.clock.now, chat_wait=s.chat_wait_seconds, confirm=self.commands.confirm,
-            instance_id=self.instance_id)
+            rules=self.rules, instance_id=self.instance_id)
         self.membership = Membership(
             me=self.me, store=self.store, repo=self.repo, supervisor=self.supervisor,
             liveness=self._presence or EveryOtherIsDead(), clock=self.clock.now,
@@ -228,9 +247,9 @@ class Madre:
             connect_timeout=min(s.connect_timeout_seconds, s.parse_timeout_seconds),
             read_timeout=s.parse_timeout_seconds,
         )
-        called = sorted(set(STEP_MODULES.values()))
-        executor = StepExecutor({m: self.clients[m] for m in called},
-                                {m: s.module_route(m) for m in called}, self.board)
+        # The routes steps post to are those the approval digest names.
+        executor = StepExecutor({m: self.clients[m] for m in self.rules.routes},
+                                dict(self.rules.routes), self.board)
         self.executor: StepRunner = (self._wrap_runner(executor) if self._wrap_runner
                                      else executor)
 
@@ -319,29 +338,62 @@ class Madre:
 
     # ------------------------------------------------------------------ intake
 
-    def chat(self, request: ChatRequest, *, wait: float | None = None) -> ChatResponse:
+    def chat(self, request: ChatRequest, *, principal: Principal = OWNER,
+             wait: float | None = None) -> ChatResponse:
         """Understand a message, decide, plan, run; answer with the plan's outcome (waiting
         up to `wait`, default MADRE_CHAT_WAIT_SECONDS, for it to settle)."""
-        self._check_open()
-        return self.intake.chat(request, wait=wait)
+        return self.take(request, principal=principal, wait=wait).answer
 
-    def control(self, request: ControlRequest, *, actor: str = "api") -> ControlResponse:
+    def control(self, request: ControlRequest, *, principal: Principal = OWNER
+                ) -> ControlResponse:
         """A structured order for one module; MED/HIGH wait for confirmation, some are denied."""
-        self._check_open()
-        return self.intake.control(request, actor=actor)
+        return self.take(request, principal=principal).answer
 
-    def submit_intent(self, request: IntentRequest) -> IntentResponse:
+    def submit_intent(self, request: IntentRequest, *, principal: Principal = OWNER
+                      ) -> IntentResponse:
         """Structured intake (Operator, Hormiguero, webhooks, CLI). Does not wait for the plan."""
+        return self.take(request, principal=principal).answer
+
+    def take(self, request: ChatRequest | ControlRequest | IntentRequest, *,
+             principal: Principal = OWNER, key: IdempotencyKey | None = None,
+             wait: float | None = None) -> Answered[Any]:
+        """Any intake request, by its type; with `key` (an Idempotency-Key, or a webhook's
+        id) a retry gets the first answer again, marked `replayed`."""
         self._check_open()
-        return self.intake.intent(request)
+        if isinstance(request, ChatRequest):
+            return self.intake.chat(request, principal=principal, wait=wait, key=key)
+        if isinstance(request, ControlRequest):
+            return self.intake.control(request, principal=principal, key=key)
+        return self.intake.intent(request, principal=principal, key=key)
+
+    def webhook(self, source: str, message_id: str, request: IntentRequest
+                ) -> Answered[IntentResponse]:
+        """A webhook whose signature was checked: an intent of `source`, once per message."""
+        self._check_open()
+        return self.intake.webhook(source, message_id, request)
 
     # ------------------------------------------------------------------ plans
 
-    def confirm(self, plan_id: str, token: str, *, actor: str = "api",
-                wait: float | None = None) -> ConfirmResponse:
+    def confirm(self, plan_id: str, token: str, *, principal: Principal = OWNER,
+                plan_digest: str | None = None, wait: float | None = None) -> ConfirmResponse:
         """Confirm a waiting plan with its token; the plan resumes and this waits for it."""
         self._check_open()
-        return self.commands.confirm(plan_id, token, actor=actor, wait=wait)
+        return self.commands.confirm(plan_id, token, principal=principal,
+                                     plan_digest=plan_digest, wait=wait)
+
+    def approve(self, plan_id: str, plan_digest: str, *, principal: Principal = OWNER,
+                comment: str | None = None, wait: float | None = None) -> ApproveResponse:
+        """Approve the content `plan_digest` of a waiting plan; with the approvals it needs,
+        by distinct principals, it resumes and this waits for it."""
+        self._check_open()
+        return self.commands.approve(plan_id, plan_digest, principal=principal,
+                                     comment=comment, wait=wait)
+
+    def reject(self, plan_id: str, reason: str, *, principal: Principal = OWNER,
+               token: str | None = None) -> RejectResponse:
+        """Reject a waiting plan: it ends in ERROR (`rejected: <reason>`), nothing of it runs."""
+        self._check_open()
+        return self.commands.reject(plan_id, reason, principal=principal, token=token)
 
     def job_finished(self, daughter_task_id: int, *, ok: bool,
                      result: dict[str, Any] | None = None, error: str | None = None,
@@ -351,11 +403,12 @@ class Madre:
         return self.commands.job_finished(daughter_task_id, ok=ok, result=result, error=error,
                                           actor=actor)
 
-    def cancel(self, plan_id: str, *, actor: str = "api", reason: str | None = None
-               ) -> CancelResponse:
+    def cancel(self, plan_id: str, *, principal: Principal = OWNER, reason: str | None = None,
+               claimed_by: str | None = None) -> CancelResponse:
         """End a plan that has not finished in ERROR (`cancelled`), audited with who asked."""
         self._check_open()
-        return self.commands.cancel(plan_id, actor=actor, reason=reason)
+        return self.commands.cancel(plan_id, principal=principal, reason=reason,
+                                    claimed_by=claimed_by)
 
     def tick(self, now: dt.datetime | None = None) -> list[Plan]:
         """One round of the timed work: expire the confirmations whose time ran out.
@@ -378,6 +431,10 @@ class Madre:
         if detail is None:
             raise NotFound(f"no plan {plan_id}")
         return detail
+
+    def pending(self, plan_id: str | None = None) -> list[PendingPlan]:
+        """The plans waiting for a human (or only `plan_id`), the soonest to expire first."""
+        return self.queries.pending(plan_id=plan_id)
 
     def active_plan_actors(self) -> int:
         """Plan actors alive now (waiting plans have none)."""
@@ -415,6 +472,8 @@ class Madre:
         """After every commit (Store actor thread): trail, event streams, metrics."""
         if records:
             self._trail_writer.tell(records)
+            if self.notifier is not None:
+                self.notifier.offer(records)
         self.events.notify()
         self.metrics.observe(records)
 

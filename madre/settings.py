@@ -23,7 +23,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from madre.errors import ConfigError
 from madre.modules import BY_NAME
+from madre.principals import Principals, load_principals_file, single_token
 from madre.rules.policy_file import load_policy_file
+from madre.webhooks import check_secret
 
 DEFAULT_TOKEN = "vx11-local-token"
 """The token of a Madre bound to loopback that nobody configured (refused anywhere else)."""
@@ -137,6 +139,21 @@ class Settings(BaseSettings):
     # judges risk"). Read here too, so a bad file stops start-up with its line named.
     policy_file: str | None = Field(None, validation_alias=_env("MADRE_POLICY_FILE"))
 
+    # Principals and approvals (README, "Principals, roles and approvals").
+    principals_file: str | None = Field(None, validation_alias=_env("MADRE_PRINCIPALS_FILE"))
+    # None: off in single-token mode, high with a principals file.
+    four_eyes: Literal["off", "high", "all"] | None = Field(
+        None, validation_alias=_env("MADRE_FOUR_EYES"))
+    high_approvals: int = Field(1, ge=1, le=16, validation_alias=_env("MADRE_HIGH_APPROVALS"))
+    notify_url: str | None = Field(None, validation_alias=_env("MADRE_NOTIFY_URL"))
+    notify_secret: SecretStr | None = Field(None, validation_alias=_env("MADRE_NOTIFY_SECRET"))
+    notify_attempts: int = Field(6, ge=1, le=20, validation_alias=_env("MADRE_NOTIFY_ATTEMPTS"))
+    notify_backoff_seconds: float = Field(
+        1.0, ge=0, validation_alias=_env("MADRE_NOTIFY_BACKOFF_SECONDS"))
+    notify_timeout_seconds: float = Field(
+        5.0, gt=0, validation_alias=_env("MADRE_NOTIFY_TIMEOUT_SECONDS"))
+    public_url: str | None = Field(None, validation_alias=_env("MADRE_PUBLIC_URL"))
+
     @field_validator(
         "switch_url", "hermes_url", "hormiguero_url", "manifestator_url", "shub_url", "spawner_url"
     )
@@ -186,6 +203,63 @@ class Settings(BaseSettings):
             raise ValueError(str(exc)) from None
         return value
 
+    @field_validator("principals_file")
+    @classmethod
+    def _principals_file_loads(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        try:
+            load_principals_file(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("notify_url", "public_url")
+    @classmethod
+    def _optional_http_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return cls._http_url(value)
+
+    @field_validator("notify_secret")
+    @classmethod
+    def _signing_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            problem = check_secret(value.get_secret_value())
+            if problem:
+                raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _approvals_need_principals(self) -> Settings:
+        # With one token there is one principal: four eyes or N approvals could never be met.
+        if self.principals_file is None:
+            if self.four_eyes not in (None, "off"):
+                raise ValueError(f"MADRE_FOUR_EYES={self.four_eyes} needs "
+                                 "MADRE_PRINCIPALS_FILE: with one token there is one "
+                                 "principal, who could never approve its own plans")
+            if self.high_approvals > 1:
+                raise ValueError(f"MADRE_HIGH_APPROVALS={self.high_approvals} needs "
+                                 "MADRE_PRINCIPALS_FILE: with one token there is one "
+                                 "principal, so one approval at most")
+        if self.notify_url and self.notify_secret is None:
+            raise ValueError("MADRE_NOTIFY_URL needs MADRE_NOTIFY_SECRET (whsec_<base64>) "
+                             "to sign what it sends")
+        return self
+
+    @property
+    def four_eyes_mode(self) -> str:
+        """MADRE_FOUR_EYES, or its default: off with one token, high with principals."""
+        if self.four_eyes is not None:
+            return self.four_eyes
+        return "high" if self.principals_file else "off"
+
+    def principals(self) -> Principals:
+        """The principals file's principals, or the server token as the one `vx11`."""
+        if self.principals_file:
+            return load_principals_file(self.principals_file)
+        return single_token(self.token.get_secret_value())
+
     def module_url(self, module: str) -> str:
         """Where module `module` listens (its *_URL setting)."""
         return str(getattr(self, f"{module}_url"))
@@ -220,7 +294,7 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            if not err["loc"]:  # a check of several settings: its message names them
+            if not err["loc"]:  # a check across settings: its message names them
                 problems.append(str(err["msg"]).removeprefix("Value error, "))
                 continue
             problems.append(f"{_variable_name(str(err['loc'][0]))}: {err['msg']}")

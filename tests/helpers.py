@@ -7,6 +7,10 @@ pytest puts tests/ on sys.path and a test file imports these with `from helpers 
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
+import pathlib
 import socket
 from typing import Any
 
@@ -46,6 +50,45 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+# --------------------------------------------------------------------------- principals
+
+PEOPLE = {
+    "alice": ["submitter", "viewer"],  # asks
+    "bob": ["approver"],
+    "carol": ["approver"],
+    "dave": ["submitter", "approver"],  # asks and approves: four eyes is about him
+    "olga": ["operator"],
+    "vic": ["viewer"],
+    "sam": ["spawner"],
+    "root": ["admin"],
+}
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"a webhook secret of 32 bytes!!!!").decode()
+
+
+def token_of(name: str) -> str:
+    """The test token of principal `name`."""
+    return f"token-of-{name}-0123456789"
+
+
+def write_principals(path: Any, people: dict[str, list[str]] | None = None,
+                     webhooks: dict[str, str] | None = None) -> str:
+    """A principals file at `path` (PEOPLE, and a `ci` webhook, unless given); its path."""
+    lines = []
+    for name, roles in (PEOPLE if people is None else people).items():
+        digest = hashlib.sha256(token_of(name).encode()).hexdigest()
+        lines += ["[[principal]]", f'name = "{name}"', f'token_sha256 = "{digest}"',
+                  f"roles = {json.dumps(roles)}", ""]
+    for source, secret in ({"ci": WEBHOOK_SECRET} if webhooks is None else webhooks).items():
+        lines += ["[[webhook]]", f'source = "{source}"', f'secret = "{secret}"', ""]
+    pathlib.Path(path).write_text("\n".join(lines), encoding="utf-8")
+    return str(path)
+
+
+def as_principal(name: str) -> dict[str, str]:
+    """The headers principal `name` sends."""
+    return {"X-VX11-Token": token_of(name)}
 
 
 # --------------------------------------------------------------------------- the database

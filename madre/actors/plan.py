@@ -63,6 +63,7 @@ class Cancel(NamedTuple):
 
     reason: str | None
     actor: str
+    claimed_by: str | None = None  # who the caller said asks: a note, never the actor
 
 
 class ChildFailed(NamedTuple):
@@ -307,7 +308,7 @@ class PlanActor(pykka.ThreadingActor):
             return Verdict.ALREADY_ENDED, plan
         self._in_flight = None  # whatever the call answers now is ignored
         change = lifecycle.cancel(plan, reason=message.reason, actor=message.actor,
-                                  now=self._now())
+                                  now=self._now(), claimed_by=message.claimed_by)
         self._settle(change, "error")
         assert self._plan is not None
         return Verdict.CANCELLED, self._plan

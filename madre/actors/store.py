@@ -92,6 +92,19 @@ class AppendAudit(NamedTuple):
     rows: tuple[AuditRow, ...]
 
 
+class RememberAnswer(NamedTuple):
+    """Keep the first answer to a request with an Idempotency-Key (its token left out)."""
+
+    intent_id: str
+    answer_json: str
+
+
+class ReleaseKey(NamedTuple):
+    """A keyed request failed before it answered: free its key for a retry."""
+
+    intent_id: str
+
+
 class CloseOrphanIntents(NamedTuple):
     """Close (audited) the intents recorded before `before` that never got a plan and were
     taken in by one of `instance_ids` (dead), or by no named instance with
@@ -136,7 +149,8 @@ class ReleaseLeases(NamedTuple):
 
 
 Write = (RecordIntent | CreatePlan | SavePlan | RecordDenial | CloseIntent | AppendAudit
-         | CloseOrphanIntents | SaveInstance | RenewLeases | ClaimPlans | ReleaseLeases)
+         | CloseOrphanIntents | SaveInstance | RenewLeases | ClaimPlans | ReleaseLeases
+         | RememberAnswer | ReleaseKey)
 
 
 class _Queued(NamedTuple):
@@ -261,6 +275,10 @@ class StoreActor(pykka.ThreadingActor):
             repo.append_audit(rows)
             trail.extend(map(_trail_entry, rows))
             return len(closed)
+        if isinstance(write, RememberAnswer):
+            return repo.remember_answer(write.intent_id, write.answer_json)
+        if isinstance(write, ReleaseKey):
+            return repo.release_key(write.intent_id)
         raise TypeError(f"not a write the store knows: {type(write).__name__}")
 
     # ------------------------------------------------------------------ group commit
@@ -468,6 +486,12 @@ class StoreClient:
 
     def release_leases(self, owner: str) -> int:
         return int(self.write(ReleaseLeases(owner)))
+
+    def remember_answer(self, intent_id: str, answer_json: str) -> None:
+        self.write(RememberAnswer(intent_id, answer_json))
+
+    def release_key(self, intent_id: str) -> None:
+        self.write(ReleaseKey(intent_id))
 
     def stats(self) -> tuple[int, int]:
         """(transactions committed, writes carried) since the store started."""

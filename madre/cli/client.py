@@ -201,6 +201,22 @@ class MadreClient:
         return self.request("POST", f"/madre/plans/{_segment(plan_id)}/confirm",
                             json={"confirm_token": confirm_token})
 
+    def pending(self, *, plan_id: str | None = None) -> dict[str, Any]:
+        """GET /madre/pending: the plans waiting for a human (a PendingList)."""
+        return self.request("GET", "/madre/pending", params={"plan_id": plan_id})
+
+    def approve(self, plan_id: str, plan_digest: str, *, comment: str | None = None
+                ) -> dict[str, Any]:
+        """POST /madre/plans/{plan_id}/approve: an ApproveResponse."""
+        body = {"plan_digest": plan_digest, **({"comment": comment} if comment else {})}
+        return self.request("POST", f"/madre/plans/{_segment(plan_id)}/approve", json=body)
+
+    def reject(self, plan_id: str, reason: str, *, confirm_token: str | None = None
+               ) -> dict[str, Any]:
+        """POST /madre/plans/{plan_id}/reject: a RejectResponse."""
+        body = {"reason": reason, **({"confirm_token": confirm_token} if confirm_token else {})}
+        return self.request("POST", f"/madre/plans/{_segment(plan_id)}/reject", json=body)
+
     def cancel(self, plan_id: str, *, reason: str | None = None,
                by: str | None = None) -> dict[str, Any]:
         """POST /madre/plans/{plan_id}/cancel: a CancelResponse (the plan ends ERROR,

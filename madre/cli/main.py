@@ -49,9 +49,10 @@ STATUSES = tuple(s.value for s in Status)
 def main(ctx: click.Context, url: str, token: str, as_json: bool, timeout: float) -> None:
     """Madre, the orchestrator of the VX11 services.
 
-    `serve` runs Madre; `chat`, `control`, `plans`, `show`, `confirm`, `cancel`, `tail` and
-    `health` talk to a running one at --url (MADRE_URL) with --token (VX11_TOKEN); `audit
-    verify` checks the forensic trail on disk.
+    `serve` runs Madre; `chat`, `control`, `plans`, `show`, `pending`, `approve`, `reject`,
+    `confirm`, `cancel`, `tail` and `health` talk to a running one at --url (MADRE_URL) with
+    --token (VX11_TOKEN); `audit verify` checks the forensic trail on disk; `principals`
+    makes the entries of a principals file.
     """
     ctx.obj = Connection(url=url, token=token, as_json=as_json, timeout=timeout)
 
@@ -183,6 +184,70 @@ def cancel(plan_id: str, reason: str | None, by: str | None) -> None:
         print_lines(out.render_cancel(answer, style()))
 
 
+@main.command()
+@client_command
+def pending() -> None:
+    """What waits for a human: each plan's risk, approvals so far, who asked, expiry."""
+    connection = conn()
+    with connection.client() as client:
+        answer = client.pending()
+    if connection.as_json:
+        print_json(answer)
+    else:
+        print_lines(out.render_pending(answer["plans"], style()))
+
+
+@main.command()
+@click.argument("plan_id", metavar="PLAN")
+@click.option("--comment", metavar="TEXT", help="recorded with the approval")
+@click.option("--yes", "-y", "assume_yes", is_flag=True, help="approve without asking")
+@client_command
+def approve(plan_id: str, comment: str | None, assume_yes: bool) -> None:
+    """Approve PLAN: print what will run and its digest, ask y/N, approve that digest.
+
+    The approval names the digest shown: if the plan changed meanwhile, Madre refuses it
+    (plan_changed) and nothing runs. A HIGH plan may need more than one approver.
+    """
+    connection = conn()
+    with connection.client() as client:
+        found = client.pending(plan_id=plan_id)["plans"]
+        if not found:
+            plan = client.get_plan(plan_id)  # a 404 for an unknown plan
+            click.echo(f"madre: plan {plan_id} is {plan.get('status')}: it does not wait for "
+                       "approval", err=True)
+            sys.exit(REFUSED)
+        shown = found[0]
+        if not connection.as_json:
+            print_lines(out.render_preview(shown, style()))
+        if not assume_yes and not click.confirm(f"Approve plan {plan_id}?", default=False,
+                                                err=connection.as_json):
+            click.echo("madre: not approved; nothing was sent", err=True)
+            sys.exit(REFUSED)
+        answer = client.approve(plan_id, shown["plan_digest"], comment=comment)
+    if connection.as_json:
+        print_json(answer)
+    else:
+        print_lines(out.render_approve(answer, style()))
+
+
+@main.command()
+@click.argument("plan_id", metavar="PLAN")
+@click.option("--reason", metavar="TEXT", required=True, help="why: the plan's reason")
+@click.option("--token-confirm", "confirm_token", metavar="TOKEN",
+              help="the plan's confirm token, when you hold it and are no approver")
+@client_command
+def reject(plan_id: str, reason: str, confirm_token: str | None) -> None:
+    """Reject PLAN, waiting for approval: it ends in ERROR (`rejected: REASON`) and nothing
+    of it runs."""
+    connection = conn()
+    with connection.client() as client:
+        answer = client.reject(plan_id, reason, confirm_token=confirm_token)
+    if connection.as_json:
+        print_json(answer)
+    else:
+        print_lines(out.render_reject(answer, style()))
+
+
 RECONNECT_FIRST, RECONNECT_MAX = 0.5, 10.0  # seconds between reconnection attempts of `tail`
 
 
@@ -245,8 +310,9 @@ def instances() -> None:
 
 def _register_local_commands() -> None:
     from madre.cli.local import audit, db, modules, serve
+    from madre.cli.principals import principals
 
-    for command in (audit, db, serve, modules):
+    for command in (audit, db, serve, modules, principals):
         main.add_command(command)
 
 

@@ -21,7 +21,7 @@ STATUS_COLOURS = {
     "PENDING": "blue",
     # control
     "accepted": "green", "pending_confirmation": "yellow", "denied": "red",
-    "confirmed": "green",
+    "confirmed": "green", "approved": "green", "rejected": "red",
     # health
     "ok": "green", "up": "green", "degraded": "yellow", "down": "red", "unknown": "bright_black",
     # risk
@@ -295,6 +295,61 @@ def render_cancel(answer: dict[str, Any], style: Styler = plain) -> list[str]:
     if answer.get("reason"):
         lines.append(f"reason: {answer['reason']}")
     return lines
+
+
+def _approvals(count: dict[str, Any] | None) -> str:
+    count = count or {}
+    return f"{count.get('have', 0)} of {count.get('need', 1)}"
+
+
+def render_pending(plans: Sequence[dict[str, Any]], style: Styler = plain) -> list[str]:
+    """What waits for a human, the soonest to expire first."""
+    if not plans:
+        return ["nothing waits for a human"]
+    rows = [[p.get("plan_id"), p.get("risk"), _approvals(p.get("approvals")),
+             p.get("submitted_by") or "-", when(p.get("expires_at")),
+             shorten(p.get("summary"), 60)] for p in plans]
+    return table(["PLAN", "RISK", "APPROVALS", "ASKED BY", "EXPIRES", "WILL RUN"], rows,
+                 {1: style})
+
+
+def render_preview(plan: dict[str, Any], style: Styler = plain) -> list[str]:
+    """What approving a plan lets run, and the digest the approval names."""
+    approved_by = ", ".join(plan.get("approved_by") or []) or "nobody yet"
+    lines = [
+        fields([("plan", plan.get("plan_id")), ("risk", plan.get("risk")),
+                ("asked by", plan.get("submitted_by")),
+                ("expires", when(plan.get("expires_at")))], style, frozenset({"risk"})),
+        f"approvals: {_approvals(plan.get('approvals'))} (approved by {approved_by})",
+        "", "will run:",
+    ]
+    lines += table(["#", "TYPE", "MODULE", "ROUTE", "PAYLOAD"],
+                   [[i, s.get("type"), s.get("module"), s.get("route") or "-",
+                     summary(s.get("payload"), 70)]
+                    for i, s in enumerate(plan.get("steps") or [])])
+    lines += ["", f"digest: {plan.get('plan_digest')}"]
+    return lines
+
+
+def render_approve(answer: dict[str, Any], style: Styler = plain) -> list[str]:
+    plan_id = answer.get("plan_id")
+    status = str(answer.get("plan_status", "?"))
+    lines = [fields([("", answer.get("status", "approved")), ("plan", plan_id),
+                     ("plan status", status),
+                     ("approvals", _approvals(answer.get("approvals")))],
+                    style, frozenset({"", "plan status"}))]
+    if status == "WAITING":
+        lines.append("the plan waits for more approvals")
+    elif status not in ("DONE", "ERROR"):
+        lines.append(f"the plan goes on; follow it: madre show {plan_id}")
+    return lines
+
+
+def render_reject(answer: dict[str, Any], style: Styler = plain) -> list[str]:
+    return [fields([("", answer.get("status", "rejected")), ("plan", answer.get("plan_id")),
+                    ("plan status", answer.get("plan_status"))],
+                   style, frozenset({"", "plan status"})),
+            f"reason: {answer.get('reason')}"]
 
 
 EVENT_WIDTHS = (20, 36, 28, 7)  # time, plan id, action, status; the reason takes the rest

@@ -9,7 +9,7 @@ import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
-from madre.http.auth import TokenAuthMiddleware
+from madre.http.auth import PrincipalMiddleware
 from madre.http.errors import EXCEPTION_HANDLERS
 from madre.http.openapi import DOC_PATHS, docs_routes
 from madre.http.operations import ROUTES
@@ -33,8 +33,8 @@ def create_app(madre: Madre) -> Starlette:
         routes=[*ROUTES, *docs_routes(ROUTES)],
         middleware=[
             Middleware(
-                TokenAuthMiddleware,
-                token=madre.settings.token.get_secret_value(),
+                PrincipalMiddleware,
+                principals=madre.principals,
                 exempt=OPEN_PATHS | ({"/metrics"} if madre.settings.metrics_open else set()),
                 callback_tokens=spawner_tokens,
                 callbacks_open=madre.settings.callback_auth == "none",

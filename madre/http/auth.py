@@ -1,24 +1,39 @@
-"""Token check as pure ASGI middleware: `X-VX11-Token` must equal the configured token.
+"""Who is asking, as pure ASGI middleware, and whether their roles cover the route.
 
-Missing → 401 `auth_required`; wrong → 403 `forbidden`; compared in constant time. Paths in
-`exempt` (`/health`) pass without a token, so probes need no secret.
+The middleware finds the principal whose token the request presents (`X-VX11-Token`),
+compared in constant time, and puts it in the request's state (`request.state.principal`)
+for the handlers, which pass it on explicitly. Missing → 401 `auth_required`; a token no
+principal has → 403 `forbidden`. Paths in `exempt` (`/health`, the documentation) and the
+signed webhooks (`/madre/webhook/{source}`, checked by their handler) pass with no token and
+no principal.
 
 The Spawner's job reports (`/madre/callback/spawn`, `/madre/daughter/{id}/complete|fail`)
-also accept the Spawner's own token (MADRE_SPAWNER_TOKEN). A deployment whose Spawner sends
-no token at all (the original Spawner does not) sets MADRE_CALLBACK_AUTH=none, which opens
-those three routes only; keep such a Madre on a private network or loopback.
+also accept the Spawner's own token (MADRE_SPAWNER_TOKEN), as the principal `spawner`. A
+deployment whose Spawner sends no token at all (the original Spawner does not) sets
+MADRE_CALLBACK_AUTH=none, which opens those three routes only; keep such a Madre on a
+private network or loopback.
+
+`guarded(endpoint, roles)` wraps a route's handler: a principal whose roles do not cover it
+gets 403 `not_allowed`. The operations table gives each route its roles.
 """
 
 from __future__ import annotations
 
-import hmac
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from madre.contracts import TOKEN_HEADER
 from madre.http.errors import envelope
+from madre.principals import Principal, Principals, Role, hash_token
 
-HEADER = TOKEN_HEADER.lower()
+HEADER = TOKEN_HEADER.lower().encode()
+WEBHOOK_PREFIX = "/madre/webhook/"
+SPAWNER = Principal("spawner", frozenset({Role.SPAWNER}))
 
 
 def is_callback_path(path: str) -> bool:
@@ -27,37 +42,79 @@ def is_callback_path(path: str) -> bool:
     )
 
 
-class TokenAuthMiddleware:
-    """Refuses every request without this server's token, but on the exempt paths."""
+def presented_token(scope: Scope) -> bytes | None:
+    """The token the request presents: the one place that knows how a token is sent."""
+    for name, value in scope["headers"]:
+        if name == HEADER:
+            return bytes(value)
+    return None
 
-    def __init__(self, app: ASGIApp, *, token: str, exempt: frozenset[str],
+
+class PrincipalMiddleware:
+    """Refuses every request that presents no principal's token, but on the open paths;
+    puts the principal it found in the request's state."""
+
+    def __init__(self, app: ASGIApp, *, principals: Principals, exempt: frozenset[str],
                  callback_tokens: tuple[str, ...] = (), callbacks_open: bool = False) -> None:
         self.app = app
-        self._token = token.encode()
+        self._principals = principals
         self._exempt = exempt
-        self._callback_tokens = tuple(t.encode() for t in callback_tokens)
+        self._spawner = Principals(tuple((hash_token(t), SPAWNER) for t in callback_tokens),
+                                   {}, from_file=False)
         self._callbacks_open = callbacks_open
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self._exempt:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path in self._exempt or path.startswith(WEBHOOK_PREFIX):
             await self.app(scope, receive, send)
             return
-        callback = is_callback_path(scope["path"])
+        callback = is_callback_path(path)
         if callback and self._callbacks_open:
-            await self.app(scope, receive, send)
+            await self._serve(SPAWNER, scope, receive, send)
             return
-        given = None
-        for name, value in scope["headers"]:
-            if name == HEADER.encode():
-                given = value
-                break
+        given = presented_token(scope)
         if given is None:
             response = envelope(401, "auth_required",
                                 "send the X-VX11-Token header with this server's token")
-        elif not (hmac.compare_digest(given, self._token) or (callback and any(
-                hmac.compare_digest(given, t) for t in self._callback_tokens))):
-            response = envelope(403, "forbidden", "the X-VX11-Token header is not this server's token")
-        else:
-            await self.app(scope, receive, send)
+            await response(scope, receive, send)
             return
-        await response(scope, receive, send)
+        principal = self._principals.find(given) or (
+            self._spawner.find(given) if callback else None)
+        if principal is None:
+            response = envelope(403, "forbidden",
+                                "the X-VX11-Token header is not a token this server knows")
+            await response(scope, receive, send)
+            return
+        await self._serve(principal, scope, receive, send)
+
+    async def _serve(self, principal: Principal, scope: Scope, receive: Receive,
+                     send: Send) -> None:
+        scope.setdefault("state", {})["principal"] = principal
+        await self.app(scope, receive, send)
+
+
+def principal_of(request: Request) -> Principal | None:
+    """The principal the middleware found (None on an open path)."""
+    found: Principal | None = request.scope.get("state", {}).get("principal")
+    return found
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def guarded(endpoint: Endpoint, roles: frozenset[Role]) -> Endpoint:
+    """`endpoint`, answered only to a principal with one of `roles` (or admin); 403
+    `not_allowed` otherwise. An empty `roles` leaves the check to the handler; a request
+    with no principal came through an open path, which needs none."""
+
+    @functools.wraps(endpoint)
+    async def check(request: Request) -> Any:
+        principal = principal_of(request)
+        if principal is not None and roles and not principal.may(*roles):
+            wanted = " or ".join(sorted(r.value for r in roles))
+            return envelope(403, "not_allowed",
+                            f"{principal.name} may not {request.method} {request.url.path}: "
+                            f"that needs the role {wanted}")
+        return await endpoint(request)
+
+    return check

@@ -98,9 +98,14 @@ def validate(model: type[M], data: Any) -> M:
 async def parse_json(request: Request, model: type[M], *, limit: int,
                      defaults: dict[str, Any] | None = None) -> M:
     """The body as `model`: 415 unless JSON, 413 past `limit`, 400 if unparsable, 422 if invalid."""
-    content_type = request.headers.get("content-type", "")
-    media = content_type.split(";")[0].strip().lower()
     body = await read_body(request, limit)
+    return decode_json(body, request.headers.get("content-type", ""), model, defaults=defaults)
+
+
+def decode_json(body: bytes, content_type: str, model: type[M], *,
+                defaults: dict[str, Any] | None = None) -> M:
+    """A body already read, as `model` (the checks of `parse_json` but the size)."""
+    media = content_type.split(";")[0].strip().lower()
     if not body.strip() and defaults is not None:
         check_values(defaults)
         return validate(model, defaults)

@@ -45,8 +45,9 @@ ERRORS: dict[int, tuple[str, str, str]] = {
           "`bad_request`).", "invalid_json", "the body is not valid JSON: Expecting value"),
     401: ("The `X-VX11-Token` header is missing (`auth_required`).", "auth_required",
           "send the X-VX11-Token header with this server's token"),
-    403: ("The `X-VX11-Token` header is not this server's token (`forbidden`).", "forbidden",
-          "the X-VX11-Token header is not this server's token"),
+    403: ("The `X-VX11-Token` header is not a token this server knows (`forbidden`), or the "
+          "principal's roles do not cover this route (`not_allowed`).", "forbidden",
+          "the X-VX11-Token header is not a token this server knows"),
     404: ("No such plan or job (`not_found`).", "not_found", "no plan 0b7c…"),
     409: ("The plan is not waiting for a confirmation: already confirmed, used, cancelled or "
           "never needed (`not_waiting`).", "not_waiting",
@@ -172,8 +173,9 @@ def build_openapi(routes: Iterable[BaseRoute]) -> dict[str, Any]:
                 "Madre takes in intents (chat, control, structured intake), classifies their "
                 "risk, plans them as steps, runs them by delegating to the VX11 modules, and "
                 "stops for a human confirmation where the risk asks for it.\n\n"
-                f"Every endpoint except `GET /health` needs the `{TOKEN_HEADER}` header. Every "
-                "error is one envelope, `{\"error\": \"<code>\", \"detail\": \"<sentence>\"}` "
+                f"Every endpoint except `GET /health` and the signed webhooks needs the "
+                f"`{TOKEN_HEADER}` header with a principal's token (the server token in "
+                "single-token mode), and a role that covers it. Every error is one envelope, `{\"error\": \"<code>\", \"detail\": \"<sentence>\"}` "
                 "(a 422 adds `errors`)."),
         },
         "tags": TAGS,
@@ -183,7 +185,8 @@ def build_openapi(routes: Iterable[BaseRoute]) -> dict[str, Any]:
             "securitySchemes": {
                 SECURITY_SCHEME: {
                     "type": "apiKey", "in": "header", "name": TOKEN_HEADER,
-                    "description": "The server's token (VX11_TOKEN).",
+                    "description": "A principal's token (MADRE_PRINCIPALS_FILE), or the "
+                                   "server's (VX11_TOKEN) in single-token mode.",
                 },
             },
         },

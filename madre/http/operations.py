@@ -17,6 +17,8 @@ from starlette.routing import Route
 from madre.contracts import (
     MAX_ID_CHARS,
     MAX_PAGE,
+    ApproveRequest,
+    ApproveResponse,
     CancelRequest,
     CancelResponse,
     ChatRequest,
@@ -32,18 +34,32 @@ from madre.contracts import (
     IntentRequest,
     IntentResponse,
     JobReportResponse,
+    PendingList,
     PlanDetail,
     PlanList,
+    RejectRequest,
+    RejectResponse,
     SpawnCallback,
 )
 from madre.http import routes as endpoints
+from madre.http.auth import guarded
 from madre.http.stream import events
 from madre.model import Status
+from madre.principals import Role
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 
 BODY_ERRORS = (400, 413, 415, 422)  # what reading a JSON body can answer
 AUTH_ERRORS = (401, 403)
+
+# Which roles cover which routes (admin covers all). Every role but spawner reads plans:
+# who submits, approves or operates must see what they act on.
+SUBMIT = frozenset({Role.SUBMITTER})
+READ = frozenset({Role.VIEWER, Role.SUBMITTER, Role.APPROVER, Role.OPERATOR})
+APPROVE = frozenset({Role.APPROVER})
+OPERATE = frozenset({Role.OPERATOR})
+SPAWN = frozenset({Role.SPAWNER})
+HANDLER_DECIDES: frozenset[Role] = frozenset()  # any principal; the command checks more
 
 
 @dataclass(frozen=True)
@@ -75,7 +91,24 @@ class Operation:
     error_notes: dict[int, str] = field(default_factory=dict)
     public: bool = False  # no token needed
     endpoint: Callable[..., Any] | None = None  # the handler the route calls
+    roles: frozenset[Role] = HANDLER_DECIDES  # the roles that cover it (admin: all)
 
+
+IDEMPOTENCY_KEY = Param(
+    "Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": 255},
+    "Makes a retry safe: the same key with the same body (per principal, kept at least "
+    "24 h) answers the first answer again, with `Idempotent-Replayed: true`, and starts "
+    "nothing; the same key with another body is 422 `idempotency_key_reused`; while the "
+    "first is still running, 409 `request_in_progress`. A replayed answer has no "
+    "`confirm_token` (it is shown once); approve with the `plan_digest` instead.",
+    where="header")
+
+RETRY_NOTES = {
+    409: "The first request with this Idempotency-Key has not answered yet "
+         "(`request_in_progress`).",
+    422: "A field is missing or invalid (`validation_error`), or the Idempotency-Key came "
+         "before with another body (`idempotency_key_reused`).",
+}
 
 PLAN_ID = Param("plan_id", {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS},
                 "The plan's id (`plan_id` of a chat, control or intent answer).", required=True)
@@ -103,13 +136,13 @@ OPERATIONS: tuple[Operation, ...] = (
                        "description": "Prometheus text format (version 0.0.4)."},
         }},
         errors=AUTH_ERRORS,
-        endpoint=endpoints.metrics),
+        endpoint=endpoints.metrics, roles=OPERATE),
     Operation(
         "GET", "/madre/instances", "listInstances", "The Madre instances on this database",
         "The instances alive on the database this one uses, as of its last heartbeat round "
         "(every second): id, host, pid, when each started and last beat. On SQLite, one.",
         "health", InstanceList, errors=AUTH_ERRORS,
-        endpoint=endpoints.instances),
+        endpoint=endpoints.instances, roles=READ),
     Operation(
         "POST", "/madre/chat", "chat", "Chat: a natural-language intent",
         "The message is parsed (by Switch, or the local fallback parser), classified, planned "
@@ -117,31 +150,59 @@ OPERATIONS: tuple[Operation, ...] = (
         "finished, WAITING when it needs a confirmation (then `confirm_token` is shown, once) "
         "or a Spawner job, RUNNING when the wait ran out (the plan goes on). With `dry_run` "
         "the plan is only described.",
-        "intake", ChatResponse, request=ChatRequest, errors=(*BODY_ERRORS, *AUTH_ERRORS, 503),
-        endpoint=endpoints.chat),
+        "intake", ChatResponse, request=ChatRequest, query=(IDEMPOTENCY_KEY,),
+        errors=(*BODY_ERRORS, *AUTH_ERRORS, 409, 503),
+        error_notes=RETRY_NOTES,
+        endpoint=endpoints.chat, roles=SUBMIT),
     Operation(
         "POST", "/madre/control", "control", "Control: a structured order for one module",
         "LOW runs at once (`accepted`); MED and HIGH answer `pending_confirmation` with a "
         "`confirm_token`; stopping or destroying `madre` or `tentaculo_link` is `denied`. "
         "With `confirm_token` (and optionally `plan_id`) it confirms the plan that token was "
-        "issued for instead.",
-        "intake", ControlResponse, request=ControlRequest,
+        "issued for instead (that needs the approver role too).",
+        "intake", ControlResponse, request=ControlRequest, query=(IDEMPOTENCY_KEY,),
         errors=(*BODY_ERRORS, *AUTH_ERRORS, 404, 409, 410, 503),
         error_notes={
-            403: "The token header is wrong (`forbidden`), or `confirm_token` matches no "
-                 "waiting plan (`invalid_token`).",
+            403: "The token header is wrong (`forbidden`), the principal is no submitter "
+                 "(`not_allowed`), or `confirm_token` matches no waiting plan "
+                 "(`invalid_token`).",
             404: "`plan_id` names no plan (`not_found`), when confirming.",
+            422: RETRY_NOTES[422],
         },
-        endpoint=endpoints.control),
+        endpoint=endpoints.control, roles=SUBMIT),
     Operation(
         "POST", "/madre/intent", "submitIntent", "Intent: structured intake",
         "For Operator, Hormiguero, webhooks and the CLI. Give `text` (parsed) or `action` "
         "(with `target`, skips parsing); the original `{type, payload}` body is read as "
         "`action` and `params`. Does not wait for the plan. A repeated `correlation_id` "
         "returns the first answer with `duplicate: true`.",
+        "intake", IntentResponse, request=IntentRequest, query=(IDEMPOTENCY_KEY,),
+        errors=(*BODY_ERRORS, *AUTH_ERRORS, 409, 503),
+        error_notes=RETRY_NOTES,
+        endpoint=endpoints.intent, roles=SUBMIT),
+    Operation(
+        "POST", "/madre/webhook/{source}", "webhook", "A signed webhook: structured intake",
+        "The body of `/madre/intent`, signed per Standard Webhooks (headers `webhook-id`, "
+        "`webhook-timestamp`, `webhook-signature`) with the secret of `source`'s "
+        "[[webhook]] entry in the principals file; the intent's source is `source`. Needs no "
+        "token. A repeated `webhook-id` returns the first answer with `duplicate: true` and "
+        "starts nothing.",
         "intake", IntentResponse, request=IntentRequest,
-        errors=(*BODY_ERRORS, *AUTH_ERRORS, 503),
-        endpoint=endpoints.intent),
+        path_params=(Param("source", {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]*$"},
+                           "The webhook source, as the principals file names it.",
+                           required=True),
+                     ),
+        query=tuple(Param(h, {"type": "string"}, f"Standard Webhooks `{h}`.", required=True,
+                          where="header")
+                    for h in ("webhook-id", "webhook-timestamp", "webhook-signature")),
+        errors=(*BODY_ERRORS, 401, 404, 409, 503), public=True,
+        error_notes={
+            401: "The signature is missing or not the source's, or the timestamp is more "
+                 "than 5 minutes away (`bad_signature`).",
+            404: "No webhook source of that name (`not_found`).",
+            409: "The first message with this `webhook-id` has not answered yet "
+                 "(`request_in_progress`)."},
+        endpoint=endpoints.webhook),
     Operation(
         "GET", "/madre/plans", "listPlans", "List plans, newest first",
         "Filtered by `status` and `session_id`; pages of `limit` plans. Pass `next_cursor` "
@@ -160,41 +221,93 @@ OPERATIONS: tuple[Operation, ...] = (
         ),
         errors=(400, *AUTH_ERRORS, 422),
         error_notes={400: "`cursor` is not one this server gave out (`bad_request`)."},
-        endpoint=endpoints.list_plans),
+        endpoint=endpoints.list_plans, roles=READ),
     Operation(
         "GET", "/madre/plans/{plan_id}", "getPlan", "One plan, everything about it",
         "The intent (DSL, risk, mode, provider), every step (type, status, payload, result, "
-        "error, attempts, times), the confirmation state (never the token) and the audit "
-        "history.",
+        "error, attempts, times), the confirmation state (never the token), the audit "
+        "history, who submitted it and, for a plan that waits for a human, the `plan_digest` "
+        "of what will run, the approvals of it so far and how many it needs.",
         "plans", PlanDetail, path_params=(PLAN_ID,), errors=(*AUTH_ERRORS, 404),
-        endpoint=endpoints.get_plan),
+        endpoint=endpoints.get_plan, roles=READ),
     Operation(
         "POST", "/madre/plans/{plan_id}/confirm", "confirmPlan", "Confirm a waiting plan",
-        "With the `confirm_token` the plan was issued (single use). The plan resumes; the "
-        "answer waits up to MADRE_CHAT_WAIT_SECONDS and gives the plan's status then. The "
-        "token may also come as the `confirm_token` query parameter (old clients); then the "
-        "body may be empty.",
+        "With the `confirm_token` the plan was issued (single use): the principal's approval, "
+        "through the token, of what the plan will run (of `plan_digest`, when given). With "
+        "the approvals it needs the plan resumes; the answer waits up to "
+        "MADRE_CHAT_WAIT_SECONDS and gives the plan's status then. The token may also come "
+        "as the `confirm_token` query parameter (old clients); then the body may be empty.",
         "plans", ConfirmResponse, request=ConfirmRequest, body_required=False,
         path_params=(PLAN_ID,),
         query=(Param("confirm_token", {"type": "string", "maxLength": 256},
                      "The token, for clients that cannot send a body. Prefer the body.",
                      deprecated=True),),
         errors=(*BODY_ERRORS, *AUTH_ERRORS, 404, 409, 410, 503),
-        error_notes={403: "The token header is wrong (`forbidden`), or the confirm token "
-                          "does not match this plan (`invalid_token`)."},
-        endpoint=endpoints.confirm),
+        error_notes={
+            403: "The token header is wrong (`forbidden`), the principal is no approver "
+                 "(`not_allowed`), the confirm token does not match this plan "
+                 "(`invalid_token`), or four eyes apply and the principal asked for the plan "
+                 "(`self_approval`).",
+            409: "The plan is not waiting (`not_waiting`), the digest is not the plan's or "
+                 "the plan changed since the token was issued (`plan_changed`), or the token "
+                 "or this principal approved it already (`already_approved`).",
+            410: "The token expired (`token_expired`), also after the expiry timer ended the "
+                 "plan."},
+        endpoint=endpoints.confirm, roles=APPROVE),
     Operation(
         "POST", "/madre/plans/{plan_id}/cancel", "cancelPlan", "Cancel a plan",
         "A plan that has not finished ends in ERROR with the reason `cancelled`, audited with "
-        "who asked (`by`, else the `X-VX11-Actor` header, else `api`). The body may be empty.",
+        "the principal that asked as its actor (`by`, else the `X-VX11-Actor` header, is kept "
+        "as a note: whom the caller says it acts for). The body may be empty.",
         "plans", CancelResponse, request=CancelRequest, body_required=False,
         path_params=(PLAN_ID,),
         query=(Param("X-VX11-Actor", {"type": "string"},
-                     "Who asks, for the audit trail, when the body has no `by`.",
+                     "Whom the caller acts for, noted in the audit, when the body has no `by`.",
                      where="header"),),
         errors=(*BODY_ERRORS, *AUTH_ERRORS, 404, 409, 503),
         error_notes={409: "The plan already ended, DONE or ERROR (`not_cancellable`)."},
-        endpoint=endpoints.cancel),
+        endpoint=endpoints.cancel, roles=OPERATE),
+    Operation(
+        "POST", "/madre/plans/{plan_id}/approve", "approvePlan",
+        "Approve what a waiting plan will run",
+        "The principal's approval (no token needed: this is how an approver approves a plan "
+        "someone else asked for) of the content `plan_digest`, as shown by the plan detail or "
+        "GET /madre/pending. A HIGH plan runs after MADRE_HIGH_APPROVALS approvals by "
+        "distinct principals, any other after one; then the answer waits up to "
+        "MADRE_CHAT_WAIT_SECONDS for it. With MADRE_FOUR_EYES the principal that asked may "
+        "not approve.",
+        "plans", ApproveResponse, request=ApproveRequest, path_params=(PLAN_ID,),
+        errors=(*BODY_ERRORS, *AUTH_ERRORS, 404, 409, 410, 503),
+        error_notes={
+            403: "The token header is wrong (`forbidden`), the principal is no approver "
+                 "(`not_allowed`), or four eyes apply and it asked for the plan "
+                 "(`self_approval`).",
+            409: "The digest is not the plan's (`plan_changed`), this principal approved it "
+                 "already (`already_approved`), or it is not waiting (`not_waiting`).",
+            410: "The time to approve it ran out (`approval_expired`), also after the expiry "
+                 "timer ended the plan."},
+        endpoint=endpoints.approve, roles=APPROVE),
+    Operation(
+        "POST", "/madre/plans/{plan_id}/reject", "rejectPlan", "Reject a waiting plan",
+        "By an approver, or by whoever holds the plan's `confirm_token` (then give it). The "
+        "plan ends in ERROR with the reason `rejected: <reason>`; nothing of it runs.",
+        "plans", RejectResponse, request=RejectRequest, path_params=(PLAN_ID,),
+        errors=(*BODY_ERRORS, *AUTH_ERRORS, 404, 409, 410, 503),
+        error_notes={
+            403: "The token header is wrong (`forbidden`), the principal is no approver and "
+                 "gave no token (`not_allowed`), or the token is not the plan's "
+                 "(`invalid_token`).",
+            410: "The time to approve or reject it ran out (`approval_expired`)."},
+        endpoint=endpoints.reject, roles=HANDLER_DECIDES),
+    Operation(
+        "GET", "/madre/pending", "pendingPlans", "Plans waiting for a human",
+        "Every plan waiting for a confirmation, the soonest to expire first: what will run "
+        "(each step's type, module, route and payload), its `plan_digest`, who asked, when "
+        "it expires, the approvals so far and how many it needs.",
+        "plans", PendingList, errors=(*AUTH_ERRORS, 422),
+        query=(Param("plan_id", {"type": "string", "maxLength": MAX_ID_CHARS},
+                     "Only this plan (an empty list when it does not wait for a human)."),),
+        endpoint=endpoints.pending, roles=READ),
     Operation(
         "GET", "/madre/events", "events", "Follow plan events (Server-Sent Events)",
         "A `text/event-stream` of the audit trail: each event's `event` is its action, its "
@@ -226,21 +339,21 @@ OPERATIONS: tuple[Operation, ...] = (
         ),
         errors=(400, *AUTH_ERRORS, 422),
         error_notes={400: "`Last-Event-ID` (or `since`) is not an event id (`bad_request`)."},
-        endpoint=events),
+        endpoint=events, roles=OPERATE),
     Operation(
         "POST", "/madre/callback/spawn", "spawnCallback", "A Spawner job has ended",
         "Resumes the plan waiting for the job (`status` ok) or ends it in ERROR. A repeated "
         "or late report changes nothing and answers `duplicate`. " + SPAWNER_AUTH,
         "spawner", JobReportResponse, request=SpawnCallback,
         errors=(*BODY_ERRORS, *AUTH_ERRORS, 404, 503),
-        endpoint=endpoints.spawn_callback),
+        endpoint=endpoints.spawn_callback, roles=SPAWN),
     Operation(
         "POST", "/madre/daughter/{daughter_id}/complete", "daughterComplete",
         "The Spawner reports a job completed",
         "The plan waiting for the job resumes. The body may be empty. " + SPAWNER_AUTH,
         "spawner", JobReportResponse, request=DaughterReport, body_required=False,
         path_params=(DAUGHTER_ID,), errors=(*BODY_ERRORS, *AUTH_ERRORS, 404, 503),
-        endpoint=endpoints.daughter_complete),
+        endpoint=endpoints.daughter_complete, roles=SPAWN),
     Operation(
         "POST", "/madre/daughter/{daughter_id}/fail", "daughterFail",
         "The Spawner reports a job failed",
@@ -248,19 +361,19 @@ OPERATIONS: tuple[Operation, ...] = (
         "code). The body may be empty. " + SPAWNER_AUTH,
         "spawner", JobReportResponse, request=DaughterReport, body_required=False,
         path_params=(DAUGHTER_ID,), errors=(*BODY_ERRORS, *AUTH_ERRORS, 404, 503),
-        endpoint=endpoints.daughter_fail),
+        endpoint=endpoints.daughter_fail, roles=SPAWN),
 )
 
 TAGS = [
     {"name": "health", "description": "Is Madre up, its dependencies, its metrics."},
     {"name": "intake", "description": "Intents in: chat, control, structured intake."},
-    {"name": "plans", "description": "Follow and confirm plans."},
+    {"name": "plans", "description": "Follow, approve, reject and cancel plans."},
     {"name": "spawner", "description": "Job reports from the Spawner."},
 ]
 
 
 
 
-ROUTES = [Route(op.path, op.endpoint, methods=[op.method]) for op in OPERATIONS
-          if op.endpoint is not None]
+ROUTES = [Route(op.path, guarded(op.endpoint, op.roles), methods=[op.method])
+          for op in OPERATIONS if op.endpoint is not None]
 """Every route the app serves (besides the documentation's own)."""

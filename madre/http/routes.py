@@ -16,17 +16,23 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from madre.contracts import (
+    ApproveRequest,
     CancelRequest,
     ChatRequest,
     ConfirmRequest,
     ControlRequest,
     DaughterReport,
     IntentRequest,
+    PendingList,
     PlanList,
+    RejectRequest,
     SpawnCallback,
 )
-from madre.http.bodies import parse_json
+from madre.errors import BadSignature, NotAllowed, NotFound
+from madre.http.auth import principal_of
+from madre.http.bodies import decode_json, parse_json, read_body
 from madre.http.errors import RequestRejected
+from madre.idempotency import IdempotencyKey, key_for, key_problem
 from madre.http.query import (
     encode_cursor,
     path_daughter_id,
@@ -36,7 +42,9 @@ from madre.http.query import (
     query_limit,
     query_status,
 )
+from madre.principals import Principal
 from madre.runtime import Madre
+from madre.webhooks import verify
 
 
 def json_response(model: BaseModel, status_code: int = 200) -> Response:
@@ -53,6 +61,20 @@ def _limit(request: Request) -> int:
     return _madre(request).settings.max_body_bytes
 
 
+def _who(request: Request) -> Principal:
+    """The principal the auth middleware found for this request."""
+    principal = principal_of(request)
+    if principal is None:  # only open paths have none, and they do not come here
+        raise NotAllowed("this route needs a principal's token")
+    return principal
+
+
+def _claimed_by(request: Request, body_by: str | None = None) -> str | None:
+    """Whom the caller says it acts for (`by`, else X-VX11-Actor): a note in the audit,
+    never its actor, which is the principal."""
+    return body_by or request.headers.get("x-vx11-actor") or None
+
+
 async def metrics(request: Request) -> Response:
     body = await run_in_threadpool(_madre(request).metrics.exposition)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
@@ -66,14 +88,45 @@ async def instances(request: Request) -> Response:
     return json_response(_madre(request).instances())
 
 
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+def _idempotency_key(request: Request, principal: Principal, body: BaseModel
+                     ) -> IdempotencyKey | None:
+    """The request's Idempotency-Key (hashed with its principal, its route and body), or
+    None without one; a 422 for a value that cannot be one."""
+    value = request.headers.get("idempotency-key")
+    if value is None:
+        return None
+    problem = key_problem(value)
+    if problem:
+        raise RequestRejected(422, "validation_error", f"Idempotency-Key: {problem}",
+                              errors=[{"loc": ["header", "Idempotency-Key"], "msg": problem,
+                                       "type": "value_error"}])
+    return key_for(principal.name, value, route=request.url.path,
+                   body=body.model_dump(mode="json"))
+
+
+async def _take(request: Request, body: ChatRequest | ControlRequest | IntentRequest
+                ) -> Response:
+    """Intake, once per Idempotency-Key: a retry answers the first answer again."""
+    principal = _who(request)
+    key = _idempotency_key(request, principal, body)
+    answered = await run_in_threadpool(functools.partial(
+        _madre(request).take, body, principal=principal, key=key))
+    response = json_response(answered.answer)
+    if answered.replayed:
+        response.headers[REPLAYED_HEADER] = "true"
+    return response
+
+
 async def chat(request: Request) -> Response:
-    body = await parse_json(request, ChatRequest, limit=_limit(request))
-    return json_response(await run_in_threadpool(_madre(request).chat, body))
+    return await _take(request, await parse_json(request, ChatRequest, limit=_limit(request)))
 
 
 async def control(request: Request) -> Response:
-    body = await parse_json(request, ControlRequest, limit=_limit(request))
-    return json_response(await run_in_threadpool(_madre(request).control, body))
+    return await _take(request, await parse_json(request, ControlRequest,
+                                                 limit=_limit(request)))
 
 
 def _check_correlation_id(value: str | None) -> None:
@@ -91,7 +144,29 @@ def _check_correlation_id(value: str | None) -> None:
 async def intent(request: Request) -> Response:
     body = await parse_json(request, IntentRequest, limit=_limit(request))
     _check_correlation_id(body.correlation_id)
-    return json_response(await run_in_threadpool(_madre(request).submit_intent, body))
+    return await _take(request, body)
+
+
+async def webhook(request: Request) -> Response:
+    """A Standard Webhooks message from a source of the principals file: verified with its
+    secret before anything else is read, then taken as `/madre/intent`'s body."""
+    madre = _madre(request)
+    source = str(request.path_params["source"])
+    secret = madre.principals.webhooks.get(source)
+    if secret is None:
+        madre.metrics.webhook_refused("unknown_source")
+        raise NotFound(f"no webhook source {source!r}: add a [[webhook]] entry for it to "
+                       "the principals file")
+    raw = await read_body(request, _limit(request))
+    try:
+        message_id = verify(secret, raw, request.headers)
+    except BadSignature:
+        madre.metrics.webhook_refused("bad_signature")
+        raise
+    body = decode_json(raw, request.headers.get("content-type", ""), IntentRequest)
+    _check_correlation_id(body.correlation_id)
+    answered = await run_in_threadpool(madre.webhook, source, message_id, body)
+    return json_response(answered.answer)
 
 
 async def list_plans(request: Request) -> Response:
@@ -118,23 +193,46 @@ async def confirm(request: Request) -> Response:
     from_query = request.query_params.get("confirm_token")
     defaults = {"confirm_token": from_query} if from_query else None
     body = await parse_json(request, ConfirmRequest, limit=_limit(request), defaults=defaults)
-    return json_response(await run_in_threadpool(_madre(request).confirm, plan_id,
-                                                 body.confirm_token))
+    return json_response(await run_in_threadpool(functools.partial(
+        _madre(request).confirm, plan_id, body.confirm_token, principal=_who(request),
+        plan_digest=body.plan_digest)))
+
+
+async def approve(request: Request) -> Response:
+    plan_id = path_plan_id(str(request.path_params["plan_id"]))
+    body = await parse_json(request, ApproveRequest, limit=_limit(request))
+    return json_response(await run_in_threadpool(functools.partial(
+        _madre(request).approve, plan_id, body.plan_digest, principal=_who(request),
+        comment=body.comment)))
+
+
+async def reject(request: Request) -> Response:
+    plan_id = path_plan_id(str(request.path_params["plan_id"]))
+    body = await parse_json(request, RejectRequest, limit=_limit(request))
+    return json_response(await run_in_threadpool(functools.partial(
+        _madre(request).reject, plan_id, body.reason, principal=_who(request),
+        token=body.confirm_token)))
+
+
+async def pending(request: Request) -> Response:
+    plan_id = query_id(request.query_params.get("plan_id"), "plan_id")
+    plans = await run_in_threadpool(_madre(request).pending, plan_id)
+    return json_response(PendingList(plans=plans))
 
 
 async def cancel(request: Request) -> Response:
     plan_id = path_plan_id(str(request.path_params["plan_id"]))
     body = await parse_json(request, CancelRequest, limit=_limit(request), defaults={})
-    actor = body.by or request.headers.get("x-vx11-actor") or "api"
-    return json_response(await run_in_threadpool(
-        functools.partial(_madre(request).cancel, plan_id, actor=actor, reason=body.reason)))
+    return json_response(await run_in_threadpool(functools.partial(
+        _madre(request).cancel, plan_id, principal=_who(request), reason=body.reason,
+        claimed_by=_claimed_by(request, body.by))))
 
 
 async def spawn_callback(request: Request) -> Response:
     body = await parse_json(request, SpawnCallback, limit=_limit(request))
     answer = await run_in_threadpool(
         functools.partial(_madre(request).job_finished, body.daughter_task_id, ok=body.ok,
-                          result=body.result, error=body.error, actor="spawner_callback"))
+                          result=body.result, error=body.error, actor=_who(request).name))
     return json_response(answer)
 
 
@@ -153,7 +251,7 @@ async def _daughter_report(request: Request, *, ok: bool) -> Response:
     error = None if ok else _failure_reason(body)
     answer = await run_in_threadpool(
         functools.partial(_madre(request).job_finished, daughter_id, ok=ok, result=result,
-                          error=error, actor="spawner"))
+                          error=error, actor=_who(request).name))
     return json_response(answer)
 
 

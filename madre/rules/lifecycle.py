@@ -13,9 +13,9 @@ their own. `advance` / `advance_step` refuse anything else with `IllegalTransiti
 code path can, say, resurrect a DONE plan.
 
 Every change a plan goes through is one of the named transitions below (gate, start, step
-started / done / failed, wait for a job or a confirmation, confirm, job done / failed,
-finish, fail, cancel, expire, give up, suspend). Each moves the plan in place and returns
-the `Change` to write with it: the audit rows, how its intent stands, a job to request.
+started / done / failed, wait for a job or a confirmation, approve, confirm, reject, job
+done / failed, finish, fail, cancel, expire, give up, suspend). Each moves the plan in place
+and returns the `Change` to write with it: the audit rows, how its intent stands, a job to request.
 Whoever owns the plan at that moment (its Plan actor, or the command handler of a passive
 plan) applies one and saves plan and change together, conditionally on the version it read.
 """
@@ -26,7 +26,7 @@ import datetime as dt
 from typing import Any
 
 from madre.errors import IllegalTransition
-from madre.model import Plan, Risk, Status, Step, WaitReason
+from madre.model import Approval, Plan, Risk, Status, Step, WaitReason
 from madre.modules import LOCAL_STEPS, module_of
 from madre.records import AuditRow, Change, IntentClose, JobRequest
 
@@ -113,16 +113,19 @@ def _close(plan: Plan, status: str, notes: str) -> IntentClose:
 # --------------------------------------------------------------------------- getting going
 
 
-def gate(plan: Plan, *, expires_at: dt.datetime, now: dt.datetime) -> Change:
+def gate(plan: Plan, *, expires_at: dt.datetime, now: dt.datetime,
+         announce: dict[str, Any] | None = None) -> Change:
     """A new plan that needs a human: its first step (the gate) and the plan WAIT for a
-    confirmation until `expires_at`."""
+    confirmation until `expires_at`. `announce` (what a notification says about it) goes
+    into the audit row, so what follows a commit needs no read to tell people."""
     first = plan.steps[0]
     advance_step(first, Status.WAITING, now=now)
     advance(plan, Status.WAITING, now=now, wait_reason=WaitReason.CONFIRMATION)
     action = plan.dsl.action if plan.dsl else "plan"
     return Change(
         audit=(note(plan, f"confirmation_required:{plan.risk}", reason=f"action_{action}",
-                    actor="policy", detail={"expires_at": expires_at.isoformat()}),),
+                    actor="policy",
+                    detail={"expires_at": expires_at.isoformat(), **(announce or {})}),),
         close=_close(plan, "waiting", "waiting for confirmation"),
     )
 
@@ -218,6 +221,26 @@ def confirm(plan: Plan, *, actor: str, now: dt.datetime) -> Change:
                   close=_close(plan, "running", "confirmed"), confirmed_at=now)
 
 
+def approve(plan: Plan, approval: Approval, *, have: int, need: int) -> Change:
+    """A principal approved the plan's content (`have` of the `need` approvals it needs,
+    this one counted). The plan stays WAITING; `confirm` follows when it has enough."""
+    plan.approvals.append(approval)
+    plan.updated_at = approval.at
+    return Change(audit=(note(
+        plan, "plan_approved", reason=f"{have} of {need}", actor=approval.by,
+        detail={"have": have, "need": need, "plan_digest": approval.plan_digest,
+                "via": approval.via, **({"comment": approval.comment} if approval.comment
+                                        else {})}),))
+
+
+def reject(plan: Plan, *, reason: str, actor: str, now: dt.datetime) -> Change:
+    """A human said no: nothing of the plan runs; it ends in ERROR (`rejected: <reason>`)."""
+    why = f"rejected: {reason}"[:500]
+    _end_in_error(plan, why, step_error="rejected", now=now)
+    return Change(audit=(note(plan, "plan_rejected", reason=why, actor=actor),),
+                  close=_close(plan, "error", why))
+
+
 def job_done(plan: Plan, step: Step, *, result: dict[str, Any], actor: str,
              now: dt.datetime) -> Change:
     """The Spawner reported the job a step waited for as finished: the plan RUNs again."""
@@ -261,11 +284,14 @@ def fail(plan: Plan, reason: str, *, now: dt.datetime, step: Step | None = None)
                   close=_close(plan, "error", reason))
 
 
-def cancel(plan: Plan, *, reason: str | None, actor: str, now: dt.datetime) -> Change:
-    """Someone cancelled the plan: whatever state it was in, it ends in ERROR (`cancelled`)."""
+def cancel(plan: Plan, *, reason: str | None, actor: str, now: dt.datetime,
+           claimed_by: str | None = None) -> Change:
+    """Someone cancelled the plan: whatever state it was in, it ends in ERROR (`cancelled`).
+    `claimed_by`, whom the caller says it acts for, is only a note: `actor` is who asked."""
     why = ("cancelled" + (f": {reason}" if reason else ""))[:500]
     _end_in_error(plan, why, step_error="cancelled", now=now)
-    return Change(audit=(note(plan, "plan_cancelled", reason=why, actor=actor),),
+    return Change(audit=(note(plan, "plan_cancelled", reason=why, actor=actor,
+                              detail={"claimed_by": claimed_by} if claimed_by else None),),
                   close=_close(plan, "error", why))
 
 

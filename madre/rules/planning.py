@@ -119,5 +119,6 @@ def build_plan(
         warnings=list(intent.warnings),
         targets=list(intent.targets),
         steps=steps,
+        submitted_by=intent.submitted_by,
         **stamps,
     )

@@ -14,6 +14,7 @@ KEY_MODE = "madre:mode"
 KEY_CONFIRM_HASH = "madre:confirm_hash"
 KEY_CONFIRM_EXPIRES = "madre:confirm_expires_at"
 KEY_CONFIRMED_AT = "madre:confirmed_at"
+KEY_CONFIRM_DIGEST = "madre:confirm_plan_digest"  # the plan content a token is bound to
 KEY_INSTANCE = "madre:instance:"  # + the instance id: its liveness (no plan's row)
 
 SCOPE_GLOBAL = "global"

@@ -117,10 +117,17 @@ def _step_2(database: peewee.Database, models: Models) -> None:
     models.Task._schema.create_indexes(safe=True)
 
 
+def _step_3(database: peewee.Database, models: Models) -> None:
+    _add_missing_columns(database, models, only={
+        "intents_log": ("idempotency_key", "request_hash", "answer_json")})
+
+
 STEPS: tuple[Step, ...] = (
     Step(1, "the five tables, with every column Madre had before versions", _step_1),
     Step(2, "several instances: tasks.owner, lease_until and epoch; intents_log.instance_id; "
             "context rows that belong to no plan", _step_2),
+    Step(3, "idempotent intake: intents_log.idempotency_key (unique), request_hash and "
+            "answer_json", _step_3),
 )
 NEWEST = STEPS[-1].version
 

@@ -3,7 +3,8 @@
 Models are built per database by `build_models(database)`, so nothing is bound at import
 time and two Madre runtimes in one process (tests) never share a binding.
 
-- intents_log   one row per intent, written before the answer, closed with result_status
+- intents_log   one row per intent, written before the answer, closed with result_status;
+                an Idempotency-Key's claim and first answer
 - tasks         one row per plan (uuid = plan_id), canonical UPPERCASE status, the plan JSON
 - context       key/value rows per plan: intent id, mode (per session), confirmation hash/expiry
 - madre_actions the append-only audit trail
@@ -56,6 +57,11 @@ def build_models(database: peewee.Database) -> Models:  # noqa: PLR0915 - one ta
         intent_id = peewee.CharField(max_length=128, unique=True)
         session_id = peewee.CharField(max_length=128, null=True)
         plan_id = peewee.CharField(max_length=36, null=True)
+        # Idempotent intake: the SHA-256 of (principal, Idempotency-Key) claims the key, the
+        # SHA-256 of the request tells a retry from a reuse, the first answer is replayed.
+        idempotency_key = peewee.CharField(max_length=64, null=True, unique=True)
+        request_hash = peewee.CharField(max_length=64, null=True)
+        answer_json = peewee.TextField(null=True)
         instance_id = peewee.CharField(max_length=64, null=True)  # the instance that took it in
 
         class Meta:

@@ -13,14 +13,19 @@ from typing import Any
 import peewee
 
 from madre.contracts import (
+    ApprovalCount,
+    ApprovalView,
     AuditEntry,
     ConfirmationState,
     Event,
     IntentView,
+    PendingPlan,
     PlanDetail,
     PlanSummary,
+    StepPreview,
 )
-from madre.model import Mode, Provider, Risk, Status
+from madre.model import Mode, Plan, Provider, Risk, Status, WaitReason
+from madre.rules.approvals import ApprovalRules, approvals_needed, counted, summary, what_will_run
 from madre.store.columns import (
     KEY_CONFIRM_EXPIRES,
     KEY_CONFIRM_HASH,
@@ -30,7 +35,6 @@ from madre.store.columns import (
 from madre.store.db import connection
 from madre.store.models import Models
 from madre.store.repository import stand_in_plan
-from madre.model import Plan
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,9 +49,11 @@ class PlanPage:
 class Queries:
     """Read-only queries over one database and its models."""
 
-    def __init__(self, database: peewee.Database, models: Models) -> None:
+    def __init__(self, database: peewee.Database, models: Models,
+                 rules: ApprovalRules | None = None) -> None:
         self.database = database
         self.m = models
+        self.rules = rules or ApprovalRules()  # for the digest of what a plan will run
 
     def list_plans(self, *, status: Status | None = None, session_id: str | None = None,
                    limit: int = 50, before: int | None = None) -> PlanPage:
@@ -96,6 +102,8 @@ class Queries:
                 .order_by(self.m.MadreAction.id)
             )
         plan = _readable(task)
+        needs_human = KEY_CONFIRM_HASH in context
+        digest = self.rules.digest(plan) if needs_human else None
         confirmation = ConfirmationState(
             required=KEY_CONFIRM_HASH in context,
             expires_at=from_db_time(context.get(KEY_CONFIRM_EXPIRES)),
@@ -121,10 +129,42 @@ class Queries:
                 AuditEntry(
                     id=a.id, module=a.module, action=a.action, reason=a.reason or None,
                     actor=a.actor, created_at=from_db_time(a.created_at),
+                    detail=json.loads(a.detail_json) if a.detail_json else None,
                 )
                 for a in history
             ],
+            submitted_by=plan.submitted_by,
+            plan_digest=digest,
+            approvals=[ApprovalView(by=a.by, at=a.at, comment=a.comment)
+                       for a in (counted(plan, digest) if digest else [])],
+            approvals_needed=approvals_needed(plan) if needs_human else 0,
         )
+
+    def pending(self, *, plan_id: str | None = None, limit: int = 200) -> list[PendingPlan]:
+        """The plans waiting for a human (or only `plan_id`), the soonest to expire first."""
+        task = self.m.Task
+        query = (task.select(task.uuid, task.status, task.wait_reason, task.version,
+                             task.error, task.intent_id, task.session_id, task.source,
+                             task.plan_json, task.created_at, task.updated_at, task.deadline)
+                 .where((task.status == Status.WAITING.value)
+                        & (task.wait_reason == WaitReason.CONFIRMATION.value)))
+        if plan_id is not None:
+            query = query.where(task.uuid == plan_id)
+        with connection(self.database):
+            rows = list(query.order_by(task.deadline, task.id).limit(limit))
+        out = []
+        for row in rows:
+            plan = _readable(row)
+            digest = self.rules.digest(plan)
+            have = counted(plan, digest)
+            out.append(PendingPlan(
+                plan_id=plan.plan_id, risk=plan.risk, summary=summary(plan),
+                steps=[StepPreview(**s) for s in what_will_run(plan, self.rules.routes)],
+                submitted_by=plan.submitted_by, created_at=plan.created_at,
+                expires_at=from_db_time(row.deadline), plan_digest=digest,
+                approvals=ApprovalCount(have=len(have), need=approvals_needed(plan)),
+                approved_by=[a.by for a in have]))
+        return out
 
     def events_after(
         self, after_id: int, *, plan_id: str | None = None, session_id: str | None = None,

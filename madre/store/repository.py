@@ -23,6 +23,7 @@ from madre.errors import StaleWrite
 from madre.model import Mode, Plan, Status, WaitReason, utcnow
 from madre.records import AuditRow, Confirmation, IntentClose, IntentRecord, JobRequest
 from madre.store.columns import (
+    KEY_CONFIRM_DIGEST,
     KEY_CONFIRM_EXPIRES,
     KEY_CONFIRM_HASH,
     KEY_CONFIRMED_AT,
@@ -67,6 +68,15 @@ class IntentRow(NamedTuple):
     session_id: str | None = None
 
 
+class KeyRow(NamedTuple):
+    """A claimed Idempotency-Key: its intent, what was asked, the first answer (None while
+    the first request runs)."""
+
+    intent_id: str
+    request_hash: str | None
+    answer_json: str | None
+
+
 class Repository:
     """Queries over one database and its models."""
 
@@ -85,8 +95,18 @@ class Repository:
         return self.sql.insert_returning_id("insert_intent", (
             clip(intent.source, 64), json.dumps(intent.payload, default=str),
             self.sql.ts(naive_utcnow()), "received", intent.intent_id, intent.session_id,
-            self.instance_id,
+            self.instance_id, intent.idempotency_key, intent.request_hash,
         ))
+
+    def remember_answer(self, intent_id: str, answer_json: str) -> None:
+        """Keep the first answer to a keyed request, to replay it."""
+        self.m.IntentLog.update(answer_json=answer_json).where(
+            self.m.IntentLog.intent_id == intent_id).execute()
+
+    def release_key(self, intent_id: str) -> None:
+        """Let a keyed request that failed be tried again: its key is claimed no more."""
+        self.m.IntentLog.update(idempotency_key=None).where(
+            self.m.IntentLog.intent_id == intent_id).execute()
 
     def create_plan(self, plan: Plan, *, audit: Sequence[AuditRow],
                     confirmation: Confirmation | None, close: IntentClose | None,
@@ -117,6 +137,9 @@ class Repository:
                          now))
             rows.append((plan.plan_id, KEY_CONFIRM_EXPIRES, confirmation.expires_at.isoformat(),
                          SCOPE_GLOBAL, now))
+            if confirmation.plan_digest:
+                rows.append((plan.plan_id, KEY_CONFIRM_DIGEST, confirmation.plan_digest,
+                             SCOPE_GLOBAL, now))
         self.sql.run_many("insert_context", rows)
         self.sql.run("plan_intent", (plan.plan_id, "planned", plan.intent_id))
         if close is not None:
@@ -374,10 +397,12 @@ class Repository:
         with connection(self.database):
             stored = self.sql.first_value("context_value", (plan_id, KEY_CONFIRM_HASH))
             expires = self.sql.first_value("context_value", (plan_id, KEY_CONFIRM_EXPIRES))
+            digest = self.sql.first_value("context_value", (plan_id, KEY_CONFIRM_DIGEST))
         if stored is None:
             return None
         moment = from_db_time(expires) if expires else None
-        return Confirmation(str(stored), moment or dt.datetime.max.replace(tzinfo=dt.UTC))
+        return Confirmation(str(stored), moment or dt.datetime.max.replace(tzinfo=dt.UTC),
+                            str(digest) if digest else None)
 
     def job(self, daughter_task_id: int) -> JobRow | None:
         """The plan and step a job was requested for, or None for an unknown job."""
@@ -415,6 +440,13 @@ class Repository:
         with connection(self.database):
             row = self.m.IntentLog.get_or_none(self.m.IntentLog.intent_id == intent_id)
         return IntentRow(row.intent_id, row.plan_id, row.result_status) if row else None
+
+    def find_key(self, key_hash: str) -> KeyRow | None:
+        """The intent that claimed an Idempotency-Key (by its hash), or None."""
+        log = self.m.IntentLog
+        with connection(self.database):
+            row = log.get_or_none(log.idempotency_key == key_hash)
+        return KeyRow(row.intent_id, row.request_hash, row.answer_json) if row else None
 
     def find_plan_by_token_hash(self, token_hash: str) -> str | None:
         """The plan a confirmation token was issued for (looked up by its hash)."""

@@ -17,7 +17,8 @@ from madre.store.db import is_sqlite
 _STATEMENTS = {
     "insert_intent": (
         "INSERT INTO intents_log (source, payload_json, created_at, result_status, intent_id,"
-        " session_id, instance_id) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        " session_id, instance_id, idempotency_key, request_hash)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ),
     "plan_intent": "UPDATE intents_log SET plan_id = ?, result_status = ? WHERE intent_id = ?",
     "close_intent": (

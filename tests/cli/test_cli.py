@@ -387,7 +387,8 @@ def test_the_commands_are_the_ones_documented_and_no_stubs() -> None:
     out = ok(run_madre("--help"))
     commands = set(re.findall(r"^  (\w+)\s", out[out.index("Commands:"):], re.MULTILINE))
     assert commands == {"serve", "modules", "chat", "control", "plans", "show", "confirm",
-                        "cancel", "tail", "audit", "health", "instances", "db"}
+                        "cancel", "tail", "audit", "health", "instances", "db",
+                        "pending", "approve", "reject", "principals"}
 
 
 # --------------------------------------------------------------------------- colour
@@ -432,7 +433,7 @@ def test_cancel_prints_the_plans_final_state(cli: Cli, api: Callable[..., Any]) 
     detail = api("GET", f"/madre/plans/{plan_id}")
     assert detail["status"] == "ERROR" and detail["reason"] == "cancelled: wrong stems"
     [row] = [h for h in detail["history"] if h["action"] == "plan_cancelled"]
-    assert row["actor"] == "ops-alice"
+    assert row["actor"] == "vx11" and row["detail"] == {"claimed_by": "ops-alice"}
 
 
 def test_cancel_json_is_the_cancel_response(cli: Cli, api: Callable[..., Any]) -> None:

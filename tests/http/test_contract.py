@@ -23,12 +23,12 @@ from madre.standins import StandinCluster
 MODULES = {"switch", "hermes", "hormiguero", "manifestator", "shub", "spawner"}
 CHAT_KEYS = {
     "response", "session_id", "intent_id", "plan_id", "status", "mode", "risk",
-    "requires_confirmation", "confirm_token", "expires_at", "provider", "warnings", "targets",
-    "actions",
+    "requires_confirmation", "confirm_token", "expires_at", "plan_digest", "provider",
+    "warnings", "targets", "actions",
 }
 INTENT_KEYS = {
     "intent_id", "plan_id", "task_id", "status", "risk", "requires_confirmation",
-    "confirm_token", "expires_at", "duplicate",
+    "confirm_token", "expires_at", "plan_digest", "duplicate",
 }
 A_PLAN = str(uuid.uuid4())
 

@@ -50,7 +50,7 @@ def test_the_right_token_in_time_confirms_passes_the_gate_and_runs_the_plan() ->
     assert outcome.verdict is Verdict.CONFIRMED
     assert plan.status is Status.RUNNING and plan.steps[0].status is Status.DONE
     assert outcome.change is not None and outcome.change.confirmed_at == T0
-    assert [a.action for a in outcome.change.audit] == ["plan_confirmed"]
+    assert [a.action for a in outcome.change.audit] == ["plan_approved", "plan_confirmed"]
     assert outcome.change.audit[0].actor == "ops"
 
 

@@ -12,6 +12,7 @@ plan 404. Every test runs on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -204,27 +205,32 @@ def test_the_answer_is_the_cancel_response_with_the_plans_final_state(client) ->
     CancelResponse.model_validate(answer)
 
 
-def test_a_cancel_is_audited_as_plan_cancelled_with_who_asked_from_the_body(
+def test_a_cancel_is_audited_with_the_principal_as_actor_and_the_bodys_by_as_a_note(
         madre, client) -> None:
     plan_id, _ = waiting_for_confirmation(client)
     ok_json(cancel(client, plan_id, json={"by": "ops-alice", "reason": "duplicate"},
                    headers={"X-VX11-Actor": "not-me"}))
     [row] = cancellations(madre, plan_id)
-    assert row["actor"] == "ops-alice"
+    assert row["actor"] == "vx11"
+    assert json.loads(row["detail_json"]) == {"claimed_by": "ops-alice"}
     assert row["reason"] == "cancelled: duplicate"
     assert row["plan_status"] == "ERROR"
 
 
-def test_who_asked_may_come_in_the_x_vx11_actor_header(madre, client) -> None:
+def test_whom_the_caller_acts_for_may_come_in_the_x_vx11_actor_header_as_a_note(
+        madre, client) -> None:
     plan_id, _ = waiting_for_confirmation(client)
     ok_json(cancel(client, plan_id, headers={"X-VX11-Actor": "ops-bob"}))
-    assert cancellations(madre, plan_id)[0]["actor"] == "ops-bob"
+    [row] = cancellations(madre, plan_id)
+    assert row["actor"] == "vx11"
+    assert json.loads(row["detail_json"]) == {"claimed_by": "ops-bob"}
 
 
-def test_a_cancel_that_names_nobody_is_audited_as_the_api(madre, client) -> None:
+def test_a_cancel_that_names_nobody_is_audited_as_the_principal_alone(madre, client) -> None:
     plan_id, _ = waiting_for_confirmation(client)
     ok_json(cancel(client, plan_id))
-    assert cancellations(madre, plan_id)[0]["actor"] == "api"
+    [row] = cancellations(madre, plan_id)
+    assert row["actor"] == "vx11" and row["detail_json"] is None
 
 
 def test_a_cancel_closes_the_plans_intent_in_error(madre, client) -> None:
@@ -251,7 +257,8 @@ def test_cancelling_a_plan_twice_is_409_not_cancellable_the_second_time(madre, c
     plan_id, _ = waiting_for_confirmation(client)
     ok_json(cancel(client, plan_id, json={"by": "first"}))
     assert_envelope(cancel(client, plan_id, json={"by": "second"}), 409, "not_cancellable")
-    assert [r["actor"] for r in cancellations(madre, plan_id)] == ["first"]
+    assert [json.loads(r["detail_json"])["claimed_by"]
+            for r in cancellations(madre, plan_id)] == ["first"]
 
 
 def test_cancelling_an_unknown_plan_is_404(client) -> None:

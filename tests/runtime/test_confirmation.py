@@ -123,7 +123,7 @@ def test_an_expired_token_is_refused_and_the_plan_ends_in_error(start_madre, sta
     assert plan.reason == "confirmation_expired"
     assert plan.confirmation.expired
     assert standins.recorder.calls("hermes") == []
-    with pytest.raises(NotWaiting):
+    with pytest.raises(TokenExpired):  # still the truth once the plan has ended
         runtime.confirm(pending.plan_id, pending.confirm_token)
 
 

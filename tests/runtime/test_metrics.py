@@ -264,3 +264,19 @@ def test_each_madre_counts_only_its_own_traffic(madre, client, start_madre, data
         assert value(scrape(other_client), "madre_intents_total", source="operator",
                      risk="LOW") == 0
     assert value(scrape(client), "madre_intents_total", source="operator", risk="LOW") == 1
+
+
+def test_approvals_are_counted_by_outcome(madre: Madre, client: TestClient) -> None:
+    approved = control(client, "shub", "delete")
+    rejected = control(client, "hermes", "delete")
+    ok_json(client.post(f"/madre/plans/{approved['plan_id']}/approve",
+                        json={"plan_digest": approved["plan_digest"]}))
+    assert_envelope(client.post(f"/madre/plans/{rejected['plan_id']}/approve",
+                                json={"plan_digest": "0" * 64}), 409, "plan_changed")
+    ok_json(client.post(f"/madre/plans/{rejected['plan_id']}/reject", json={"reason": "no"}))
+    final(madre, approved["plan_id"])
+
+    samples = scrape(client)
+
+    assert by_label(samples, "madre_approvals_total", "outcome") == {
+        "approved": 1.0, "rejected": 1.0, "plan_changed": 1.0}

@@ -25,7 +25,7 @@ from helpers import (
 
 from madre import Madre
 from madre.contracts import ControlRequest
-from madre.errors import NotWaiting
+from madre.errors import TokenExpired
 from madre.model import Plan, Status, Step, StepType, WaitReason, new_id, utcnow
 from madre.records import Confirmation, IntentRecord
 from madre.rules import lifecycle
@@ -142,7 +142,7 @@ def test_a_confirmation_that_expired_while_madre_was_down_ends_the_plan_during_s
     assert plan.reason == "confirmation_expired"
     assert audit_actions(again, pending.plan_id).count("confirmation_expired") == 1
     assert intent_row(again, pending.intent_id)["result_status"] == "error"
-    with pytest.raises(NotWaiting):
+    with pytest.raises(TokenExpired):  # the truth, though start-up ended it
         again.confirm(pending.plan_id, pending.confirm_token)
     assert standins.recorder.calls("hermes") == []
 

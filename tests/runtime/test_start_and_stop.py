@@ -23,6 +23,7 @@ from helpers import (
 
 from madre import Madre
 from madre.contracts import ChatRequest, ControlRequest
+from madre.errors import PlanChanged
 from madre.model import Plan, Status, Step, StepType, WaitReason, new_id
 
 
@@ -75,7 +76,10 @@ def test_a_waiting_plan_rewritten_with_an_unknown_step_fails_naming_it_once_conf
     assert madre.get_plan(pending.plan_id).steps[1].type == "CALL_TELEPORTER"
     assert stored.steps[1].type == StepType.CALL_HERMES
 
-    madre.confirm(pending.plan_id, pending.confirm_token)
+    # The token was bound to what was shown: the rewritten plan is not that.
+    with pytest.raises(PlanChanged):
+        madre.confirm(pending.plan_id, pending.confirm_token)
+    madre.approve(pending.plan_id, madre.get_plan(pending.plan_id).plan_digest)
     ended = settled(madre, pending.plan_id)
 
     assert ended.status is Status.ERROR
