@@ -37,12 +37,16 @@ def served(console_madre: Callable[..., Madre]) -> Iterator[tuple[Madre, Any, Te
 
 @pytest.fixture
 def visitor(served: tuple[Madre, Any, TestClient]) -> Iterator[Callable[..., Visitor]]:
-    """Make visitors of the served app (each its own cookie jar)."""
+    """Make visitors of the served app (each its own cookie jar), signed in or not."""
     opened: list[Visitor] = []
 
-    def make(base_url: str = "http://testserver") -> Visitor:
+    def make(who: str | None = None, *, base_url: str = "http://testserver") -> Visitor:
+        """A visitor, signed in as `who` when given."""
         v = Visitor(served[1], base_url).__enter__()
         opened.append(v)
+        if who is not None:
+            resp = v.sign_in(who)
+            assert resp.status_code == 303, resp.text
         return v
 
     yield make

@@ -54,8 +54,7 @@ def test_every_page_labels_its_controls_and_names_its_buttons(served, visitor) -
 def test_every_link_has_text(served, visitor) -> None:
     _, _, api = served
     plan_id = ask(api, "alice")["plan_id"]
-    root = visitor()
-    root.sign_in("root")
+    root = visitor("root")
     for path in ("/console", f"/console/plans/{plan_id}"):
         html = root.page(path)
         for anchor in re.findall(r"<a\b[^>]*>(.*?)</a>", html, re.S):

@@ -32,8 +32,7 @@ def plan_path(plan_id: str) -> str:
 def test_the_inbox_shows_each_waiting_plan_with_what_a_person_needs_to_decide(served, visitor):
     madre, _, api = served
     asked = ask(api, "alice")
-    bob = visitor()
-    bob.sign_in("bob")
+    bob = visitor("bob")
     html = bob.page("/console")
     pending = madre.pending(asked["plan_id"])[0]
     assert asked["plan_id"][:8] in html and f'data-copy="{asked["plan_id"]}"' in html
@@ -51,8 +50,7 @@ def test_the_inbox_shows_each_waiting_plan_with_what_a_person_needs_to_decide(se
 
 
 def test_an_empty_inbox_says_so(served, visitor):
-    vic = visitor()
-    vic.sign_in("vic")
+    vic = visitor("vic")
     html = vic.page("/console")
     assert "Nothing waits for a human" in html and 'data-live="count">0<' in html
 
@@ -60,8 +58,7 @@ def test_an_empty_inbox_says_so(served, visitor):
 def test_approving_from_the_inbox_goes_back_to_the_inbox(served, visitor):
     madre, _, api = served
     plan_id = ask(api, "alice")["plan_id"]
-    bob = visitor()
-    bob.sign_in("bob")
+    bob = visitor("bob")
     resp = bob.submit("/console", f"/console/plans/{plan_id}/approve")
     assert resp.status_code == 303 and resp.headers["location"] == "/console?notice=approved"
     assert final(madre, plan_id).status is Status.DONE
@@ -74,8 +71,7 @@ def test_approving_from_the_inbox_goes_back_to_the_inbox(served, visitor):
 def test_a_viewer_sees_plans_but_not_one_button_to_act_on_them(served, visitor):
     _, _, api = served
     plan_id = ask(api, "alice")["plan_id"]
-    vic = visitor()
-    vic.sign_in("vic")
+    vic = visitor("vic")
     for path in ("/console", plan_path(plan_id)):
         html = vic.page(path)
         assert plan_id[:8] in html
@@ -89,8 +85,7 @@ def test_a_viewer_sees_plans_but_not_one_button_to_act_on_them(served, visitor):
 def test_an_operator_may_cancel_but_not_approve(served, visitor):
     madre, _, api = served
     plan_id = ask(api, "alice")["plan_id"]
-    olga = visitor()
-    olga.sign_in("olga")
+    olga = visitor("olga")
     html = olga.page(plan_path(plan_id))
     assert "Cancel plan" in button_texts(html) and "Approve" not in button_texts(html)
     resp = olga.submit(plan_path(plan_id), f"/console/plans/{plan_id}/cancel",
@@ -107,8 +102,7 @@ def test_an_operator_may_cancel_but_not_approve(served, visitor):
 def test_who_asked_for_a_high_plan_is_told_another_approver_must_approve_it(served, visitor):
     madre, _, api = served
     asked = ask(api, "dave")  # dave submits and approves; four eyes apply to HIGH plans
-    dave = visitor()
-    dave.sign_in("dave")
+    dave = visitor("dave")
     html = dave.page(plan_path(asked["plan_id"]))
     assert "another approver must approve it" in html and "Approve" not in button_texts(html)
     csrf = form_for(html, "/console/sign-out").fields["csrf"]
@@ -124,8 +118,7 @@ def test_who_asked_for_a_high_plan_is_told_another_approver_must_approve_it(serv
 def test_approving_on_the_plan_page_shows_the_digest_and_then_the_plan_done(served, visitor):
     madre, _, api = served
     asked = ask(api, "alice")
-    bob = visitor()
-    bob.sign_in("bob")
+    bob = visitor("bob")
     html = bob.page(plan_path(asked["plan_id"]))
     assert f'<code class="digest" id="approve-digest">{asked["plan_digest"]}</code>' in html
     assert {"Approve", "Reject"} <= set(button_texts(html))
@@ -145,8 +138,7 @@ def test_approving_on_the_plan_page_shows_the_digest_and_then_the_plan_done(serv
 def test_rejecting_asks_for_a_reason_and_ends_the_plan_with_it(served, visitor):
     madre, _, api = served
     plan_id = ask(api, "alice")["plan_id"]
-    bob = visitor()
-    bob.sign_in("bob")
+    bob = visitor("bob")
     action = f"/console/plans/{plan_id}/reject"
     assert 'required' in re.search(r'<textarea id="reason"[^>]*>', bob.page(plan_path(plan_id)))[0]
     blank = bob.submit(plan_path(plan_id), action, reason="   ")
@@ -162,8 +154,7 @@ def test_rejecting_asks_for_a_reason_and_ends_the_plan_with_it(served, visitor):
 def test_a_form_post_without_its_csrf_token_is_refused_and_changes_nothing(served, visitor):
     madre, _, api = served
     asked = ask(api, "alice")
-    root = visitor()
-    root.sign_in("root")
+    root = visitor("root")
     plan_id = asked["plan_id"]
     for action, fields in ((f"/console/plans/{plan_id}/approve",
                             {"plan_digest": asked["plan_digest"]}),
@@ -182,8 +173,7 @@ def test_a_form_post_without_its_csrf_token_is_refused_and_changes_nothing(serve
 def test_a_plan_that_changed_since_it_was_shown_is_refused_with_a_page_saying_so(served, visitor):
     madre, _, api = served
     plan_id = ask(api, "alice")["plan_id"]
-    bob = visitor()
-    bob.sign_in("bob")
+    bob = visitor("bob")
     resp = bob.submit(plan_path(plan_id), f"/console/plans/{plan_id}/approve",
                       plan_digest="0" * 64)
     assert resp.status_code == 409 and "text/html" in resp.headers["content-type"]
@@ -196,8 +186,7 @@ def test_a_plan_that_needs_no_human_has_no_approval_section(served, visitor):
     done = ok_json(api.post("/madre/control", json={"target": "shub", "action": "status"},
                             headers=as_principal("alice")))
     final(madre, done["plan_id"])
-    vic = visitor()
-    vic.sign_in("vic")
+    vic = visitor("vic")
     html = vic.page(plan_path(done["plan_id"]))
     assert "badge status-done" in html and "Approval</h2>" not in html
 
@@ -208,8 +197,7 @@ def test_a_plan_that_needs_no_human_has_no_approval_section(served, visitor):
 def test_the_plans_page_filters_by_status_and_pages_with_a_cursor(served, visitor):
     madre, _, api = served
     waiting = [ask(api, "alice")["plan_id"] for _ in range(3)]
-    vic = visitor()
-    vic.sign_in("vic")
+    vic = visitor("vic")
     first = vic.page("/console/plans?status=waiting&limit=2")
     shown = [p for p in waiting if p[:8] in first]
     assert len(shown) == 2
@@ -232,8 +220,7 @@ def test_the_plans_page_filters_by_status_and_pages_with_a_cursor(served, visito
     ("/console/no-such-page", 404),
 ])
 def test_bad_input_gets_an_html_error_page_never_a_500(served, visitor, path, status):
-    vic = visitor()
-    vic.sign_in("vic")
+    vic = visitor("vic")
     resp = vic.get(path)
     assert resp.status_code == status, resp.text
     assert resp.headers["content-type"].startswith("text/html")
@@ -243,8 +230,7 @@ def test_bad_input_gets_an_html_error_page_never_a_500(served, visitor, path, st
 def test_a_form_that_is_not_a_browsers_form_is_refused_clearly(served, visitor):
     _, _, api = served
     plan_id = ask(api, "alice")["plan_id"]
-    bob = visitor()
-    bob.sign_in("bob")
+    bob = visitor("bob")
     action = f"/console/plans/{plan_id}/reject"
     assert bob.http.post(action, json={"reason": "x"}).status_code == 415
     assert bob.http.post(action, content=b"\xff\xfe=\xff", headers={
@@ -261,8 +247,7 @@ def test_a_form_that_is_not_a_browsers_form_is_refused_clearly(served, visitor):
 
 def test_the_health_page_shows_modules_the_breaker_and_this_instance(served, visitor):
     madre, _, _ = served
-    vic = visitor()
-    vic.sign_in("vic")
+    vic = visitor("vic")
     html = vic.page("/console/health")
     for module in ("switch", "hermes", "hormiguero", "manifestator", "shub", "spawner"):
         assert f'data-label="Module">{module}<' in html
@@ -276,8 +261,7 @@ def test_the_health_page_shows_modules_the_breaker_and_this_instance(served, vis
 def test_every_console_answer_has_a_strict_policy_and_no_page_has_inline_script(served, visitor):
     _, _, api = served
     plan_id = ask(api, "alice")["plan_id"]
-    root = visitor()
-    root.sign_in("root")
+    root = visitor("root")
     for path in ("/console", "/console/plans", plan_path(plan_id), "/console/health",
                  "/console/nope", "/console/sign-in", "/console/static/console.css"):
         resp = root.get(path)

@@ -10,14 +10,17 @@ from __future__ import annotations
 from http.cookies import SimpleCookie
 
 import pytest
-from console_client import SECRET, ask, form_for
-from helpers import PEOPLE, token_of
+from console_client import SECRET, Visitor, ask, form_for
+from helpers import PEOPLE, TOKEN, token_of
 from itsdangerous import URLSafeTimedSerializer
 
+from madre import create_app
+from madre.errors import ConfigError
 from madre.http.console.session import Sessions
 from madre.http.console.web import signed_in_path
 from madre.model import Status
 from madre.principals import Principal, Principals, Role, hash_token
+from madre.settings import load_settings
 
 
 def set_cookies(resp) -> dict[str, SimpleCookie]:
@@ -111,7 +114,7 @@ def test_the_session_cookie_is_httponly_strict_dated_and_never_holds_the_token(s
 
 
 def test_behind_https_the_cookie_is_secure_and_bound_to_the_host(served, visitor):
-    someone = visitor("https://madre.example")
+    someone = visitor(base_url="https://madre.example")
     resp = someone.sign_in("bob")
     cookie = set_cookies(resp)["__Host-madre_console"]["__Host-madre_console"]
     assert cookie["secure"] and cookie["path"] == "/" and cookie["httponly"]
@@ -119,8 +122,7 @@ def test_behind_https_the_cookie_is_secure_and_bound_to_the_host(served, visitor
 
 
 def test_signing_out_ends_the_session_even_for_a_copy_of_the_cookie(served, visitor):
-    someone = visitor()
-    someone.sign_in("vic")
+    someone = visitor("vic")
     thief = visitor()
     thief.http.cookies.set("madre_console", someone.http.cookies["madre_console"])
     assert thief.get("/console").status_code == 200  # a copy works while the session lives
@@ -206,3 +208,25 @@ def test_the_sign_in_form_token_is_one_use_of_a_signed_nonce() -> None:
     assert sessions.sign_in_ok(cookie, nonce)
     assert not sessions.sign_in_ok(cookie, nonce + "x")
     assert not sessions.sign_in_ok(None, nonce) and not sessions.sign_in_ok(cookie, None)
+
+
+# --------------------------------------------------------------------------- the key
+
+
+def test_a_console_secret_too_short_to_be_one_stops_start_up_naming_it() -> None:
+    with pytest.raises(ConfigError, match="MADRE_CONSOLE_SECRET: .*at least 32 characters"):
+        load_settings(console_secret="short")
+    assert load_settings(console_secret="  ").console_secret is None  # blank: unset
+
+
+def test_without_a_console_secret_each_process_makes_a_key_and_says_so(
+        start_madre, caplog) -> None:
+    madre = start_madre(console_secret=None)
+    with caplog.at_level("WARNING", logger="madre.console"):
+        first, second = create_app(madre), create_app(madre)
+    assert "MADRE_CONSOLE_SECRET is not set" in caplog.text
+    with Visitor(first) as one, Visitor(second) as other:
+        assert one.sign_in(token=TOKEN).status_code == 303
+        other.http.cookies.set("madre_console", one.http.cookies["madre_console"])
+        assert one.get("/console").status_code == 200
+        assert other.get("/console").status_code == 303  # another key: not its session

@@ -45,11 +45,12 @@ async def _since(request: Request) -> int:
 
 
 async def inbox(request: Request, session: Session) -> Response:
-    since = await _since(request)
-    plans = await run_in_threadpool(console_of(request).madre.pending)
-    me = session.principal.name
     madre = console_of(request).madre
-    return await render(request, "inbox.html", session, active="inbox", plans=plans, since=since,
+    since = await _since(request)
+    plans = await run_in_threadpool(madre.pending)
+    me = session.principal.name
+    return await render(request, "inbox.html", session, active="inbox", plans=plans,
+                        since=since, count=len(plans),
                         own={p.plan_id for p in plans if p.submitted_by == me
                              and madre.rules.four_eyes_apply(p.risk)},
                         approved={p.plan_id for p in plans if me in p.approved_by})

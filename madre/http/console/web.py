@@ -132,13 +132,13 @@ class SecurityHeaders:
 
 
 async def render(request: Request, name: str, session: Session | None, *, status: int = 200,
-                 active: str = "", **values: Any) -> Response:
+                 active: str = "", count: int | None = None, **values: Any) -> Response:
     """The template `name` with what every page shows (who is signed in, what they may do,
-    the inbox count, the notice a form left); never cached, since it holds plan data."""
+    the inbox `count`, read here unless given, the notice a form left); never cached,
+    since it holds plan data."""
     console = console_of(request)
     madre = console.madre
-    count = None
-    if session is not None:
+    if session is not None and count is None:
         count = len(await run_in_threadpool(madre.pending))
     principal = session.principal if session else None
     context = {
