@@ -8,9 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from madre.model import DSL, Mode, Provider, Risk, Status, Step, WaitReason
 
@@ -35,35 +42,73 @@ class ControlStatus(enum.StrEnum):
 
 # --------------------------------------------------------------------------- requests
 
-_REQUEST_CONFIG = ConfigDict(extra="ignore", str_strip_whitespace=True)
+# Strict: `dry_run: 0` is not false and "5" is not 5, as the document says. Unknown keys
+# are ignored (old clients send more); what is kept is what the fields below declare.
+_REQUEST_CONFIG = ConfigDict(extra="ignore", strict=True)
+
+SPACES = " \t\n\r\f\v"
+"""What counts as blank around a value: exactly these (the document's patterns say the same,
+so every regex engine agrees with the server about what is blank)."""
+NOT_BLANK = r"[^ \t\n\r\f\v]"  # the pattern of a value that must not be blank
 
 
-def _blank_to_none(value: Any) -> Any:
-    return None if isinstance(value, str) and not value.strip() else value
+def _integral(value: Any) -> Any:
+    """3.0 is a whole number in JSON (and in the document's "integer"): take it as 3."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Whole = Annotated[int, BeforeValidator(_integral)]
+
+
+def _stripped(value: str) -> str:
+    value = value.strip(SPACES)
+    if not value:
+        raise ValueError("must not be blank")
+    return value
+
+
+def _blank_to_none(value: str | None) -> str | None:
+    """An optional value sent blank is as if not sent (its length was checked as sent)."""
+    return None if value is None or not value.strip(SPACES) else value
+
+
+def Words(max_length: int, **field: Any) -> Any:  # noqa: N802 - a type, read as one
+    """Required text, not blank, trimmed of spaces around it."""
+    return Annotated[str, Field(min_length=1, max_length=max_length,
+                                json_schema_extra={"pattern": NOT_BLANK}, **field),
+                     AfterValidator(_stripped)]
+
+
+def Optional(max_length: int, **field: Any) -> Any:  # noqa: N802 - a type, read as one
+    """Optional text: absent, null or blank mean none."""
+    return Annotated[str | None, Field(default=None, max_length=max_length, **field),
+                     AfterValidator(_blank_to_none)]
 
 
 class ChatRequest(BaseModel):
     model_config = _REQUEST_CONFIG
-    message: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
-    session_id: str | None = Field(default=None, max_length=MAX_ID_CHARS)
+    message: Words(MAX_MESSAGE_CHARS)
+    session_id: Optional(MAX_ID_CHARS) = None
     context: dict[str, Any] | None = None
     dry_run: bool = False
-
-    _blank_session = field_validator("session_id", mode="before")(_blank_to_none)
 
 
 class ControlRequest(BaseModel):
     model_config = _REQUEST_CONFIG
-    target: str = Field(min_length=1, max_length=64)
-    action: str = Field(min_length=1, max_length=64)
+    target: Words(64)
+    action: Words(64)
     params: dict[str, Any] | None = None
-    confirm_token: str | None = Field(default=None, max_length=256)
-    plan_id: str | None = Field(default=None, max_length=MAX_ID_CHARS)
-    session_id: str | None = Field(default=None, max_length=MAX_ID_CHARS)
+    confirm_token: Optional(256) = None
+    plan_id: Optional(MAX_ID_CHARS) = None
+    session_id: Optional(MAX_ID_CHARS) = None
 
-    _blanks = field_validator("confirm_token", "plan_id", "session_id", mode="before")(
-        _blank_to_none
-    )
+
+def _needs_text_or_action(schema: dict[str, Any]) -> None:
+    text = {"type": "string", "pattern": NOT_BLANK}
+    schema["anyOf"] = [{"required": [name], "properties": {name: text}}
+                       for name in ("text", "action", "type")]
 
 
 class IntentRequest(BaseModel):
@@ -73,22 +118,18 @@ class IntentRequest(BaseModel):
     those are read as `action` and `params`.
     """
 
-    model_config = _REQUEST_CONFIG
-    source: str = Field(default="api", min_length=1, max_length=64)
-    text: str | None = Field(default=None, max_length=MAX_MESSAGE_CHARS)
-    domain: str | None = Field(default=None, max_length=64)
-    action: str | None = Field(default=None, max_length=64)
-    target: str | None = Field(default=None, max_length=64)
+    model_config = ConfigDict(**_REQUEST_CONFIG, json_schema_extra=_needs_text_or_action)
+    source: Words(64) = "api"
+    text: Optional(MAX_MESSAGE_CHARS) = None
+    domain: Optional(64) = None
+    action: Optional(64) = None
+    target: Optional(64) = None
     params: dict[str, Any] | None = None
-    session_id: str | None = Field(default=None, max_length=MAX_ID_CHARS)
-    correlation_id: str | None = Field(default=None, max_length=MAX_ID_CHARS)
-    type: str | None = Field(default=None, max_length=64)
+    session_id: Optional(MAX_ID_CHARS) = None
+    # It becomes the intent id, sent on to the modules in a header: printable ASCII only.
+    correlation_id: Optional(MAX_ID_CHARS, pattern="^[ -~]*$") = None
+    type: Optional(64) = None
     payload: dict[str, Any] | None = None
-
-    _blanks = field_validator(
-        "text", "domain", "action", "target", "session_id", "correlation_id", "type",
-        mode="before",
-    )(_blank_to_none)
 
     @model_validator(mode="after")
     def _needs_something_to_do(self) -> IntentRequest:
@@ -105,10 +146,10 @@ class SpawnCallback(BaseModel):
     """`POST /madre/callback/spawn`: a job Madre asked for has ended."""
 
     model_config = _REQUEST_CONFIG
-    daughter_task_id: int = Field(ge=1)
+    daughter_task_id: Whole = Field(ge=1, le=2**63 - 1)
     status: str = Field(pattern="^(ok|error|success|failed|DONE|ERROR)$")
     result: dict[str, Any] | None = None
-    error: str | None = Field(default=None, max_length=4000)
+    error: Optional(4000) = None
 
     @property
     def ok(self) -> bool:
@@ -119,16 +160,16 @@ class DaughterReport(BaseModel):
     """The Spawner's own `POST /madre/daughter/{id}/complete|fail` body."""
 
     model_config = _REQUEST_CONFIG
-    status: str | None = Field(default=None, max_length=64)
-    exit_code: int | None = None
-    spawn_uuid: str | None = Field(default=None, max_length=MAX_ID_CHARS)
-    error: str | None = Field(default=None, max_length=4000)
+    status: Optional(64) = None
+    exit_code: Whole | None = None
+    spawn_uuid: Optional(MAX_ID_CHARS) = None
+    error: Optional(4000) = None
 
 
 class CancelRequest(BaseModel):
     model_config = _REQUEST_CONFIG
-    reason: str | None = Field(default=None, max_length=500)
-    by: str | None = Field(default=None, max_length=64)  # who asks, for the audit trail
+    reason: Optional(500) = None
+    by: Optional(64) = None  # who asks, for the audit trail
 
 
 class CancelResponse(BaseModel):
@@ -152,15 +193,13 @@ class ConfirmRequest(BaseModel):
 class ApproveRequest(BaseModel):
     model_config = _REQUEST_CONFIG
     plan_digest: str = DIGEST
-    comment: str | None = Field(default=None, max_length=500)
+    comment: Optional(500) = None
 
 
 class RejectRequest(BaseModel):
     model_config = _REQUEST_CONFIG
-    reason: str = Field(min_length=1, max_length=400)
-    confirm_token: str | None = Field(default=None, max_length=256)
-
-    _blank_token = field_validator("confirm_token", mode="before")(_blank_to_none)
+    reason: Words(400)
+    confirm_token: Optional(256) = None
 
 
 # --------------------------------------------------------------------------- responses
@@ -267,6 +306,14 @@ class Event(BaseModel):
     created_at: dt.datetime
 
 
+class Dropped(BaseModel):
+    """The data of the `dropped` event a stream ends with when its client fell too far
+    behind: reconnect with `Last-Event-ID` set to `resume_with_last_event_id`."""
+
+    reason: str
+    resume_with_last_event_id: int
+
+
 class PlanSummary(BaseModel):
     plan_id: str
     intent_id: str | None
@@ -279,6 +326,7 @@ class PlanSummary(BaseModel):
     steps: int
     created_at: dt.datetime
     updated_at: dt.datetime | None
+    expires_at: dt.datetime | None = None  # a plan waiting for a confirmation: until when
 
 
 class PlanList(BaseModel):
@@ -400,7 +448,22 @@ class HealthResponse(BaseModel):
     instances: list[InstanceView] = Field(default_factory=list)  # those alive on its database
 
 
+class Liveness(BaseModel):
+    status: str = "alive"
+
+
+class Readiness(BaseModel):
+    """`GET /readyz`: `ready` (200), or why not: `starting`, `draining`, `db_down` (503)."""
+
+    status: str
+    detail: str
+    db: str  # ok | down | unknown
+    trail: str  # the forensic trail: ok | failing | busy (another Madre writes it) | starting
+    trail_behind: int | None  # committed rows the forensic trail does not hold yet
+
+
 class ErrorBody(BaseModel):
     error: str
     detail: str
     errors: list[dict[str, Any]] | None = None
+

@@ -47,6 +47,7 @@ from madre.store.repository import Repository
 from madre.watch import Watchers
 
 ASK_TIMEOUT = 30.0
+RETAKABLE = ("received", "error")  # an intent row in these states made no plan: retry it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +67,7 @@ class Submission:
     extra_params: dict[str, Any] | None = None  # merged into what parsing found
     correlation_id: str | None = None
     dry_run: bool = False
+    request_id: str | None = None  # the HTTP request's X-Request-ID, carried by the plan
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,8 +106,8 @@ class Intake:
     # ------------------------------------------------------------------ the adapters
 
     def chat(self, request: ChatRequest, *, principal: Principal = OWNER,
-             wait: float | None = None, key: IdempotencyKey | None = None
-             ) -> Answered[ChatResponse]:
+             wait: float | None = None, key: IdempotencyKey | None = None,
+             request_id: str | None = None) -> Answered[ChatResponse]:
         """Understand a message, decide, plan, run; answer with the plan's outcome.
 
         Waits up to `wait` (default MADRE_CHAT_WAIT_SECONDS) for the plan to settle; a plan
@@ -123,7 +125,8 @@ class Intake:
             accepted = self._accept(Submission(
                 kind="chat", source="operator", principal=principal, intent_id=intent_id,
                 session_id=session_id, record=unwritten, text=request.message,
-                session_known=request.session_id is not None, dry_run=request.dry_run))
+                session_known=request.session_id is not None, dry_run=request.dry_run,
+                request_id=request_id))
             intent, plan = accepted.intent, accepted.plan
             if plan is None:
                 return answers.chat_answer(intent, None, waited=0)
@@ -137,7 +140,8 @@ class Intake:
         return self._once.run(key, record, ChatResponse, answer)
 
     def control(self, request: ControlRequest, *, principal: Principal = OWNER,
-                key: IdempotencyKey | None = None) -> Answered[ControlResponse]:
+                key: IdempotencyKey | None = None, request_id: str | None = None
+                ) -> Answered[ControlResponse]:
         """A structured order for one module; MED/HIGH wait for confirmation, some are denied.
 
         With `confirm_token` (and optionally `plan_id`) it confirms the plan the token was
@@ -161,7 +165,8 @@ class Intake:
         def answer(unwritten: IntentRecord | None) -> ControlResponse:
             accepted = self._accept(Submission(
                 kind="control", source="control", principal=principal, intent_id=intent_id,
-                session_id=session_id, record=unwritten, structured=dsl, mode=Mode.MADRE))
+                session_id=session_id, record=unwritten, structured=dsl, mode=Mode.MADRE,
+                request_id=request_id))
             if accepted.plan is not None and accepted.issued is None:
                 self._supervisor.spawn(accepted.plan)
             return answers.control_answer(accepted.intent, accepted.plan,
@@ -170,22 +175,31 @@ class Intake:
         return self._once.run(key, record, ControlResponse, answer)
 
     def intent(self, request: IntentRequest, *, principal: Principal = OWNER,
-               key: IdempotencyKey | None = None) -> Answered[IntentResponse]:
+               key: IdempotencyKey | None = None, request_id: str | None = None
+               ) -> Answered[IntentResponse]:
         """Structured intake (Operator, Hormiguero, webhooks, CLI). Does not wait for the plan.
 
-        A `correlation_id` becomes the intent id, so a caller that retries the same intent
-        gets the first answer back (`duplicate: true`) instead of a second plan; so does
-        `key`, an Idempotency-Key (or a webhook's id).
+        A `correlation_id` becomes the intent id, so a caller that retries gets the truth:
+        the first answer back (`duplicate: true`) when the first attempt was accepted (its
+        plan, or its denial, is recorded), and a fresh attempt when it was not (it was
+        refused, or cut short by a crash: its row is taken over). The intent row is written
+        with its plan in one transaction, so no row ever promises a plan that is not there.
+        So does `key`, an Idempotency-Key (or a webhook's id).
         """
         intent_id = request.correlation_id or new_id()
+        earlier = self._repo.find_intent(intent_id) if request.correlation_id else None
+        if earlier is not None and (earlier.plan_id or earlier.result_status not in RETAKABLE):
+            return Answered(self._duplicate(intent_id))
         session_id = request.session_id or new_id()
         payload = request.model_dump(exclude_none=True, exclude={"payload", "type"})
-        record = IntentRecord(intent_id, request.source, payload, session_id)
+        record = IntentRecord(intent_id, request.source, payload, session_id,
+                              retake=earlier is not None)
 
         def answer(unwritten: IntentRecord | None) -> IntentResponse:
-            if unwritten is not None:  # written first, whatever follows
-                self._store.record_intent(unwritten)
-            return self._intent(request, principal, intent_id, session_id)
+            # Written with its plan (or its denial), in one transaction: no row ever promises
+            # a plan that is not there. (With a key, the claim wrote it already.)
+            return self._intent(request, principal, intent_id, session_id, request_id,
+                                record=unwritten)
 
         try:
             return self._once.run(key, record, IntentResponse, answer)
@@ -214,10 +228,11 @@ class Intake:
         return Answered(answer, answered.replayed)
 
     def _intent(self, request: IntentRequest, principal: Principal, intent_id: str,
-                session_id: str) -> IntentResponse:
+                session_id: str, request_id: str | None = None,
+                record: IntentRecord | None = None) -> IntentResponse:
         submission = Submission(kind="intent", source=request.source, principal=principal,
-                                intent_id=intent_id, session_id=session_id, record=None,
-                                correlation_id=request.correlation_id)
+                                intent_id=intent_id, session_id=session_id, record=record,
+                                correlation_id=request.correlation_id, request_id=request_id)
         if request.action is not None:
             target = (request.target or request.domain or "madre").lower()
             dsl = DSL(domain=(request.domain or target).lower(), action=request.action.lower(),
@@ -229,7 +244,10 @@ class Intake:
         else:
             submission = dataclasses.replace(submission, text=request.text,
                                              extra_params=request.params)
-        accepted = self._accept(submission)
+        try:
+            accepted = self._accept(submission)
+        except DuplicateIntent:  # another attempt with this correlation id won meanwhile
+            return self._duplicate(intent_id)
         if accepted.plan is not None and accepted.plan.status is not Status.WAITING:
             self._supervisor.spawn(accepted.plan)
         return answers.intent_answer(accepted.intent, accepted.plan, issued=accepted.issued)
@@ -241,6 +259,7 @@ class Intake:
         if intent.decision.denied:
             return Accepted(intent, None, action_id=self._deny(intent, sub))
         plan = self._planner.plan(intent).get(timeout=ASK_TIMEOUT)
+        plan.request_id = sub.request_id
         if sub.dry_run:
             self._store.close_intent(sub.record, IntentClose(intent.intent_id, "dry_run",
                                                               "planned only (dry_run)"))
@@ -307,7 +326,7 @@ class Intake:
                        module=intent.dsl.target or "madre", intent_id=intent.intent_id,
                        session_id=intent.session_id, actor=sub.principal.name,
                        detail={"request": sub.kind, "action": intent.dsl.action,
-                               "source": intent.source})
+                               "source": intent.source, "provider": intent.provider.value})
         return self._store.record_denial(
             sub.record, IntentClose(intent.intent_id, "denied", decision.reason[:500]), row)
 

@@ -4,6 +4,14 @@ Counters are fed from the committed audit records (the same stream the forensic 
 the event stream read), so a metric never counts something the database does not hold, and
 no hot path carries instrumentation of its own. Gauges are read when scraped.
 
+HTTP requests are the exception: `http_request` is called once per request by the HTTP
+layer (`madre.http.observe`), labelled by route template, never by raw path.
+
+Every label takes values from a known, small set: a client cannot mint series. The
+`source` of an intent is kept when it is one of SOURCES, else counted as `other`.
+`_created` series (one per labelled child) are left out of the exposition: they double
+the series count and say nothing a scraper uses.
+
 Each Madre has its own registry: two runtimes in one process (tests) never share counters.
 """
 
@@ -16,6 +24,15 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
+
+from madre.modules import MODULE_NAMES
+
+SOURCES = frozenset({
+    "operator", "control", "api", "cli", "webhook", "tentaculo_link", "madre", *MODULE_NAMES,
+})
+"""The intake sources counted under their own name (chat is `operator`, control `control`,
+structured intents carry theirs); any other is `other`."""
+OTHER = "other"
 
 FINAL_EVENTS = {
     "plan_done": "DONE",
@@ -45,6 +62,13 @@ WEBHOOK_EVENTS = {
     "notification_gave_up": ("out", "gave_up"),
 }
 STEP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+HTTP_BUCKETS = STEP_BUCKETS  # chat waits for its plan: seconds are ordinary
+BREAKER_STATES = ("closed", "open", "half_open")
+
+
+def source_label(source: object) -> str:
+    """An intake source as a label value: itself when known, else `other`."""
+    return source if isinstance(source, str) and source in SOURCES else OTHER
 
 
 class _Live(Collector):
@@ -61,12 +85,33 @@ class _Live(Collector):
                                 "Plans waiting for a free Plan actor place", value=now["queued"])
         yield GaugeMetricFamily("madre_plans_waiting", "Plans WAITING (confirmation or job)",
                                 value=now["waiting"])
-        breaker = GaugeMetricFamily("madre_circuit_breaker_open",
-                                    "Circuit breaker state: 0 closed, 0.5 half-open, 1 open",
-                                    labels=["service"])
-        for service, value in now["breakers"].items():
-            breaker.add_metric([service], value)
+        yield GaugeMetricFamily(
+            "madre_trail_behind_rows",
+            "Committed rows the forensic trail does not hold yet (-1: not known)",
+            value=now.get("trail_behind", -1))
+        yield GaugeMetricFamily("madre_trail_write_failures",
+                                "Times the forensic trail could not be written since start",
+                                value=now.get("trail_failures", 0))
+        # A state set: one series per state, 1 for the state the breaker is in.
+        breaker = GaugeMetricFamily("madre_circuit_breaker_state",
+                                    "Circuit breaker state (1 for the current one)",
+                                    labels=["service", "state"])
+        for service, state in now["breakers"].items():
+            for candidate in BREAKER_STATES:
+                breaker.add_metric([service, candidate], 1.0 if candidate == state else 0.0)
         yield breaker
+
+
+class _WithoutCreated(Collector):
+    """What `registry` collects, less the `_created` samples of counters and histograms."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterable[Any]:
+        for family in self._registry.collect():  # fresh objects on every collect
+            family.samples = [s for s in family.samples if not s.name.endswith("_created")]
+            yield family
 
 
 class Metrics:
@@ -97,20 +142,38 @@ class Metrics:
         self.webhooks = Counter("madre_webhook_deliveries",
                                 "Webhooks in (signed intake) and out (notifications), by outcome",
                                 ["direction", "outcome"], registry=r)
+        self.fallback_parses = Counter(
+            "madre_fallback_parses", "Intents parsed by the local fallback parser (Switch "
+            "down, slow, open breaker or no DSL)", registry=r)
+        self.http_requests = Counter("madre_http_requests", "HTTP requests answered",
+                                     ["method", "route", "status"], registry=r)
+        self.http_seconds = Histogram("madre_http_request_duration_seconds",
+                                      "HTTP request latency, by route template",
+                                      ["method", "route"], buckets=HTTP_BUCKETS, registry=r)
         r.register(_Live(read_live))
         ProcessCollector(registry=r)
+        self._exposed = _WithoutCreated(r)
+
+    def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one answered HTTP request (labels: a known method, a route template)."""
+        self.http_requests.labels(method, route, str(status)).inc()
+        self.http_seconds.labels(method, route).observe(seconds)
 
     def observe(self, records: list[dict[str, Any]]) -> None:
         """Count what was just committed (called by the Store actor after each commit)."""
         for record in records:
             event = str(record.get("event", ""))
             name, _, suffix = event.partition(":")
-            source = (record.get("detail") or {}).get("source") or record.get("actor")
+            source = source_label((record.get("detail") or {}).get("source")
+                                  or record.get("actor"))
+            if name in ("decision", "denied") and (
+                    (record.get("detail") or {}).get("provider") == "fallback_local"):
+                self.fallback_parses.inc()
             if name == "decision":
-                self.intents.labels(source or "unknown", suffix).inc()
+                self.intents.labels(source, suffix).inc()
             elif event == "denied":
-                self.denied.labels(source or "unknown").inc()
-                self.intents.labels(source or "unknown", "HIGH").inc()
+                self.denied.labels(source).inc()
+                self.intents.labels(source, "HIGH").inc()
             elif name == "confirmation_required":
                 self.confirmations.labels("issued").inc()
             elif name in ("step_done", "step_failed"):
@@ -148,4 +211,4 @@ class Metrics:
         self.webhooks.labels("in", outcome).inc()
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self._exposed)  # type: ignore[arg-type]

@@ -184,6 +184,9 @@ class Plan(BaseModel):
     def active(self) -> bool:
         """Whether an instance must be running it (PENDING or RUNNING)."""
         return self.status in (Status.PENDING, Status.RUNNING)
+    # The X-Request-ID of the HTTP request that created the plan: request ids do not cross
+    # actor messages by themselves, so the plan carries it into its actor's log lines.
+    request_id: str | None = None
 
     @property
     def next_step(self) -> Step | None:

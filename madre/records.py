@@ -46,6 +46,9 @@ class IntentRecord:
     session_id: str | None
     idempotency_key: str | None = None  # a claimed key (hashed with its principal)
     request_hash: str | None = None  # what was asked with it
+    # A retried correlation id whose first attempt never made a plan (it was refused with a
+    # 503, or cut short by a crash): its row is taken over instead of inserted, once.
+    retake: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

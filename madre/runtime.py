@@ -35,7 +35,7 @@ from madre.actors.planner import PlannerActor
 from madre.actors.policy import PolicyActor
 from madre.actors.store import StoreActor, StoreClient
 from madre.actors.supervisor import RestartPolicy, Supervisor, SupervisorClient
-from madre.actors.trail import TrailWriter
+from madre.actors.trail import Doorbell, TrailClient, TrailStatus, TrailWriter
 from madre.clock import SYSTEM_CLOCK, Clock
 from madre.commands import PlanCommands
 from madre.contracts import (
@@ -51,6 +51,7 @@ from madre.contracts import (
     InstanceList,
     InstanceView,
     IntentRequest,
+    Readiness,
     IntentResponse,
     JobReportResponse,
     PendingPlan,
@@ -60,9 +61,9 @@ from madre.contracts import (
 from madre.delegation.breaker import CircuitBreaker
 from madre.delegation.client import ConnectionPools, ModuleClient
 from madre.delegation.executor import StepExecutor, StepRunner
-from madre.delegation.health import HealthBoard, HealthProber
+from madre.delegation.health import DependencyState, HealthBoard, HealthProber
 from madre.errors import NotFound, ShuttingDown
-from madre.event_feed import EventFeed
+from madre.event_hub import EventHub
 from madre.forensics import ForensicTrail
 from madre.idempotency import Answered, IdempotencyKey
 from madre.instances import FileLock, new_instance_id, this_instance
@@ -71,7 +72,7 @@ from madre.links import console_url
 from madre.membership import EveryOtherIsDead, Membership
 from madre.presence import Presence
 from madre.metrics import Metrics
-from madre.model import Plan, Status
+from madre.model import Plan, Status, utcnow
 from madre.modules import MODULE_NAMES, STEP_MODULES
 from madre.notify import Notifier
 from madre.principals import OWNER, Principal
@@ -82,6 +83,8 @@ from madre.rules.tables import DEFAULT_TABLES
 from madre.scheduler import Scheduler
 from madre.settings import Settings, load_settings
 from madre.store.db import connection, is_sqlite, open_database
+from madre.store.failures import DbFailure
+from madre.store.feed import TrailSource
 from madre.store.migrations import ensure_schema
 from madre.store.models import build_models
 from madre.store.queries import PlanPage, Queries
@@ -116,8 +119,11 @@ class Madre:
         self._stopping = threading.Event()
         self._stack: list[Callable[[], None]] = []  # how to stop what started, in order
         self.watchers = Watchers()
-        self.events = EventFeed()
         self.board = HealthBoard(MODULE_NAMES)
+        # Ready before start, so an app can be built over a Madre still starting (its
+        # /readyz says so): who may do what, and the metrics' registry.
+        self.principals = self.settings.principals()
+        self.metrics = Metrics(self._live_figures)
         self.notifier: Notifier | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -150,21 +156,28 @@ class Madre:
         self.models = build_models(self.database)
         ensure_schema(self.database, self.models, allow_migrate=s.migrate == "auto")
         self.repo = Repository(self.database, self.models, instance_id=self.instance_id)
-        # Who may do what (a bad principals file already stopped load_settings, naming its
-        # entry), and how many approvals of what content a plan needs.
-        self.principals = s.principals()
+        # How many approvals of what content a plan needs.
         called = sorted(set(STEP_MODULES.values()))
         self.rules = ApprovalRules(four_eyes=s.four_eyes_mode, high_approvals=s.high_approvals,
                                    routes={m: s.module_route(m) for m in called})
         self.queries = Queries(self.database, self.models, self.rules)
+        self.events = EventHub(self.queries.published_after, self.queries.last_event_id,
+                               poll_seconds=s.tick_seconds,
+                               max_pending=s.events_max_lag).start()
+        self._on_stop(self.events.stop)
         self._start_delegation()
 
-        self.trail = ForensicTrail(s.forensic_dir)
-        self._trail_writer = self._actor(TrailWriter.start(self.trail))
-        self.metrics = Metrics(self._live_figures)
+        self.trail_status = TrailStatus()
+        doorbell = Doorbell()
+        self.trail = TrailClient(self._actor(TrailWriter.start(
+            ForensicTrail(s.forensic_dir), TrailSource(self.database), self.trail_status,
+            doorbell)), doorbell)
+        self._catch_up_trail()
+        self.board.set_db_write(DependencyState("up", utcnow()))  # the schema was just written
         self.store = StoreClient(self._actor(StoreActor.start(
-            self.repo, on_commit=self._committed, lease_seconds=s.lease_seconds,
-            clock=self.clock.now, notify=not is_sqlite(self.database))))
+            self.repo, on_commit=self._committed, on_outcome=self._write_outcome,
+            lease_seconds=s.lease_seconds, clock=self.clock.now,
+            notify=not is_sqlite(self.database))))
         # Let the plans still held go once every plan actor has stopped (popped after the
         # Supervisor's stop): another instance takes them at once.
         self._on_stop(self._release_plans)
@@ -218,10 +231,12 @@ class Madre:
                                    interval=s.health_interval_seconds)
         self.prober.start()
         self._on_stop(self.prober.stop)
+        self.board.set_db(DependencyState("up", utcnow()))  # it answered: the schema is there
         self._recovery(self)
         self.membership.start()
         self._on_stop(self.membership.stop_rounds)
         self.scheduler.every(s.tick_seconds, self.tick)
+        self.scheduler.every(s.tick_seconds, self.trail.wake)  # retries, other instances' rows
 
     def _start_delegation(self) -> None:
         """The module clients (sharing keep-alive pools), the Switch breaker, the executor."""
@@ -234,8 +249,8 @@ class Madre:
             m: ModuleClient(
                 m, s.module_url(m), token=token, pools=self.pools,
                 connect_timeout=s.connect_timeout_seconds, read_timeout=s.step_timeout_seconds,
-                retries=s.step_retries, backoff=s.retry_backoff_seconds,
-                instance_id=self.instance_id,
+                retries=s.module_retries(m), backoff=s.retry_backoff_seconds,
+                retry_after_max=s.retry_after_max_seconds, instance_id=self.instance_id,
             )
             for m in MODULE_NAMES
         }
@@ -284,6 +299,7 @@ class Madre:
         if notice.get("from") == self.instance_id or not self._started:
             return
         self.events.notify()
+        self.trail.wake()
         settled = [p for p in notice.get("settled", []) if isinstance(p, str)]
         if settled:
             self.supervisor.fence(settled)
@@ -335,37 +351,42 @@ class Madre:
     def begin_drain(self) -> None:
         """Take no new work (503) and let running plans stop after their current step."""
         self._stopping.set()
-        self.events.notify()  # event streams see Madre stopping and end
+        if hasattr(self, "events"):
+            self.events.ring_all()  # event streams see Madre stopping and end
 
     # ------------------------------------------------------------------ intake
 
     def chat(self, request: ChatRequest, *, principal: Principal = OWNER,
-             wait: float | None = None) -> ChatResponse:
+             wait: float | None = None, request_id: str | None = None) -> ChatResponse:
         """Understand a message, decide, plan, run; answer with the plan's outcome (waiting
         up to `wait`, default MADRE_CHAT_WAIT_SECONDS, for it to settle)."""
-        return self.take(request, principal=principal, wait=wait).answer
+        return self.take(request, principal=principal, wait=wait, request_id=request_id).answer
 
-    def control(self, request: ControlRequest, *, principal: Principal = OWNER
-                ) -> ControlResponse:
+    def control(self, request: ControlRequest, *, principal: Principal = OWNER,
+                request_id: str | None = None) -> ControlResponse:
         """A structured order for one module; MED/HIGH wait for confirmation, some are denied."""
-        return self.take(request, principal=principal).answer
+        return self.take(request, principal=principal, request_id=request_id).answer
 
-    def submit_intent(self, request: IntentRequest, *, principal: Principal = OWNER
-                      ) -> IntentResponse:
+    def submit_intent(self, request: IntentRequest, *, principal: Principal = OWNER,
+                      request_id: str | None = None) -> IntentResponse:
         """Structured intake (Operator, Hormiguero, webhooks, CLI). Does not wait for the plan."""
-        return self.take(request, principal=principal).answer
+        return self.take(request, principal=principal, request_id=request_id).answer
 
     def take(self, request: ChatRequest | ControlRequest | IntentRequest, *,
              principal: Principal = OWNER, key: IdempotencyKey | None = None,
-             wait: float | None = None) -> Answered[Any]:
+             wait: float | None = None, request_id: str | None = None) -> Answered[Any]:
         """Any intake request, by its type; with `key` (an Idempotency-Key, or a webhook's
-        id) a retry gets the first answer again, marked `replayed`."""
+        id) a retry gets the first answer again, marked `replayed`. `request_id` (the HTTP
+        request's X-Request-ID) goes into the plan's log lines and its calls."""
         self._check_open()
         if isinstance(request, ChatRequest):
-            return self.intake.chat(request, principal=principal, wait=wait, key=key)
+            return self.intake.chat(request, principal=principal, wait=wait, key=key,
+                                    request_id=request_id)
         if isinstance(request, ControlRequest):
-            return self.intake.control(request, principal=principal, key=key)
-        return self.intake.intent(request, principal=principal, key=key)
+            return self.intake.control(request, principal=principal, key=key,
+                                       request_id=request_id)
+        return self.intake.intent(request, principal=principal, key=key,
+                                  request_id=request_id)
 
     def webhook(self, source: str, message_id: str, request: IntentRequest
                 ) -> Answered[IntentResponse]:
@@ -466,27 +487,67 @@ class Madre:
                          started_at=i.started_at, heartbeat_at=i.heartbeat_at)
             for i in self.membership.alive()])
 
+    def readiness(self) -> Readiness:
+        """Whether a load balancer should send work here, from cached state (never waits)."""
+        db = self.board.db()
+        trail = self.trail_status.get() if hasattr(self, "trail_status") else None
+        db_state = {"up": "ok", "down": "down"}.get(db.state, "unknown")
+
+        def answer(status: str, detail: str) -> Readiness:
+            return Readiness(status=status, detail=detail, db=db_state,
+                             trail=trail.state if trail else "starting",
+                             trail_behind=trail.behind if trail else None)
+
+        if self._stopping.is_set():
+            return answer("draining", "Madre is stopping and takes no new work")
+        if not self._started:
+            return answer("starting", "Madre is starting")
+        if db.state == "down":
+            return answer("db_down", db.error or "the database does not answer")
+        if db.state != "up":
+            return answer("starting", "the database has not been checked yet")
+        return answer("ready", "Madre takes work")
+
     def _check_db(self) -> None:
         with connection(self.database):
             self.database.execute_sql("SELECT 1")
+        if self.board.db_write().state == "down":
+            self.store.probe_write()  # reports its outcome to the board itself
+
+    def _write_outcome(self, failure: DbFailure | None) -> None:
+        """The Store's report after each batch: the last write's outcome is the db's state."""
+        if failure is None:
+            if self.board.db_write().state != "up":
+                self.board.set_db_write(DependencyState("up", utcnow()))
+        else:
+            self.board.set_db_write(DependencyState("down", utcnow(), failure.sentence()))
+
+    def _catch_up_trail(self) -> None:
+        """Copy into the trail what the last run committed and did not copy (a kill, a full
+        disk) before taking work; a trail that cannot be written does not stop the start."""
+        try:
+            self.trail.catch_up(timeout=ASK_TIMEOUT)
+        except pykka.Timeout:
+            log.warning("the forensic trail is still catching up with the database")
 
     def _committed(self, records: list[dict[str, Any]]) -> None:
         """After every commit (Store actor thread): trail, event streams, metrics."""
-        if records:
-            self._trail_writer.tell(records)
-            if self.notifier is not None:
-                self.notifier.offer(records)
+        self.trail.wake()
+        if records and self.notifier is not None:
+            self.notifier.offer(records)
         self.events.notify()
         self.metrics.observe(records)
 
     def _live_figures(self) -> dict[str, Any]:
         """Gauges for /metrics, read when scraped."""
-        breaker = {"closed": 0.0, "half_open": 0.5, "open": 1.0}
+        trail = self.trail_status.get()
         return {
+            "trail_behind": -1 if trail.behind is None else trail.behind,
+            "trail_failures": self.trail_status.failures,
             "active": self.supervisor.count(),
             "queued": self.supervisor.queued(),
             "waiting": self.repo.count_plans(Status.WAITING),
-            "breakers": {"switch": breaker[self.switch_breaker.state.value]},
+            "breakers": {"switch": self.switch_breaker.state.value},
         }
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import pathlib
+import re
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AliasChoices,
@@ -75,7 +77,9 @@ class Settings(BaseSettings):
         900, gt=0, validation_alias=_env("MADRE_CONFIRM_TTL_SECONDS")
     )
     chat_wait_seconds: float = Field(5.0, ge=0, validation_alias=_env("MADRE_CHAT_WAIT_SECONDS"))
-    log_format: Literal["json", "text"] = Field("json", validation_alias=_env("MADRE_LOG_FORMAT"))
+    # auto: text when stdout is a terminal, JSON lines otherwise.
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto", validation_alias=_env("MADRE_LOG_FORMAT"))
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", validation_alias=_env("MADRE_LOG_LEVEL")
     )
@@ -95,6 +99,22 @@ class Settings(BaseSettings):
     retry_backoff_seconds: float = Field(
         0.2, ge=0, validation_alias=_env("MADRE_RETRY_BACKOFF_SECONDS")
     )
+    # A module that answers 429 or 503 with Retry-After is waited for that long before the
+    # retry, but never longer than this (a step must not sleep for an hour on its word).
+    retry_after_max_seconds: float = Field(
+        10.0, ge=0, validation_alias=_env("MADRE_RETRY_AFTER_MAX_SECONDS")
+    )
+    # Per module: how many times its step calls are retried (unset: MADRE_STEP_RETRIES).
+    switch_retries: int | None = Field(None, ge=0, le=10,
+                                       validation_alias=_env("MADRE_SWITCH_RETRIES"))
+    hermes_retries: int | None = Field(None, ge=0, le=10,
+                                       validation_alias=_env("MADRE_HERMES_RETRIES"))
+    hormiguero_retries: int | None = Field(None, ge=0, le=10,
+                                           validation_alias=_env("MADRE_HORMIGUERO_RETRIES"))
+    manifestator_retries: int | None = Field(
+        None, ge=0, le=10, validation_alias=_env("MADRE_MANIFESTATOR_RETRIES"))
+    shub_retries: int | None = Field(None, ge=0, le=10,
+                                     validation_alias=_env("MADRE_SHUB_RETRIES"))
     breaker_failures: int = Field(3, ge=1, validation_alias=_env("MADRE_BREAKER_FAILURES"))
     breaker_reset_seconds: float = Field(
         15.0, gt=0, validation_alias=_env("MADRE_BREAKER_RESET_SECONDS")
@@ -121,6 +141,17 @@ class Settings(BaseSettings):
         60.0, gt=0, validation_alias=_env("MADRE_RESTART_PERIOD_SECONDS")
     )
 
+    # Connections (madre.http.guard): silent, slow and too many clients.
+    http_idle_seconds: float = Field(5.0, gt=0, validation_alias=_env("MADRE_HTTP_IDLE_SECONDS"))
+    http_request_seconds: float = Field(
+        30.0, gt=0, validation_alias=_env("MADRE_HTTP_REQUEST_SECONDS")
+    )
+    http_max_connections: int = Field(
+        2048, ge=1, validation_alias=_env("MADRE_HTTP_MAX_CONNECTIONS")
+    )
+    http_max_header_bytes: int = Field(
+        16 * 1024, ge=1024, validation_alias=_env("MADRE_HTTP_MAX_HEADER_BYTES")
+    )
     # Several instances on one PostgreSQL: how long a running plan's owner may go without
     # renewing its lease before another instance takes the plan over (renewed every third).
     lease_seconds: float = Field(10.0, gt=0.2, le=3600, validation_alias=_env("MADRE_LEASE_SECONDS"))
@@ -283,6 +314,12 @@ class Settings(BaseSettings):
         """Where module `module` listens (its *_URL setting)."""
         return str(getattr(self, f"{module}_url"))
 
+    def module_retries(self, module: str) -> int:
+        """How many times a step call to `module` is retried (MADRE_<MODULE>_RETRIES, else
+        MADRE_STEP_RETRIES)."""
+        own = getattr(self, f"{module}_retries", None)
+        return self.step_retries if own is None else int(own)
+
     def module_route(self, module: str) -> str:
         """The route a step posts to on module `module` (switch: its parse route too)."""
         name = "switch_parse_route" if module == "switch" else f"{module}_route"
@@ -306,6 +343,27 @@ class Settings(BaseSettings):
             )
 
 
+def sqlite_file(url: str) -> pathlib.Path | None:
+    """The file a `sqlite:///path` URL names (relative to the working directory), or None
+    for another database (or a SQLite URL that names no file)."""
+    parts = urlsplit(url)
+    if parts.scheme.split("+", 1)[0] != "sqlite":
+        return None
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    if not path or path == ":memory:":
+        return None
+    return pathlib.Path(path).expanduser()
+
+
+def database_shown(url: str) -> str:
+    """`url` as a person should see it: a password masked, a relative SQLite path made
+    absolute (it is relative to the working directory, which is easy to get wrong)."""
+    file = sqlite_file(url)
+    if file is not None:
+        return f"sqlite:///{file.resolve()}"
+    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:****@", url)
+
+
 def load_settings(**overrides: object) -> Settings:
     """Read the environment (and `overrides`), raising ConfigError that names the variable."""
     try:
@@ -313,11 +371,16 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            if not err["loc"]:  # a check across settings: its message names them
+            if not err["loc"]:  # a check of several settings: its message names them
                 problems.append(str(err["msg"]).removeprefix("Value error, "))
                 continue
-            problems.append(f"{_variable_name(str(err['loc'][0]))}: {err['msg']}")
+            problems.append(f"{variable_of(str(err['loc'][0]))}: {err['msg']}")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+
+
+def variable_of(field: str) -> str:
+    """The environment variable that sets the setting `field` (VX11_TOKEN for token)."""
+    return _variable_name(field)
 
 
 def _variable_name(field: str) -> str:

@@ -11,6 +11,7 @@ runs are skipped with that reason.
 from __future__ import annotations
 
 import os
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -19,7 +20,7 @@ import pytest
 from helpers import TOKEN, make_settings
 
 from madre import Madre, Settings, create_app
-from madre.standins import LoopbackServer, StandinCluster
+from madre.standins import ENV_VARS, LoopbackServer, StandinCluster
 from madre.store.migrations import KEY_SCHEMA_VERSION, SCOPE_SCHEMA
 from madre.store.models import TABLE_NAMES
 
@@ -82,6 +83,17 @@ def standins(standins_session: StandinCluster) -> Iterator[StandinCluster]:
     yield standins_session
     standins_session.release_all()
     standins_session.reset()
+
+
+@pytest.fixture
+def unreachable_modules() -> Iterator[dict[str, str]]:
+    """SWITCH_URL, HERMES_URL, ... all at a loopback port that refuses every connection: a
+    socket bound (so nothing else can take the port) that never listens. For a Madre whose
+    modules must be down, whatever runs on the default ports 8002-8008."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        yield {variable: url for variable in ENV_VARS.values()}
 
 
 @pytest.fixture
@@ -153,13 +165,8 @@ def no_thread_leaks() -> Iterator[None]:
     assert not still, f"threads outlived the test: {still}"
 
 
-@pytest.fixture(autouse=True, scope="session")
-def forensic_trail_in_tmp(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Keep the forensic trail of every Madre the tests start out of the working tree."""
-    previous = os.environ.get("MADRE_FORENSIC_DIR")
-    os.environ["MADRE_FORENSIC_DIR"] = str(tmp_path_factory.mktemp("forensic"))
-    yield
-    if previous is None:
-        os.environ.pop("MADRE_FORENSIC_DIR", None)
-    else:
-        os.environ["MADRE_FORENSIC_DIR"] = previous
+@pytest.fixture(autouse=True)
+def forensic_trail_in_tmp(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's Madres keep their forensic trail in that test's tmp_path (out of the
+    working tree): the trail copies its database, so two tests never share one."""
+    monkeypatch.setenv("MADRE_FORENSIC_DIR", str(tmp_path / "forensic"))

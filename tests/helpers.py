@@ -8,10 +8,14 @@ pytest puts tests/ on sys.path and a test file imports these with `from helpers 
 from __future__ import annotations
 
 import base64
+import contextlib
+import errno
 import hashlib
 import json
 import pathlib
 import socket
+import subprocess
+from collections.abc import Iterator
 from typing import Any
 
 from madre import Madre, Settings
@@ -219,3 +223,34 @@ def execute(madre: Madre, sql: str, params: tuple[Any, ...] = ()) -> int:
     with madre.database.connection_context():
         cursor = madre.database.execute_sql(sql.replace("?", madre.database.param), params)
         return int(cursor.rowcount)
+
+
+# --------------------------------------------------------------------------- full disks
+
+
+@contextlib.contextmanager
+def small_disk(folder: pathlib.Path, size: str) -> Iterator[pathlib.Path]:
+    """A tmpfs of `size` mounted at `folder` (needs root): the test is skipped without one."""
+    import pytest
+
+    folder.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                          capture_output=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill(disk: pathlib.Path) -> pathlib.Path:
+    """A file taking every free byte of `disk` (delete it to give the space back)."""
+    filler = disk / "filler"
+    with filler.open("wb", buffering=0) as out:
+        try:
+            while True:
+                out.write(b"\0" * 4096)
+        except OSError as exc:
+            assert exc.errno == errno.ENOSPC, exc
+    return filler

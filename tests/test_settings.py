@@ -53,3 +53,41 @@ def test_binding_a_public_address_with_the_default_token_is_refused() -> None:
 
 def test_binding_a_public_address_with_an_own_token_is_allowed() -> None:
     load_settings(host="0.0.0.0", token="my-own-secret").check_exposure()
+
+
+def test_logs_are_text_on_a_terminal_and_json_otherwise_unless_madre_log_format_says(
+        monkeypatch) -> None:
+    import io
+
+    from madre.logs import resolve_format
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("MADRE_LOG_FORMAT", raising=False)
+    assert load_settings().log_format == "auto"
+    assert resolve_format("auto", Terminal()) == "text"
+    assert resolve_format("auto", io.StringIO()) == "json"
+    assert resolve_format("json", Terminal()) == "json"
+    assert resolve_format("text", io.StringIO()) == "text"
+
+
+def test_each_module_may_have_its_own_retries_else_madre_step_retries(monkeypatch) -> None:
+    monkeypatch.setenv("MADRE_STEP_RETRIES", "4")
+    monkeypatch.setenv("MADRE_SHUB_RETRIES", "0")
+    monkeypatch.setenv("MADRE_RETRY_AFTER_MAX_SECONDS", "3")
+    settings = load_settings()
+    assert settings.module_retries("shub") == 0
+    assert settings.module_retries("hermes") == 4
+    assert settings.retry_after_max_seconds == 3
+
+
+def test_a_database_url_is_shown_with_its_password_masked_and_sqlite_paths_absolute(
+        tmp_path, monkeypatch) -> None:
+    from madre.settings import database_shown
+
+    monkeypatch.chdir(tmp_path)
+    assert database_shown("postgresql://madre:pw@db/madre") == "postgresql://madre:****@db/madre"
+    assert database_shown("sqlite:///data/x.db") == f"sqlite:///{tmp_path.resolve()}/data/x.db"
+    assert database_shown("sqlite:////srv/x.db") == "sqlite:////srv/x.db"

@@ -386,11 +386,13 @@ class PlanActor(pykka.ThreadingActor):
     # ------------------------------------------------------------------ helpers
 
     def _context(self) -> dict[str, Any]:
-        """The ids every log line of this plan carries."""
+        """The ids every log line of this plan carries, with the request id that created
+        it (this actor's thread has no request context of its own)."""
         plan = self._plan
         assert plan is not None
-        return {"plan_id": plan.plan_id, "intent_id": plan.intent_id,
-                "session_id": plan.session_id}
+        ids = {"plan_id": plan.plan_id, "intent_id": plan.intent_id,
+               "session_id": plan.session_id}
+        return {**ids, "request_id": plan.request_id} if plan.request_id else ids
 
     def _report_failure(self, exc: BaseException | None) -> None:
         try:

@@ -8,8 +8,10 @@ idle a write commits alone with no added delay. A write that fails makes the bat
 again one write per transaction, so it fails alone; replies are set only after COMMIT
 returned, so "acknowledged" means "durable". The actor keeps its connection for its life.
 
-After each commit, the listener (`on_commit`) hears what was committed, as forensic records
-in commit order (the trail, the event streams and the metrics follow from them).
+After each commit, the listener (`on_commit`) hears what was committed, as records in commit
+order (the metrics count them; the trail and the event streams are woken by it and read the
+committed rows themselves, so a kill between commit and listener loses them nothing), and
+`on_outcome` hears how the database took the batch (the health board's db state).
 Reads never come here: they go to the repository from the thread that needs them.
 """
 
@@ -26,8 +28,9 @@ import pykka
 from madre.errors import DuplicateIntent, StoreUnavailable
 from madre.model import Plan, utcnow
 from madre.records import AuditRow, Change, Confirmation, IntentClose, IntentRecord
-from madre.store.db import write_transaction
 from madre.store.columns import SCOPE_DEAD_INSTANCE, SCOPE_INSTANCE
+from madre.store.db import is_sqlite, write_transaction
+from madre.store.failures import DbFailure, describe
 from madre.store.repository import Repository, stamp
 
 log = logging.getLogger("madre.store")
@@ -162,6 +165,11 @@ class Flush(NamedTuple):
     pass
 
 
+class ProbeWrite(NamedTuple):
+    """After a refused write: can the database take writes again? (SQLite: checkpoint the
+    WAL into the database file first, so it shrinks instead of growing again.)"""
+
+
 class Stats(NamedTuple):
     """Ask for (commits, writes) so far."""
 
@@ -174,11 +182,13 @@ class StoreActor(pykka.ThreadingActor):
 
     def __init__(self, repository: Repository,
                  on_commit: Callable[[list[dict[str, Any]]], None] | None = None, *,
+                 on_outcome: Callable[[DbFailure | None], None] | None = None,
                  lease_seconds: float = 10.0, clock: Callable[[], dt.datetime] = utcnow,
                  notify: bool = False) -> None:
         super().__init__()
         self._repo = repository
         self._on_commit = on_commit
+        self._on_outcome = on_outcome  # hears how each batch went: None ok, else the cause
         self._lease = dt.timedelta(seconds=lease_seconds)
         self._now = clock
         # Several instances (PostgreSQL): each commit NOTIFYs the others, so their event
@@ -200,6 +210,8 @@ class StoreActor(pykka.ThreadingActor):
             self._flush()
         elif isinstance(message, Stats):
             return (self.commits, self.writes)
+        elif isinstance(message, ProbeWrite):
+            return self._probe()
         else:
             return super().on_receive(message)
         return None
@@ -291,21 +303,31 @@ class StoreActor(pykka.ThreadingActor):
         committed: list[dict[str, Any]] = []
         try:
             outcomes = self._commit_batch(batch, committed)
-        except Exception as exc:
-            log.exception("group commit of %d writes failed", len(batch))
-            failure = StoreUnavailable(f"the database refused the write: {exc}")
-            outcomes = [(queued, None, failure) for queued in batch]
+        except Exception as exc:  # BEGIN or COMMIT failed: the database is unavailable
+            failure = describe(exc)
+            log.error("group commit of %d writes failed: %s", len(batch), failure.sentence())
+            unavailable = StoreUnavailable(failure.sentence())
+            outcomes = [(queued, None, unavailable) for queued in batch]
+            self._report(failure)
         self.commits += 1
         self.writes += len(batch)
         self._after_commit(committed)
+        refused: DbFailure | None = None
         for queued, result, error in outcomes:
             if error is None:
                 queued.reply.set(result)
-            else:
-                if isinstance(error, peewee.IntegrityError) and isinstance(
-                        queued.write, RecordIntent | CreatePlan | RecordDenial | CloseIntent):
-                    error = DuplicateIntent(f"intent already recorded: {error}")
-                queued.reply.set_exception((type(error), error, error.__traceback__))
+                continue
+            if isinstance(error, peewee.IntegrityError) and isinstance(
+                    queued.write, RecordIntent | CreatePlan | RecordDenial | CloseIntent):
+                error = DuplicateIntent(f"intent already recorded: {error}")
+            elif _is_database_failure(error):
+                refused = describe(error)
+                error = StoreUnavailable(refused.sentence())
+            queued.reply.set_exception((type(error), error, error.__traceback__))
+        if refused is not None:
+            self._report(refused)
+        elif any(error is None for _, _, error in outcomes):
+            self._report(None)
 
     def _commit_batch(
         self, batch: list[_Queued], committed: list[dict[str, Any]]
@@ -352,6 +374,34 @@ class StoreActor(pykka.ThreadingActor):
                 outcomes.append((queued, None, exc))
         return outcomes
 
+    def _report(self, refused: DbFailure | None) -> None:
+        """Tell the health board how the database took this batch (None: it committed): the
+        last write's outcome is what /health and /readyz say about the database."""
+        if self._on_outcome is None:
+            return
+        try:
+            self._on_outcome(refused)
+        except Exception:  # a listener must never break the writer
+            log.exception("write outcome listener failed")
+
+    def _probe(self) -> DbFailure | None:
+        """Try the database after a refused write; report and return the outcome."""
+        database = self._repo.database
+        try:
+            if database.is_closed():
+                database.connect()
+            if is_sqlite(database):
+                # A full disk leaves the WAL holding every byte it could get; moving it into
+                # the database file (which needs the space back) is what frees it.
+                database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            with write_transaction(database):
+                database.execute_sql("SELECT 1")
+            outcome = None
+        except Exception as exc:  # noqa: BLE001 - the outcome is the answer
+            outcome = describe(exc)
+        self._report(outcome)
+        return outcome
+
     def _tell_others(self, trail: list[dict[str, Any]]) -> None:
         """NOTIFY the other instances, inside the transaction (delivered at commit): that
         events were recorded, and which plans came to rest (their watchers wake; an actor
@@ -378,6 +428,12 @@ class StoreActor(pykka.ThreadingActor):
         for queued in self._pending:
             queued.reply.set_exception(exc_info)  # type: ignore[arg-type]
         self._pending.clear()
+
+
+def _is_database_failure(error: BaseException) -> bool:
+    """The database (not the write's own content) refused: disk, lock, connection."""
+    return isinstance(error, peewee.DatabaseError | peewee.InterfaceError) and not isinstance(
+        error, peewee.IntegrityError)
 
 
 def _trail_entry(row: AuditRow) -> dict[str, Any]:
@@ -492,6 +548,10 @@ class StoreClient:
 
     def release_key(self, intent_id: str) -> None:
         self.write(ReleaseKey(intent_id))
+
+    def probe_write(self) -> DbFailure | None:
+        """After a refused write: whether the database takes writes again (None) or why not."""
+        return self.ref.ask(ProbeWrite(), timeout=self.timeout)  # type: ignore[no-any-return]
 
     def stats(self) -> tuple[int, int]:
         """(transactions committed, writes carried) since the store started."""

@@ -1,10 +1,11 @@
-"""The `madre` command: a client of a running Madre over HTTP (`madre.cli.client`), printing
-tables for people and, with --json, the server's JSON for scripts; and the commands that run
-things here (`serve`, `modules`, `audit verify`: `madre.cli.local`).
+"""The `madre` command: a client of a running Madre over HTTP (the typed `madre.client`),
+printing tables for people and, with --json, the server's JSON for scripts; and the commands
+that run things here (`serve`, `modules`, `audit verify`, `config show`: `madre.cli.local`).
 
-Exit codes of the client commands: 0 done; 1 the server refused (its error and detail on
-stderr; a denied control too); 2 usage; 3 the server could not be reached. `audit verify`:
-0 the trail is intact, 1 it is broken, 2 there is no trail at that path.
+Exit codes (EXIT_CODES, also in `madre --help`): 0 done; 1 it did not work — the server
+refused (its error and detail on stderr), Madre denied the order, the plan ended ERROR
+(chat, confirm), Madre is degraded (health); 2 usage; 3 the server could not be reached.
+`audit verify`: 0 the trail is intact, 1 it is broken, 2 there is no trail at that path.
 """
 
 from __future__ import annotations
@@ -14,29 +15,56 @@ import sys
 from typing import Any
 
 import click
+from pydantic import BaseModel
 
 from madre.cli import output as out
-from madre.cli.client import DEFAULT_TIMEOUT, DEFAULT_URL, REFUSED
 from madre.cli.options import (
     Connection,
     client_command,
     conn,
+    fail,
     key_values,
     print_json,
     print_lines,
     style,
+    width,
 )
 from madre.cli.tail import TAIL_SILENCE, Filters, Follower
-from madre.contracts import MAX_PAGE
+from madre.client import DEFAULT_TIMEOUT, DEFAULT_URL, REFUSED
+from madre.contracts import MAX_PAGE, ControlStatus, PlanList
 from madre.model import Status
 from madre.settings import DEFAULT_TOKEN
 from madre.version import __version__
 
 STATUSES = tuple(s.value for s in Status)
+CONTEXT = {"help_option_names": ["-h", "--help"]}  # inherited by every subcommand
+
+EXIT_CODES = """\b
+Exit codes:
+  0  done
+  1  it did not work: the server refused (its error on stderr), Madre denied
+     the order, the plan ended ERROR (chat, confirm), Madre is degraded (health)
+  2  usage: a wrong option or argument
+  3  the server could not be reached (cannot reach Madre at URL: ...)
+\b
+audit verify: 0 intact, 1 broken (BROKEN at FILE:LINE: why), 2 no trail there."""
 
 
-@click.group()
-@click.version_option(__version__, prog_name="madre")
+def _data(model: BaseModel) -> dict[str, Any]:
+    """An answer as the JSON the server sent (what --json prints and the tables read)."""
+    return model.model_dump(mode="json")
+
+
+def _show(data: dict[str, Any], lines: list[str]) -> None:
+    """--json: the answer's JSON; else the lines for a person."""
+    if conn().as_json:
+        print_json(data)
+    else:
+        print_lines(lines)
+
+
+@click.group(context_settings=CONTEXT, epilog=EXIT_CODES)
+@click.version_option(__version__, "-V", "--version", prog_name="madre")
 @click.option("--url", envvar="MADRE_URL", default=DEFAULT_URL, show_default=True,
               show_envvar=True, help="the Madre server the client commands talk to")
 @click.option("--token", envvar="VX11_TOKEN", default=DEFAULT_TOKEN, show_envvar=True,
@@ -49,10 +77,12 @@ STATUSES = tuple(s.value for s in Status)
 def main(ctx: click.Context, url: str, token: str, as_json: bool, timeout: float) -> None:
     """Madre, the orchestrator of the VX11 services.
 
-    `serve` runs Madre; `chat`, `control`, `plans`, `show`, `pending`, `approve`, `reject`,
-    `confirm`, `cancel`, `tail` and `health` talk to a running one at --url (MADRE_URL) with
-    --token (VX11_TOKEN); `audit verify` checks the forensic trail on disk; `principals`
-    makes the entries of a principals file.
+    `serve` runs Madre and `modules` stand-ins of the other services; `chat`, `control`,
+    `intent`, `plans`, `show`, `pending`, `approve`, `reject`, `confirm`, `cancel`, `tail`,
+    `health` and `instances` talk to a running one at --url (MADRE_URL) with --token
+    (VX11_TOKEN); `audit verify` checks the forensic trail on disk; `db` shows and migrates
+    the schema; `config show` prints the settings in force here; `principals` makes the
+    entries of a principals file.
     """
     ctx.obj = Connection(url=url, token=token, as_json=as_json, timeout=timeout)
 
@@ -65,13 +95,13 @@ def main(ctx: click.Context, url: str, token: str, as_json: bool, timeout: float
 @client_command
 def chat(message: str, session_id: str | None, dry_run: bool) -> None:
     """Send MESSAGE to Madre in natural language; print the outcome and each step's result."""
-    connection = conn()
-    with connection.client() as client:
+    with conn().client() as client:
         answer = client.chat(message, session_id=session_id, dry_run=dry_run)
-    if connection.as_json:
-        print_json(answer)
-    else:
-        print_lines(out.render_chat(answer, style()))
+    data = _data(answer)
+    _show(data, out.render_chat(data, style(), width()))
+    if answer.status is Status.ERROR:
+        fail("the plan was denied: nothing runs" if answer.plan_id is None
+             else f"the plan ended ERROR: {answer.response}")
 
 
 @main.command()
@@ -91,19 +121,45 @@ def control(target: str, action: str, params: dict[str, Any], confirm_token: str
     LOW risk runs at once; MED and HIGH print a confirm token and the `madre confirm` command
     to run next. An order Madre denies exits 1.
     """
-    connection = conn()
-    with connection.client() as client:
+    with conn().client() as client:
         answer = client.control(target, action, params=params, confirm_token=confirm_token,
                                 plan_id=plan_id, session_id=session_id)
-    if connection.as_json:
-        print_json(answer)
-    else:
-        print_lines(out.render_control(answer, style()))
-    if answer.get("status") == "denied":
-        if connection.as_json:
-            click.echo(f"madre: denied: {answer.get('reason') or 'Madre refused this order'}",
-                       err=True)
-        sys.exit(REFUSED)
+    data = _data(answer)
+    _show(data, out.render_control(data, style()))
+    if answer.status is ControlStatus.DENIED:
+        fail(f"denied: {answer.reason or 'Madre refused this order'}")
+
+
+@main.command()
+@click.argument("text", required=False)
+@click.option("--action", metavar="ACTION", help="what to do, as given (no parsing)")
+@click.option("--target", metavar="MODULE", help="the module the action is for")
+@click.option("--domain", metavar="DOMAIN", help="the domain, when not the target's")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", callback=key_values,
+              help="a parameter (repeatable); VALUE is read as JSON when it is")
+@click.option("--source", default="cli", show_default=True,
+              help="who sends it (hormiguero, operator, a webhook's name, ...)")
+@click.option("--session", "session_id", metavar="ID", help="record it in this session")
+@click.option("--correlation-id", metavar="ID",
+              help="the caller's id: sending the same one again returns the first answer")
+@client_command
+def intent(text: str | None, action: str | None, target: str | None, domain: str | None,
+           params: dict[str, Any], source: str, session_id: str | None,
+           correlation_id: str | None) -> None:
+    """Submit a structured intent, as Hormiguero or a webhook does: TEXT to parse, or
+    --action (with --target) as given. It does not wait for the plan: follow it with
+    `madre show PLAN`. A MED or HIGH intent prints its confirm token; a denied one exits 1.
+    """
+    if text is None and action is None:
+        raise click.UsageError("give TEXT to parse, or --action (with --target)")
+    with conn().client() as client:
+        answer = client.intent(source=source, text=text, action=action, target=target,
+                               domain=domain, params=params or None, session_id=session_id,
+                               correlation_id=correlation_id)
+    data = _data(answer)
+    _show(data, out.render_intent(data, style()))
+    if answer.plan_id is None and answer.status is Status.ERROR:
+        fail("denied: Madre refused this intent; nothing runs")
 
 
 @main.command()
@@ -116,20 +172,17 @@ def control(target: str, action: str, params: dict[str, Any], confirm_token: str
 @client_command
 def plans(status: str | None, session_id: str | None, limit: int | None, every: bool) -> None:
     """List plans, newest first."""
-    connection = conn()
     status = status.upper() if status else None
-    with connection.client() as client:
+    with conn().client() as client:
         if every:
             found = list(client.iter_plans(status=status, session_id=session_id,
                                            limit=limit or MAX_PAGE))
-            page: dict[str, Any] = {"plans": found, "next_cursor": None}
+            page = PlanList(plans=found, next_cursor=None)
         else:
             page = client.list_plans(status=status, session_id=session_id, limit=limit)
-    if connection.as_json:
-        print_json(page)
-        return
-    print_lines(out.render_plans(page["plans"], style()))
-    if page.get("next_cursor"):
+    data = _data(page)
+    _show(data, out.render_plans(data["plans"], style(), width()))
+    if page.next_cursor and not conn().as_json:
         click.echo("more plans: add --all to list them all", err=True)
 
 
@@ -138,13 +191,9 @@ def plans(status: str | None, session_id: str | None, limit: int | None, every: 
 @client_command
 def show(plan_id: str) -> None:
     """Show PLAN: its intent, every step and its result, the confirmation, the history."""
-    connection = conn()
-    with connection.client() as client:
-        plan = client.get_plan(plan_id)
-    if connection.as_json:
-        print_json(plan)
-    else:
-        print_lines(out.render_plan(plan, style()))
+    with conn().client() as client:
+        plan = _data(client.get_plan(plan_id))
+    _show(plan, out.render_plan(plan, style(), width()))
 
 
 # A token is URL-safe base64 and may start with "-" (1 in 64): read it as the TOKEN argument,
@@ -154,14 +203,14 @@ def show(plan_id: str) -> None:
 @click.argument("token")
 @client_command
 def confirm(plan_id: str, token: str) -> None:
-    """Confirm PLAN with the TOKEN it was issued; the plan runs, and this waits for it."""
-    connection = conn()
-    with connection.client() as client:
+    """Confirm PLAN with the TOKEN it was issued; the plan runs, and this waits for it.
+    Exits 1 when the plan ended ERROR."""
+    with conn().client() as client:
         answer = client.confirm(plan_id, token)
-    if connection.as_json:
-        print_json(answer)
-    else:
-        print_lines(out.render_confirm(answer, style()))
+    data = _data(answer)
+    _show(data, out.render_confirm(data, style()))
+    if answer.plan_status is Status.ERROR:
+        fail(f"the plan ended ERROR; see why: madre show {plan_id}")
 
 
 @main.command()
@@ -175,26 +224,18 @@ def cancel(plan_id: str, reason: str | None, by: str | None) -> None:
     A step already running finishes at its module, but its result is ignored; a pending
     confirmation token stops working; a Spawner job's later report changes nothing.
     """
-    connection = conn()
-    with connection.client() as client:
-        answer = client.cancel(plan_id, reason=reason, by=by)
-    if connection.as_json:
-        print_json(answer)
-    else:
-        print_lines(out.render_cancel(answer, style()))
+    with conn().client() as client:
+        data = _data(client.cancel(plan_id, reason=reason, by=by))
+    _show(data, out.render_cancel(data, style()))
 
 
 @main.command()
 @client_command
 def pending() -> None:
     """What waits for a human: each plan's risk, approvals so far, who asked, expiry."""
-    connection = conn()
-    with connection.client() as client:
-        answer = client.pending()
-    if connection.as_json:
-        print_json(answer)
-    else:
-        print_lines(out.render_pending(answer["plans"], style()))
+    with conn().client() as client:
+        data = _data(client.pending())
+    _show(data, out.render_pending(data["plans"], style()))
 
 
 @main.command()
@@ -210,10 +251,10 @@ def approve(plan_id: str, comment: str | None, assume_yes: bool) -> None:
     """
     connection = conn()
     with connection.client() as client:
-        found = client.pending(plan_id=plan_id)["plans"]
+        found = _data(client.pending(plan_id=plan_id))["plans"]
         if not found:
             plan = client.get_plan(plan_id)  # a 404 for an unknown plan
-            click.echo(f"madre: plan {plan_id} is {plan.get('status')}: it does not wait for "
+            click.echo(f"madre: plan {plan_id} is {plan.status}: it does not wait for "
                        "approval", err=True)
             sys.exit(REFUSED)
         shown = found[0]
@@ -223,11 +264,8 @@ def approve(plan_id: str, comment: str | None, assume_yes: bool) -> None:
                                                 err=connection.as_json):
             click.echo("madre: not approved; nothing was sent", err=True)
             sys.exit(REFUSED)
-        answer = client.approve(plan_id, shown["plan_digest"], comment=comment)
-    if connection.as_json:
-        print_json(answer)
-    else:
-        print_lines(out.render_approve(answer, style()))
+        data = _data(client.approve(plan_id, shown["plan_digest"], comment=comment))
+    _show(data, out.render_approve(data, style()))
 
 
 @main.command()
@@ -239,16 +277,11 @@ def approve(plan_id: str, comment: str | None, assume_yes: bool) -> None:
 def reject(plan_id: str, reason: str, confirm_token: str | None) -> None:
     """Reject PLAN, waiting for approval: it ends in ERROR (`rejected: REASON`) and nothing
     of it runs."""
-    connection = conn()
-    with connection.client() as client:
-        answer = client.reject(plan_id, reason, confirm_token=confirm_token)
-    if connection.as_json:
-        print_json(answer)
-    else:
-        print_lines(out.render_reject(answer, style()))
+    with conn().client() as client:
+        data = _data(client.reject(plan_id, reason, confirm_token=confirm_token))
+    _show(data, out.render_reject(data, style()))
 
 
-RECONNECT_FIRST, RECONNECT_MAX = 0.5, 10.0  # seconds between reconnection attempts of `tail`
 
 
 @main.command()
@@ -285,34 +318,32 @@ def tail(plan_id: str | None, session_id: str | None, status: str | None, since:
 @main.command()
 @client_command
 def health() -> None:
-    """Is Madre up, and its database and modules (no token needed)."""
-    connection = conn()
-    with connection.client() as client:
+    """Is Madre up, and its database and modules (no token needed). Exits 1 when Madre is
+    degraded (its database or a module is down)."""
+    with conn().client() as client:
         answer = client.health()
-    if connection.as_json:
-        print_json(answer)
-    else:
-        print_lines(out.render_health(answer, style()))
+    data = _data(answer)
+    _show(data, out.render_health(data, style()))
+    if answer.status != "ok":
+        down = [name for name, state in {**answer.deps, "db": answer.db}.items()
+                if state == "down"]
+        fail(f"Madre is {answer.status}: down: {', '.join(down) or '-'}")
 
 
 @main.command()
 @client_command
 def instances() -> None:
     """The Madre instances alive on the server's database (one on SQLite)."""
-    connection = conn()
-    with connection.client() as client:
-        answer = client.instances()
-    if connection.as_json:
-        print_json(answer)
-    else:
-        print_lines(out.render_instances(answer, style()))
+    with conn().client() as client:
+        data = _data(client.instances())
+    _show(data, out.render_instances(data, style()))
 
 
 def _register_local_commands() -> None:
-    from madre.cli.local import audit, db, modules, serve
+    from madre.cli.local import audit, config, db, modules, serve
     from madre.cli.principals import principals
 
-    for command in (audit, db, serve, modules, principals):
+    for command in (audit, config, db, serve, modules, principals):
         main.add_command(command)
 
 

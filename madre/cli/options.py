@@ -1,12 +1,14 @@
 """The plumbing every client command shares: where Madre is (`--url`, `--token`, `--json`,
 `--timeout`, accepted before or after the command), turning a client error into its message
-and exit code, and printing."""
+and exit code, and printing: data on stdout, diagnostics on stderr (`madre: ...`, in red on
+a terminal), tables as wide as the terminal."""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
 import json
+import shutil
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -14,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from madre.cli import output as out
-from madre.cli.client import DEFAULT_TIMEOUT, DEFAULT_URL, ClientError, MadreClient
+from madre.client import DEFAULT_TIMEOUT, DEFAULT_URL, REFUSED, ClientError, MadreClient
 from madre.settings import DEFAULT_TOKEN
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -65,8 +67,7 @@ def client_command(f: F) -> F:
         except ClientError as exc:
             if conn.as_json and isinstance(exc.body, dict):
                 print_json(exc.body)
-            click.echo(f"madre: {exc.message}", err=True)
-            sys.exit(exc.exit_code)
+            fail(exc.message, exc.exit_code)
 
     for option in reversed(options):
         run = option(run)
@@ -81,12 +82,36 @@ def style() -> out.Styler:
     return out.styler(out.colour_enabled(sys.stdout))
 
 
+def warn(message: str) -> None:
+    """`madre: message` on stderr, in red when stderr is a terminal (never with NO_COLOR)."""
+    text = f"madre: {message}"
+    coloured = out.colour_enabled(sys.stderr)
+    # color=: click strips colour codes from what is not a terminal unless told otherwise
+    # (FORCE_COLOR).
+    click.echo(click.style(text, fg="red") if coloured else text, err=True, color=coloured)
+
+
+def fail(message: str, code: int = REFUSED) -> None:
+    """Say what went wrong (see `warn`) and exit with `code`."""
+    warn(message)
+    sys.exit(code)
+
+
+def width() -> int | None:
+    """How wide lines may be: the terminal's width (COLUMNS when set), or None when stdout
+    is not a terminal (a pipe or a file gets every value whole)."""
+    isatty = getattr(sys.stdout, "isatty", None)
+    if not (isatty and isatty()):
+        return None
+    return shutil.get_terminal_size().columns
+
+
 def print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
 def print_lines(lines: list[str]) -> None:
-    click.echo("\n".join(lines))
+    click.echo("\n".join(lines), color=out.colour_enabled(sys.stdout))
 
 
 def key_values(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]

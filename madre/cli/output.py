@@ -1,8 +1,10 @@
 """What the `madre` client commands print for a person: aligned plain-text tables, status
 words coloured only on a terminal (never when NO_COLOR is set), times in UTC.
 
-Each `render_*` takes the server's JSON answer and returns the lines to print, so the
-layout can be read and tested without a server or a terminal.
+Each `render_*` takes the server's answer (as JSON) and returns the lines to print, so the
+layout can be read and tested without a server or a terminal. `width` is the terminal's:
+long values (a step's result, an error) are cut to fit it; None (a pipe, a file) leaves
+every value whole.
 """
 
 from __future__ import annotations
@@ -33,10 +35,12 @@ Styler = Callable[[str], str]
 
 def colour_enabled(stream: TextIO, environ: dict[str, str] | None = None) -> bool:
     """Colour only on a terminal, and never when NO_COLOR is set to anything (no-color.org)
-    or the terminal is dumb."""
+    or the terminal is dumb; FORCE_COLOR (set to anything) colours a pipe too."""
     env = os.environ if environ is None else environ
     if env.get("NO_COLOR") or env.get("TERM") == "dumb":
         return False
+    if env.get("FORCE_COLOR"):
+        return True
     isatty = getattr(stream, "isatty", None)
     return bool(isatty and isatty())
 
@@ -70,13 +74,21 @@ def when(value: Any) -> str:
     return parsed.strftime("%Y-%m-%d %H:%M:%S") + ("Z" if parsed.tzinfo else "")
 
 
-def shorten(text: Any, width: int) -> str:
-    """`text` on one line, cut to `width` characters with an ellipsis."""
+def shorten(text: Any, width: int | None) -> str:
+    """`text` on one line, cut to `width` characters with an ellipsis (None: whole)."""
     flat = " ".join(str(text).split()) if text is not None else ""
-    return flat if len(flat) <= width else flat[: max(width - 1, 0)] + "…"
+    return flat if width is None or len(flat) <= width else flat[: max(width - 1, 0)] + "…"
 
 
-def summary(value: Any, width: int = 60) -> str:
+def room(width: int | None, used: Sequence[int], least: int = 20) -> int | None:
+    """What is left of a `width`-wide line for the last column, after columns `used` wide
+    (two spaces between columns); at least `least`. None when the width is unlimited."""
+    if width is None:
+        return None
+    return max(least, width - sum(used) - 2 * len(used))
+
+
+def summary(value: Any, width: int | None = 60) -> str:
     """A JSON value (a step's result or payload) in one short line; '-' when empty."""
     if value in (None, {}, []):
         return "-"
@@ -127,14 +139,15 @@ def _token_line(token: str, expires_at: Any) -> str:
     return f"confirm token: {token}  (shown once; expires {when(expires_at)})"
 
 
-def _outcome(action: dict[str, Any]) -> str:
+def _outcome(action: dict[str, Any], width: int | None) -> str:
     """A step's error, or else a summary of its result."""
     if action.get("error"):
-        return shorten(action["error"], 60)
-    return summary(action.get("result"))
+        return shorten(action["error"], width)
+    return summary(action.get("result"), width)
 
 
-def render_chat(answer: dict[str, Any], style: Styler = plain) -> list[str]:
+def render_chat(answer: dict[str, Any], style: Styler = plain,
+                width: int | None = None) -> list[str]:
     status = answer.get("status", "?")
     lines = [
         fields([("", status), ("plan", answer.get("plan_id") or "-"),
@@ -147,9 +160,14 @@ def render_chat(answer: dict[str, Any], style: Styler = plain) -> list[str]:
         lines.append("warnings: " + ", ".join(answer["warnings"]))
     actions = answer.get("actions") or []
     if actions:
+        steps = [str(a.get("step")) for a in actions]
+        statuses = [str(a.get("status")) for a in actions]
+        result_width = room(width, [max(map(len, ["STEP", *steps])),
+                                    max(map(len, ["STATUS", *statuses]))])
         lines.append("")
         lines += table(["STEP", "STATUS", "RESULT"],
-                       [[a.get("step"), a.get("status"), _outcome(a)] for a in actions],
+                       [[s, st, _outcome(a, result_width)]
+                        for s, st, a in zip(steps, statuses, actions, strict=True)],
                        {1: style})
     token, plan_id = answer.get("confirm_token"), answer.get("plan_id")
     if token and plan_id:
@@ -160,6 +178,15 @@ def render_chat(answer: dict[str, Any], style: Styler = plain) -> list[str]:
     return lines
 
 
+def _what_next(answer: dict[str, Any]) -> list[str]:
+    """The command to run next: confirm with the token (shown once), or follow the plan."""
+    token, plan_id = answer.get("confirm_token"), answer.get("plan_id")
+    if token and plan_id:
+        return [_token_line(token, answer.get("expires_at")), "to confirm, run:",
+                f"  {confirm_hint(plan_id, token)}"]
+    return [f"follow it: madre show {plan_id}"] if plan_id else []
+
+
 def render_control(answer: dict[str, Any], style: Styler = plain) -> list[str]:
     status = answer.get("status", "?")
     plan_id = answer.get("plan_id")
@@ -168,24 +195,36 @@ def render_control(answer: dict[str, Any], style: Styler = plain) -> list[str]:
                     style, frozenset({"", "risk", "plan status"}))]
     if answer.get("reason"):
         lines.append(str(answer["reason"]))
-    token = answer.get("confirm_token")
-    if token and plan_id:
-        lines += [_token_line(token, answer.get("expires_at")), "to confirm, run:",
-                  f"  {confirm_hint(plan_id, token)}"]
-    elif plan_id:
-        lines.append(f"follow it: madre show {plan_id}")
-    return lines
+    return lines + _what_next(answer)
 
 
-PLAN_HEADERS = ["PLAN", "STATUS", "RISK", "MODE", "STEPS", "SOURCE", "CREATED", "REASON"]
+def render_intent(answer: dict[str, Any], style: Styler = plain) -> list[str]:
+    """A structured intent's answer: its status, plan and risk; the token when it waits."""
+    plan_id = answer.get("plan_id")
+    lines = [fields([("", answer.get("status", "?")), ("plan", plan_id or "-"),
+                     ("risk", answer.get("risk")), ("intent", answer.get("intent_id")),
+                     ("duplicate", "yes" if answer.get("duplicate") else None)],
+                    style, frozenset({"", "risk"}))]
+    return lines + _what_next(answer)
 
 
-def render_plans(plans: Sequence[dict[str, Any]], style: Styler = plain) -> list[str]:
+PLAN_HEADERS = ["PLAN", "STATUS", "RISK", "MODE", "STEPS", "SOURCE", "CREATED", "EXPIRES",
+                "REASON"]
+
+
+def render_plans(plans: Sequence[dict[str, Any]], style: Styler = plain,
+                 width: int | None = None) -> list[str]:
+    """One row per plan; EXPIRES is when a plan waiting for a confirmation stops waiting."""
     if not plans:
         return ["no plans"]
     rows = [[p.get("plan_id"), p.get("status"), p.get("risk") or "-", p.get("mode") or "-",
              p.get("steps"), p.get("source") or "-", when(p.get("created_at")),
-             shorten(p.get("reason"), 48) or "-"] for p in plans]
+             when(p.get("expires_at")), p.get("reason")] for p in plans]
+    used = [max(len(str(h)), *(len(str(r[i] or "-")) for r in rows))
+            for i, h in enumerate(PLAN_HEADERS[:-1])]
+    reason_width = room(width, used)
+    for row in rows:
+        row[-1] = shorten(row[-1], reason_width) or "-"
     return table(PLAN_HEADERS, rows, {1: style, 2: style})
 
 
@@ -199,7 +238,8 @@ def _confirmation(state: dict[str, Any]) -> str:
     return f"required, waiting; expires {when(state.get('expires_at'))}"
 
 
-def render_plan(plan: dict[str, Any], style: Styler = plain) -> list[str]:
+def render_plan(plan: dict[str, Any], style: Styler = plain,
+                width: int | None = None) -> list[str]:
     intent = plan.get("intent") or {}
     dsl = intent.get("dsl") or {}
     status = plan.get("status", "?")
@@ -236,12 +276,19 @@ def render_plan(plan: dict[str, Any], style: Styler = plain) -> list[str]:
     steps = plan.get("steps") or []
     lines += ["", f"steps ({len(steps)})"]
     if steps:
-        lines += table(
-            ["#", "TYPE", "STATUS", "ATTEMPTS", "ERROR", "RESULT"],
-            [[s.get("index", i), s.get("type"), s.get("status"), s.get("attempts", 0),
-              shorten(s.get("error"), 40) or "-", summary(s.get("result"), 50)]
-             for i, s in enumerate(steps)],
-            {2: style})
+        headers = ["#", "TYPE", "STATUS", "ATTEMPTS", "ERROR", "RESULT"]
+        rows: list[list[Any]] = [[s.get("index", i), s.get("type"), s.get("status"),
+                                  s.get("attempts", 0), s.get("error"), s.get("result")]
+                                 for i, s in enumerate(steps)]
+        fixed = [max(len(h), *(len(str(r[i])) for r in rows)) for i, h in enumerate(headers[:4])]
+        # The error and the result share what the terminal has left, the result the most.
+        rest = room(width, fixed, least=40)
+        error_width = None if rest is None else max(12, rest // 3)
+        result_width = None if rest is None else max(20, rest - error_width - 2)
+        for row in rows:
+            row[4] = shorten(row[4], error_width) or "-"
+            row[5] = summary(row[5], result_width)
+        lines += table(headers, rows, {2: style})
     history = plan.get("history") or []
     lines += ["", f"history ({len(history)})"]
     if history:

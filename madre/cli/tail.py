@@ -15,7 +15,7 @@ import time
 import click
 
 from madre.cli import output as out
-from madre.cli.client import UNREACHABLE, ClientError, EventStream, MadreClient, StreamLost
+from madre.client import UNREACHABLE, ClientError, EventStream, MadreClient, StreamLost
 
 RECONNECT_FIRST, RECONNECT_MAX = 0.5, 10.0  # seconds between reconnection attempts
 TAIL_SILENCE = 45.0  # seconds without a byte (the server pings every 15 s) = a dead connection

@@ -1,8 +1,12 @@
 """Calls to the other VX11 modules over HTTP, with urllib3.
 
 `ModuleClient.post` is the one way Madre calls a module: token and Idempotency-Key headers,
-a connect and a read timeout, bounded retries with exponential backoff and jitter on
-transport errors, timeouts and 5xx (never on 4xx). Whatever goes wrong comes out as
+a connect and a read timeout, bounded retries with exponential backoff and jitter. What is
+retried (`RETRY_STATUSES`, `describe_failure`): connection errors, timeouts, a connection
+dropped mid-answer, and the statuses that say "try again" — 429, 500, 502, 503, 504. A 429
+or 503 with `Retry-After` is retried after that long (capped). Never retried: every other
+4xx, 501 (the module does not do this: it never will), a non-JSON answer. Failures are told
+apart by their exception type, never by their text. Whatever goes wrong comes out as
 `DownstreamError` carrying the attempt count, the last status code and a readable reason;
 no urllib3 exception leaves this module.
 
@@ -20,13 +24,20 @@ import random
 import re
 import threading
 import time
-from typing import Any, NamedTuple
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import urllib3
 from urllib3 import exceptions as u3
 
-from madre.version import __version__
+from madre.delegation.failures import (
+    RETRY_AFTER_STATUSES,
+    RETRY_STATUSES,
+    describe_failure,
+    retry_after,
+)
 from madre.errors import DownstreamError
+from madre.version import __version__
 
 # What http.client refuses in a header value when sending (its own check is private).
 _ILLEGAL_HEADER_VALUE = re.compile(r"\n(?![ \t])|\r(?![ \t\n])|\x00")
@@ -75,40 +86,6 @@ class Answer:
     status_code: int
 
 
-class Failure(NamedTuple):
-    """What a transport failure means for the caller."""
-
-    reason: str
-    retryable: bool
-    timed_out: bool = False
-
-
-def describe_failure(exc: Exception) -> Failure:
-    """A readable reason for a transport failure, whether a retry may help, and whether it
-    was a timeout (the circuit breaker opens at once on those)."""
-    # NewConnectionError is a subclass of ConnectTimeoutError in urllib3 2: test it first.
-    if isinstance(exc, u3.NameResolutionError):
-        return Failure("the module's host name does not resolve", True)
-    if isinstance(exc, u3.NewConnectionError):
-        text = str(exc)
-        if "Connection refused" in text or "Errno 111" in text:
-            return Failure("connection refused (is the module running?)", True)
-        return Failure(f"connection failed: {text[:160]}", True)
-    if isinstance(exc, u3.ConnectTimeoutError):
-        return Failure("connection timed out", True, timed_out=True)
-    if isinstance(exc, u3.ReadTimeoutError):
-        return Failure("no answer before the read timeout", True, timed_out=True)
-    if isinstance(exc, u3.ProtocolError):
-        if "Connection broken" in str(exc):  # the headers came, the body did not all come
-            return Failure("the answer was cut off mid-body", True)
-        return Failure("the module closed the connection before answering", True)
-    if isinstance(exc, u3.DecodeError):
-        return Failure("the answer could not be decoded", True)
-    if isinstance(exc, u3.ClosedPoolError):
-        return Failure("madre is stopping: no new calls", False)
-    return Failure(f"request failed: {type(exc).__name__}", False)
-
-
 def _sendable(value: str) -> bool:
     """Whether http.client will send this header value (it would raise only when sending)."""
     if _ILLEGAL_HEADER_VALUE.search(value):
@@ -132,6 +109,21 @@ def _said(body: bytes) -> str:
     return f" ({str(said)[:120]})" if said else ""
 
 
+class _Refused(Exception):  # noqa: N818 - carries a DownstreamError out of one attempt
+    """One attempt failed: the error, and how long the module asked to wait (Retry-After)."""
+
+    def __init__(self, error: DownstreamError, retry_after: float | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+def _retry_after_of(status: int, headers: Mapping[str, str]) -> float | None:
+    if status not in RETRY_AFTER_STATUSES:
+        return None
+    return retry_after(headers.get("retry-after"))
+
+
 class ModuleClient:
     """Posts JSON to one VX11 module."""
 
@@ -147,6 +139,8 @@ class ModuleClient:
         retries: int = 0,
         backoff: float = 0.2,
         instance_id: str | None = None,
+        retry_after_max: float = 10.0,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.module = module
         self._instance_id = instance_id  # sent as X-Madre-Instance: who made the call
@@ -156,6 +150,8 @@ class ModuleClient:
         self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
         self._retries = retries
         self._backoff = backoff
+        self._retry_after_max = retry_after_max
+        self._sleep = sleep  # the wait between attempts (tests record it instead)
         # An address that cannot be called fails each call (as DownstreamError), not here:
         # a misconfigured module must not stop Madre from starting.
         self._address: tuple[str, str, int, str] | None = None
@@ -180,16 +176,18 @@ class ModuleClient:
         *,
         idempotency_key: str | None = None,
         correlation_id: str | None = None,
+        request_id: str | None = None,
         retries: int | None = None,
     ) -> Answer:
         """POST `payload` to `route`: the JSON object it answers, with the attempts it took.
 
-        Transport errors, timeouts and 5xx are retried (`retries` times at most, exponential
-        backoff with jitter); 4xx and non-JSON answers are not.
+        Retried (`retries` times at most, exponential backoff with jitter, or the module's
+        `Retry-After` up to the cap): transport errors, timeouts and RETRY_STATUSES. Not
+        retried: other 4xx, 501 and non-JSON answers.
 
         Raises:
-            DownstreamError: after the last attempt failed, or at once on a 4xx or a
-                non-JSON answer. `.attempts`, `.status_code` and `.reason` say what happened.
+            DownstreamError: after the last attempt failed, or at once when a retry cannot
+                help. `.attempts`, `.status_code` and `.reason` say what happened.
         """
         headers = {"X-VX11-Token": self._token, "Content-Type": "application/json",
                    "User-Agent": f"madre/{__version__}", "Accept": "application/json"}
@@ -199,6 +197,8 @@ class ModuleClient:
             headers["X-Correlation-Id"] = correlation_id
         if self._instance_id:
             headers["X-Madre-Instance"] = self._instance_id
+        if request_id:
+            headers["X-Request-ID"] = request_id
         for value in headers.values():
             if not _sendable(value):
                 raise DownstreamError(self.module, "the request could not be built: header "
@@ -210,13 +210,16 @@ class ModuleClient:
             attempt += 1
             try:
                 return self._post_once(route, body, headers, attempt)
-            except DownstreamError as err:
+            except _Refused as refused:
+                err = refused.error
                 if not err.retryable or attempt >= limit:
                     if attempt > 1:
                         err.reason = f"{err.reason} (after {attempt} attempts)"
                         err.args = (f"{self.module}: {err.reason}",)
-                    raise
-            time.sleep(self._delay(attempt))
+                    raise err from None
+                wait = refused.retry_after
+            self._sleep(self._delay(attempt) if wait is None
+                        else min(wait, self._retry_after_max))
 
     def _post_once(
         self, route: str, body: bytes, headers: dict[str, str], attempt: int
@@ -226,34 +229,43 @@ class ModuleClient:
                                   timeout=self._timeout)
         except ValueError as exc:
             # An address that cannot be called (bad port, a space in the host).
-            raise DownstreamError(self.module, f"the request could not be built: {exc}",
-                                  attempts=attempt) from None
+            raise _Refused(DownstreamError(self.module, "the request could not be built: "
+                                           f"{exc}", attempts=attempt)) from None
         except u3.HTTPError as exc:
             failure = describe_failure(exc)
-            raise DownstreamError(self.module, failure.reason, attempts=attempt,
-                                  retryable=failure.retryable,
-                                  timed_out=failure.timed_out) from None
+            raise _Refused(DownstreamError(self.module, failure.reason, attempts=attempt,
+                                           retryable=failure.retryable,
+                                           timed_out=failure.timed_out)) from None
         status, data = response.status, response.data
-        if status >= 500:
-            raise DownstreamError(self.module, f"answered HTTP {status}", attempts=attempt,
-                                  status_code=status, retryable=True)
-        if status >= 400:
-            raise DownstreamError(self.module,
-                                  f"refused the call with HTTP {status}{_said(data)}",
-                                  attempts=attempt, status_code=status)
         if status >= 300:
-            raise DownstreamError(self.module,
-                                  f"answered HTTP {status}, a redirect (not followed)",
-                                  attempts=attempt, status_code=status)
+            raise _Refused(self._status_error(status, data, attempt),
+                           _retry_after_of(status, response.headers))
         try:
             answer = json.loads(data) if data else {}
         except (ValueError, RecursionError):  # RecursionError: JSON nested too deep to decode
             kind = response.headers.get("content-type", "unknown content")
-            raise DownstreamError(self.module, f"answered {kind.split(';')[0]}, not JSON",
-                                  attempts=attempt, status_code=status) from None
+            raise _Refused(DownstreamError(
+                self.module, f"answered {kind.split(';')[0]}, not JSON", attempts=attempt,
+                status_code=status)) from None
         if not isinstance(answer, dict):
             answer = {"value": answer}
         return Answer(answer, attempt, status)
+
+    def _status_error(self, status: int, data: bytes, attempt: int) -> DownstreamError:
+        """What an answer that is not a 2xx means: its reason, and whether to retry."""
+        retryable = status in RETRY_STATUSES
+        if status == 429:
+            reason = f"answered HTTP 429, too many requests{_said(data)}"
+        elif status == 501:
+            reason = f"answered HTTP 501: it does not implement this call{_said(data)}"
+        elif status >= 500:
+            reason = f"answered HTTP {status}"
+        elif status >= 400:
+            reason = f"refused the call with HTTP {status}{_said(data)}"
+        else:
+            reason = f"answered HTTP {status}, a redirect (not followed)"
+        return DownstreamError(self.module, reason, attempts=attempt, status_code=status,
+                               retryable=retryable)
 
     def _send(self, method: str, route: str, *, headers: dict[str, str],
               timeout: urllib3.Timeout, body: bytes | None = None) -> urllib3.BaseHTTPResponse:

@@ -12,7 +12,8 @@
 | SPAWNER_REQUEST       | handled by the Plan actor: a daughter_tasks row, then WAITING      |
 
 Every call carries the step id as Idempotency-Key, so a step that runs again after a crash
-is recognised downstream.
+is recognised downstream, and the id of the HTTP request that created the plan as
+X-Request-ID, so the module's logs can be matched to Madre's.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class StepExecutor:
             step.payload,
             idempotency_key=step.step_id,
             correlation_id=plan.intent_id,
+            request_id=plan.request_id,
         )
 
     def _healthcheck(self, step: Step) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from madre.model import utcnow
 from madre.delegation.client import ModuleClient
+from madre.store.failures import describe
 
 log = logging.getLogger("madre.delegation.health")
 
@@ -33,7 +34,8 @@ class HealthBoard:
     def __init__(self, modules: tuple[str, ...]) -> None:
         self._lock = threading.Lock()
         self._deps = {name: DependencyState() for name in modules}
-        self._db = DependencyState()
+        self._db = DependencyState()  # the prober's read (SELECT 1)
+        self._db_write = DependencyState()  # the last write's outcome (the Store's)
 
     def set(self, module: str, state: DependencyState) -> None:
         with self._lock:
@@ -43,13 +45,23 @@ class HealthBoard:
         with self._lock:
             self._db = state
 
+    def set_db_write(self, state: DependencyState) -> None:
+        with self._lock:
+            self._db_write = state
+
+    def db_write(self) -> DependencyState:
+        with self._lock:
+            return self._db_write
+
     def deps(self) -> dict[str, DependencyState]:
         with self._lock:
             return dict(self._deps)
 
     def db(self) -> DependencyState:
+        """The database as people see it: down when the last write was refused (reads may
+        still work on a full disk), else what the last probe found."""
         with self._lock:
-            return self._db
+            return self._db_write if self._db_write.state == "down" else self._db
 
 
 class HealthProber:
@@ -93,7 +105,8 @@ class HealthProber:
             self._check_db()
             self._board.set_db(DependencyState("up", utcnow()))
         except Exception as exc:  # noqa: BLE001 - any failure means the DB is down for us
-            self._board.set_db(DependencyState("down", utcnow(), str(exc)[:200]))
+            self._board.set_db(DependencyState("down", utcnow(), describe(exc).sentence(
+                "the database did not answer")))
         for name, future in futures.items():
             up, reason = future.result()
             self._board.set(name, DependencyState("up" if up else "down", utcnow(), reason))

@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import anyio.to_thread
+from asgi_correlation_id import CorrelationIdMiddleware
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
@@ -14,11 +15,13 @@ from madre.http.console import OPEN_PATHS as CONSOLE_PATHS
 from madre.http.console import OPEN_PREFIX as CONSOLE_PREFIX
 from madre.http.console import console_route
 from madre.http.errors import EXCEPTION_HANDLERS
+from madre.http.observe import REQUEST_ID_HEADER, ObserveRequests, usable_request_id
 from madre.http.openapi import DOC_PATHS, docs_routes
-from madre.http.operations import ROUTES
+from madre.http.operations import OPERATIONS, ROUTES
 from madre.runtime import Madre
 
-OPEN_PATHS = frozenset({"/health", *DOC_PATHS})  # DOC_PATHS: /openapi.json and /docs
+# The probes and the documentation (/openapi.json, /docs) need no token.
+OPEN_PATHS = frozenset({op.path for op in OPERATIONS if op.public} | DOC_PATHS)
 THREADS = 128  # request threads waiting on actors; each chat may wait seconds for its plan
 
 
@@ -32,9 +35,15 @@ def create_app(madre: Madre) -> Starlette:
 
     spawner = madre.settings.spawner_token
     spawner_tokens = (spawner.get_secret_value(),) if spawner else ()
+    routes = [*ROUTES, *docs_routes(ROUTES), console_route(madre)]
     app = Starlette(
-        routes=[*ROUTES, *docs_routes(ROUTES), console_route(madre)],
+        routes=routes,
         middleware=[
+            # Outermost: every request, even one refused for its token, has a request id,
+            # one access line and its count in the metrics.
+            Middleware(CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER,
+                       validator=usable_request_id),
+            Middleware(ObserveRequests, routes=routes, observe=madre.metrics.http_request),
             Middleware(
                 PrincipalMiddleware,
                 principals=madre.principals,

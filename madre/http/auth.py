@@ -7,6 +7,10 @@ principal has → 403 `forbidden`. Paths in `exempt` (`/health`, the documentati
 signed webhooks (`/madre/webhook/{source}`, checked by their handler) pass with no token and
 no principal.
 
+`Authorization: Bearer <token>` is accepted on every route as well (what scrapers, proxies
+and HTTP libraries send); when both are sent, `X-VX11-Token` is the one checked. A missing
+token gets `WWW-Authenticate: Bearer` with its 401.
+
 The Spawner's job reports (`/madre/callback/spawn`, `/madre/daughter/{id}/complete|fail`)
 also accept the Spawner's own token (MADRE_SPAWNER_TOKEN), as the principal `spawner`. A
 deployment whose Spawner sends no token at all (the original Spawner does not) sets
@@ -43,11 +47,18 @@ def is_callback_path(path: str) -> bool:
 
 
 def presented_token(scope: Scope) -> bytes | None:
-    """The token the request presents: the one place that knows how a token is sent."""
+    """The token the request presents, the one place that knows how a token is sent: its
+    X-VX11-Token, else its Authorization Bearer credentials (the scheme is case-insensitive,
+    RFC 9110 §11.1); None when it sends none."""
+    bearer = None
     for name, value in scope["headers"]:
         if name == HEADER:
             return bytes(value)
-    return None
+        if name == b"authorization" and bearer is None:
+            scheme, _, credentials = bytes(value).strip().partition(b" ")
+            if scheme.lower() == b"bearer" and credentials.strip():
+                bearer = credentials.strip()
+    return bearer
 
 
 class PrincipalMiddleware:
@@ -78,14 +89,16 @@ class PrincipalMiddleware:
         given = presented_token(scope)
         if given is None:
             response = envelope(401, "auth_required",
-                                "send the X-VX11-Token header with this server's token")
+                                "send this server's token in the X-VX11-Token header "
+                                "(or as Authorization: Bearer <token>)",
+                                headers={"WWW-Authenticate": "Bearer"})
             await response(scope, receive, send)
             return
         principal = self._principals.find(given) or (
             self._spawner.find(given) if callback else None)
         if principal is None:
             response = envelope(403, "forbidden",
-                                "the X-VX11-Token header is not a token this server knows")
+                                "the token sent is not a token this server knows")
             await response(scope, receive, send)
             return
         await self._serve(principal, scope, receive, send)

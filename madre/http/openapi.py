@@ -36,6 +36,8 @@ DOC_PATHS = frozenset({OPENAPI_PATH, DOCS_PATH})
 """The documentation's own routes: open (no token), and not described in the document."""
 
 SECURITY_SCHEME = "VX11Token"
+BEARER_SCHEME = "Bearer"  # the same token as `Authorization: Bearer <token>`
+SECURITY = [{SECURITY_SCHEME: []}, {BEARER_SCHEME: []}]  # either one
 
 # --------------------------------------------------------------------------- error responses
 
@@ -43,11 +45,13 @@ ERRORS: dict[int, tuple[str, str, str]] = {
     # status: (description, example code, example detail)
     400: ("The body is not JSON, or a value cannot be acted on (`invalid_json`, "
           "`bad_request`).", "invalid_json", "the body is not valid JSON: Expecting value"),
-    401: ("The `X-VX11-Token` header is missing (`auth_required`).", "auth_required",
-          "send the X-VX11-Token header with this server's token"),
-    403: ("The `X-VX11-Token` header is not a token this server knows (`forbidden`), or the "
+    401: ("No token was sent, neither `X-VX11-Token` nor `Authorization: Bearer` "
+          "(`auth_required`).", "auth_required",
+          "send this server's token in the X-VX11-Token header (or as Authorization: "
+          "Bearer <token>)"),
+    403: ("The token sent is not a token this server knows (`forbidden`), or the "
           "principal's roles do not cover this route (`not_allowed`).", "forbidden",
-          "the X-VX11-Token header is not a token this server knows"),
+          "the token sent is not a token this server knows"),
     404: ("No such plan or job (`not_found`).", "not_found", "no plan 0b7c…"),
     409: ("The plan is not waiting for a confirmation: already confirmed, used, cancelled or "
           "never needed (`not_waiting`).", "not_waiting",
@@ -64,6 +68,46 @@ ERRORS: dict[int, tuple[str, str, str]] = {
           "`store_unavailable`); try again later.", "shutting_down",
           "Madre is not running (stopping or not started); try again later"),
 }
+
+# --------------------------------------------------------------------------- what bodies may hold
+
+STORABLE = "^[^\\x00]*$"
+"""Every string a request body carries (values and keys, at any depth) is Unicode text without
+NUL: the server refuses NUL with a 422, and so (I-JSON, RFC 7493) an unpaired surrogate."""
+JSON_VALUE = "JsonValue"
+JSON_VALUE_SCHEMA: dict[str, Any] = {
+    "description": "Any JSON value whose strings and keys are storable text (no NUL, no "
+                   "unpaired surrogate) and whose numbers are finite, nested at most 32 "
+                   "levels deep.",
+    "anyOf": [
+        {"type": "null"}, {"type": "boolean"}, {"type": "number"},
+        {"type": "string", "pattern": STORABLE},
+        {"type": "array", "items": {"$ref": REF_TEMPLATE.format(model=JSON_VALUE)}},
+        {"type": "object", "propertyNames": {"pattern": STORABLE},
+         "additionalProperties": {"$ref": REF_TEMPLATE.format(model=JSON_VALUE)}},
+    ],
+}
+
+
+def _storable(schema: Any) -> Any:
+    """A request schema saying what the server keeps: every string without NUL, every free
+    object (`dict[str, Any]`) made of storable JSON values."""
+    if isinstance(schema, list):
+        return [_storable(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {key: _storable(value) for key, value in schema.items()}
+    if out.get("type") == "string":
+        if "pattern" in out:  # two patterns: both must match
+            out.setdefault("allOf", []).append({"pattern": out.pop("pattern")})
+            out["allOf"].append({"pattern": STORABLE})
+        else:
+            out["pattern"] = STORABLE
+    if out.get("type") == "object" and out.get("additionalProperties") is True:
+        out["additionalProperties"] = {"$ref": REF_TEMPLATE.format(model=JSON_VALUE)}
+        out["propertyNames"] = {"pattern": STORABLE}
+    return out
+
 
 # --------------------------------------------------------------------------- routes ↔ table
 
@@ -151,7 +195,7 @@ def _operation(op: Operation, refs: dict[tuple[type[BaseModel], JsonSchemaMode],
             "content": _json_content(error_ref, {"error": code, "detail": detail}),
         }
     out["responses"] = responses
-    out["security"] = [] if op.public else [{SECURITY_SCHEME: []}]
+    out["security"] = [] if op.public else SECURITY
     return out
 
 
@@ -159,7 +203,14 @@ def build_openapi(routes: Iterable[BaseRoute]) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the operations `routes` serve."""
     served = route_operations(routes)
     operations = [op for op in OPERATIONS if (op.method, op.path) in served]
-    refs, top = models_json_schema(_models(operations), ref_template=REF_TEMPLATE)
+    models = _models(operations)
+    refs, top = models_json_schema(models, ref_template=REF_TEMPLATE)
+    schemas = top.get("$defs", {})
+    for model, mode in models:
+        if mode == "validation":  # a request body: say what the server keeps
+            name = refs[(model, mode)]["$ref"].rsplit("/", 1)[1]
+            schemas[name] = _storable(schemas[name])
+    schemas[JSON_VALUE] = JSON_VALUE_SCHEMA
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, refs)
@@ -173,24 +224,30 @@ def build_openapi(routes: Iterable[BaseRoute]) -> dict[str, Any]:
                 "Madre takes in intents (chat, control, structured intake), classifies their "
                 "risk, plans them as steps, runs them by delegating to the VX11 modules, and "
                 "stops for a human confirmation where the risk asks for it.\n\n"
-                f"Every endpoint except `GET /health` and the signed webhooks needs the "
-                f"`{TOKEN_HEADER}` header with a principal's token (the server token in "
-                "single-token mode), and a role that covers it. Every error is one envelope, `{\"error\": \"<code>\", \"detail\": \"<sentence>\"}` "
+                "Every endpoint except `GET /health` and the signed webhooks needs a "
+                f"principal's token (the server token in single-token mode), in the "
+                f"`{TOKEN_HEADER}` header or as `Authorization: Bearer <token>`, and a role "
+                "that covers it. Every error is one envelope, "
+                "`{\"error\": \"<code>\", \"detail\": \"<sentence>\"}` "
                 "(a 422 adds `errors`)."),
         },
         "tags": TAGS,
         "paths": paths,
         "components": {
-            "schemas": top.get("$defs", {}),
+            "schemas": schemas,
             "securitySchemes": {
                 SECURITY_SCHEME: {
                     "type": "apiKey", "in": "header", "name": TOKEN_HEADER,
                     "description": "A principal's token (MADRE_PRINCIPALS_FILE), or the "
                                    "server's (VX11_TOKEN) in single-token mode.",
                 },
+                BEARER_SCHEME: {
+                    "type": "http", "scheme": "bearer",
+                    "description": "The server's token (VX11_TOKEN), as a bearer token.",
+                },
             },
         },
-        "security": [{SECURITY_SCHEME: []}],
+        "security": SECURITY,
     }
 
 

@@ -8,6 +8,7 @@ description, nor a description without its route.
 from __future__ import annotations
 
 from collections.abc import Callable
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,10 +29,13 @@ from madre.contracts import (
     ControlRequest,
     ControlResponse,
     DaughterReport,
+    Dropped,
     Event,
     HealthResponse,
     InstanceList,
     IntentRequest,
+    Liveness,
+    Readiness,
     IntentResponse,
     JobReportResponse,
     PendingList,
@@ -43,6 +47,7 @@ from madre.contracts import (
 )
 from madre.http import routes as endpoints
 from madre.http.auth import guarded
+from madre.http.query import CURSOR_PATTERN, STATUS_PATTERN
 from madre.http.stream import events
 from madre.model import Status
 from madre.principals import Role
@@ -95,7 +100,8 @@ class Operation:
 
 
 IDEMPOTENCY_KEY = Param(
-    "Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": 255},
+    "Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": 255,
+                        "pattern": "^[ -~]+$"},
     "Makes a retry safe: the same key with the same body (per principal, kept at least "
     "24 h) answers the first answer again, with `Idempotent-Replayed: true`, and starts "
     "nothing; the same key with another body is 422 `idempotency_key_reused`; while the "
@@ -110,6 +116,11 @@ RETRY_NOTES = {
          "before with another body (`idempotency_key_reused`).",
 }
 
+ID = {"type": "string", "maxLength": MAX_ID_CHARS, "pattern": "^[^\\x00]*$"}
+STATUS = Param("status", {"type": "string", "pattern": STATUS_PATTERN},
+               "Only plans in this status (any letter case): "
+               + ", ".join(s.value for s in Status) + ".")
+MAX_EVENT_ID = 10**18 - 1
 PLAN_ID = Param("plan_id", {"type": "string", "minLength": 1, "maxLength": MAX_ID_CHARS},
                 "The plan's id (`plan_id` of a chat, control or intent answer).", required=True)
 DAUGHTER_ID = Param("daughter_id", {"type": "integer", "format": "int64", "minimum": 1},
@@ -125,6 +136,24 @@ OPERATIONS: tuple[Operation, ...] = (
         "`degraded` when the database or a module is down. Open: no token needed.",
         "health", HealthResponse, public=True,
         endpoint=endpoints.health),
+    Operation(
+        "GET", "/livez", "livez", "Liveness: the process serves",
+        "200 while the process serves HTTP, whatever the state of the database or the "
+        "modules (a load balancer restarts an instance that stops answering it). Open: no "
+        "token needed.",
+        "health", Liveness, public=True,
+        endpoint=endpoints.livez),
+    Operation(
+        "GET", "/readyz", "readyz", "Readiness: send work here?",
+        "200 `ready` when the database answers (the last write went through) and Madre "
+        "takes work; 503 while `starting`, `draining` (stopping) or when the database is "
+        "down (`db_down`, with the cause: disk full, read-only, locked, unreachable). "
+        "`trail_behind` says how many committed rows the forensic trail does not hold yet. "
+        "Open: no token needed.",
+        "health", Readiness, public=True, errors=(503,),
+        error_notes={503: "Not ready (`not_ready`): the detail starts with why, `starting:`, "
+                          "`draining:` or `db_down:`."},
+        endpoint=endpoints.readyz),
     Operation(
         "GET", "/metrics", "metrics", "Prometheus metrics",
         "The Prometheus text exposition: plans, steps, confirmations, intake and the running "
@@ -209,14 +238,11 @@ OPERATIONS: tuple[Operation, ...] = (
         "back as `cursor` for the next page; it is null on the last one.",
         "plans", PlanList,
         query=(
-            # Status is among the schemas: PlanList's summaries carry it.
-            Param("status", {"$ref": REF_TEMPLATE.format(model="Status")},
-                  "Only plans in this status (case-insensitive)."),
-            Param("session_id", {"type": "string", "maxLength": MAX_ID_CHARS},
-                  "Only plans of this session."),
+            STATUS,
+            Param("session_id", ID, "Only plans of this session."),
             Param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE,
                             "default": 50}, "How many plans per page."),
-            Param("cursor", {"type": "string"},
+            Param("cursor", {"type": "string", "pattern": CURSOR_PATTERN},
                   "The `next_cursor` of the previous page."),
         ),
         errors=(400, *AUTH_ERRORS, 422),
@@ -239,7 +265,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "as the `confirm_token` query parameter (old clients); then the body may be empty.",
         "plans", ConfirmResponse, request=ConfirmRequest, body_required=False,
         path_params=(PLAN_ID,),
-        query=(Param("confirm_token", {"type": "string", "maxLength": 256},
+        query=(Param("confirm_token", {"type": "string", "minLength": 1, "maxLength": 256,
+                                       "pattern": "^[^\\x00]*$"},
                      "The token, for clients that cannot send a body. Prefer the body.",
                      deprecated=True),),
         errors=(*BODY_ERRORS, *AUTH_ERRORS, 404, 409, 410, 503),
@@ -305,7 +332,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "(each step's type, module, route and payload), its `plan_digest`, who asked, when "
         "it expires, the approvals so far and how many it needs.",
         "plans", PendingList, errors=(*AUTH_ERRORS, 422),
-        query=(Param("plan_id", {"type": "string", "maxLength": MAX_ID_CHARS},
+        query=(Param("plan_id", ID,
                      "Only this plan (an empty list when it does not wait for a human)."),),
         endpoint=endpoints.pending, roles=READ),
     Operation(
@@ -317,24 +344,34 @@ OPERATIONS: tuple[Operation, ...] = (
         "behind gets a `dropped` event saying where to resume, and is disconnected.",
         "plans", None,
         content={"text/event-stream": {
-            "schema": {"type": "string",
-                       "description": "Server-Sent Events; each `data` is an Event as JSON."},
+            # Each event as an object of its fields (as schemathesis and the SSE tooling of
+            # OpenAPI 3.2 read it): `data` is JSON, an Event (or, for `dropped`, a Dropped).
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "string", "pattern": "^[0-9]+$"},
+                    "event": {"type": "string"},
+                    "data": {"type": "string", "contentMediaType": "application/json",
+                             "contentSchema": {"anyOf": [
+                                 {"$ref": REF_TEMPLATE.format(model="Event")},
+                                 {"$ref": REF_TEMPLATE.format(model="Dropped")}]}},
+                },
+                "required": ["data"],
+            },
             "example": 'event: plan_done\nid: 42\ndata: {"id": 42, "action": "plan_done", '
                        '"module": "madre", "plan_id": "0b7c…", "plan_status": "DONE", '
                        '"created_at": "2025-01-01T00:00:00Z"}\n\n',
         }},
-        mentions=(Event,),
+        mentions=(Event, Dropped),
         query=(
-            Param("plan_id", {"type": "string", "maxLength": MAX_ID_CHARS},
-                  "Only the events of this plan."),
-            Param("session_id", {"type": "string", "maxLength": MAX_ID_CHARS},
-                  "Only the events of this session's plans."),
-            Param("status", {"type": "string", "enum": [s.value for s in Status]},
-                  "Only events after which the plan is in this status (case-insensitive)."),
-            Param("since", {"type": "integer", "minimum": 0},
+            Param("plan_id", ID, "Only the events of this plan."),
+            Param("session_id", ID, "Only the events of this session's plans."),
+            dataclasses.replace(STATUS, description="Only events after which the plan is in "
+                                                    "this status (any letter case)."),
+            Param("since", {"type": "integer", "minimum": 0, "maximum": MAX_EVENT_ID},
                   "Resume after this event id (as `Last-Event-ID` does)."),
-            Param("Last-Event-ID", {"type": "integer", "minimum": 0},
-                  "The id of the last event received; the stream resumes after it.",
+            Param("Last-Event-ID", {"type": "string", "pattern": "^[0-9]{1,18}$"},
+                  "The id of the last event received (digits); the stream resumes after it.",
                   where="header"),
         ),
         errors=(400, *AUTH_ERRORS, 422),

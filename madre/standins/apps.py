@@ -170,6 +170,14 @@ def build_standin_app(
             return _error(500, "standin_failure", f"the {module} stand-in was told to fail")
         elif mode == "unauthorized":
             return JSONResponse({"detail": "auth_required"}, status_code=401)
+        elif mode in ("busy", "unavailable"):
+            status, code = (429, "too_many_requests") if mode == "busy" else (503, "unavailable")
+            wait = behaviour.retry_after
+            headers = {"Retry-After": str(int(wait))} if wait is not None else None
+            return JSONResponse({"error": code, "detail": f"the {module} stand-in is {mode}"},
+                                status_code=status, headers=headers)
+        elif mode == "not_implemented":
+            return _error(501, "not_implemented", f"the {module} stand-in does not implement this")
         elif mode == "html":
             return Response("<html><body><h1>502 Bad Gateway</h1>nginx</body></html>", media_type="text/html")
         elif mode == "garbage":

@@ -97,7 +97,10 @@ class LoopbackServer:
         self._startup_done.wait(self.startup_timeout)
         if not self.server.started:
             self.stop()
-            reason = repr(self.error) if self.error else f"not listening after {self.startup_timeout} s"
+            if isinstance(self.error, SystemExit):  # uvicorn exits when it cannot bind
+                reason = "the port cannot be bound (is it already in use?)"
+            else:
+                reason = repr(self.error) if self.error else f"not listening after {self.startup_timeout} s"
             raise LoopbackStartError(
                 f"loopback server {self.name!r} on {self.host}:{self.config.port} failed to start: {reason}"
             )

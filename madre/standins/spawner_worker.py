@@ -6,12 +6,16 @@ reports back. This worker does the same on one machine, for tests and the quick 
 picks up `pending` rows, marks them `running`, "runs" them for `behaviour.complete_after`
 seconds, reports the outcome to Madre (`POST /madre/callback/spawn`) and marks the row
 `done` or `failed`. It is the Spawner here, so these UPDATEs are its to make, not Madre's.
+
+It must read the database Madre writes: given a SQLite file that does not exist (yet), it
+waits for Madre to create it instead of creating an empty one of its own.
 """
 
 from __future__ import annotations
 
 import heapq
 import logging
+import pathlib
 import threading
 import time
 import uuid
@@ -20,6 +24,7 @@ from typing import Any
 import peewee
 import requests
 
+from madre.settings import sqlite_file
 from madre.store.db import open_database
 
 log = logging.getLogger("madre.standins.spawner")
@@ -56,9 +61,20 @@ class SpawnerWorker:
         self.stop()
 
     def start(self) -> SpawnerWorker:
-        self._db = open_database(self._database_url)
         self._thread.start()
         return self
+
+    @property
+    def waiting_for(self) -> pathlib.Path | None:
+        """The SQLite file it waits for Madre to create, or None when it reads the database."""
+        file = sqlite_file(self._database_url)
+        return file if file is not None and not file.exists() else None
+
+    def _open(self) -> bool:
+        """Open the database once there is one to open (never creates a SQLite file)."""
+        if self._db is None and self.waiting_for is None:
+            self._db = open_database(self._database_url)
+        return self._db is not None
 
     def stop(self) -> None:
         self._stop.set()
@@ -71,6 +87,9 @@ class SpawnerWorker:
         with requests.Session() as session:
             session.trust_env = False
             while not self._stop.is_set():
+                if not self._open():
+                    self._stop.wait(self._poll * 10)
+                    continue
                 try:
                     self._claim_new_jobs()
                     self._report_due_jobs(session)

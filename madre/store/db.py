@@ -9,13 +9,14 @@ request worker) borrows a connection for one unit of work and gives it back.
 from __future__ import annotations
 
 import contextlib
-import pathlib
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 import peewee
 from playhouse import db_url
 from playhouse.pool import PooledSqliteDatabase
+
+from madre.settings import sqlite_file
 
 SQLITE_PRAGMAS = {
     "journal_mode": "wal",
@@ -40,13 +41,12 @@ def open_database(url: str, *, idle_transaction_seconds: float | None = None) ->
     parts = urlsplit(url)
     scheme = parts.scheme.split("+", 1)[0]
     if scheme == "sqlite":
-        path = parts.path[1:] if parts.path.startswith("/") else parts.path
-        if not path or path == ":memory:":
+        file = sqlite_file(url)
+        if file is None:
             raise ValueError(
                 "DATABASE_URL must name a SQLite file (each actor thread would see its own "
                 "empty :memory: database)"
             )
-        file = pathlib.Path(path).expanduser()
         file.parent.mkdir(parents=True, exist_ok=True)
         return PooledSqliteDatabase(
             str(file),
@@ -77,8 +77,45 @@ def connection(database: peewee.Database) -> Iterator[None]:
         yield
 
 
-def write_transaction(database: peewee.Database) -> peewee._transaction:
-    """A transaction that takes the write lock up front on SQLite (BEGIN IMMEDIATE)."""
-    if is_sqlite(database):
-        return database.atomic("IMMEDIATE")
-    return database.atomic()
+ORDER_LOCK = 0x6D61647265  # "madre": the PostgreSQL advisory lock of every write transaction
+
+
+@contextlib.contextmanager
+def write_transaction(database: peewee.Database) -> Iterator[None]:
+    """A write transaction whose rows become visible in the order of their ids.
+
+    SQLite: BEGIN IMMEDIATE takes the file's write lock up front (a read-then-write never
+    loses a race), and one writer at a time means ids commit in order. PostgreSQL hands
+    out ids before commit, so two instances' transactions could commit out of id order and
+    a reader that saw id 12 could later find 11 appear: every write transaction first takes
+    one advisory lock (held until COMMIT), so the highest id a reader sees is a safe
+    high-water mark: nothing below it can still commit (the event streams and the forensic
+    trail read after such a mark).
+
+    When the database fails a statement and then the ROLLBACK too (SQLite rolls back by
+    itself on "database or disk is full", so peewee's ROLLBACK finds no transaction), the
+    first error is raised: it names the cause, the second only hides it.
+    """
+    try:
+        with database.atomic("IMMEDIATE") if is_sqlite(database) else database.atomic():
+            if not is_sqlite(database):
+                database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (ORDER_LOCK,))
+            yield
+    except Exception as exc:
+        first = first_error(exc)
+        if first is exc:
+            raise
+        raise first from None
+
+
+def first_error(exc: BaseException) -> BaseException:
+    """The error a failed ROLLBACK (or a closed connection) hid, when there is one."""
+    seen = exc
+    while seen.__context__ is not None and _is_rollback_failure(seen):
+        seen = seen.__context__
+    return seen
+
+
+def _is_rollback_failure(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "no transaction is active" in text or "connection already closed" in text

@@ -7,6 +7,7 @@ goes through the Store actor, which only writes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from typing import Any
 
@@ -32,6 +33,7 @@ from madre.store.columns import (
     KEY_CONFIRMED_AT,
     from_db_time,
 )
+from madre.event_hub import Published
 from madre.store.db import connection
 from madre.store.models import Models
 from madre.store.repository import stand_in_plan
@@ -62,6 +64,7 @@ class Queries:
         query = task.select(
             task.id, task.uuid, task.intent_id, task.session_id, task.source, task.status,
             task.mode, task.risk, task.error, task.plan_json, task.created_at, task.updated_at,
+            task.deadline, task.wait_reason,
         )
         if status is not None:
             query = query.where(task.status == status.value)
@@ -79,6 +82,9 @@ class Queries:
                 risk=Risk(r.risk) if r.risk else None, reason=r.error,
                 steps=_step_count(r.plan_json),
                 created_at=from_db_time(r.created_at), updated_at=from_db_time(r.updated_at),
+                # the deadline column is the confirmation's expiry while the plan waits for it
+                expires_at=(from_db_time(r.deadline) if r.status == Status.WAITING
+                            and r.wait_reason == WaitReason.CONFIRMATION else None),
             )
             for r in page
         ]
@@ -168,11 +174,14 @@ class Queries:
 
     def events_after(
         self, after_id: int, *, plan_id: str | None = None, session_id: str | None = None,
-        status: Status | None = None, limit: int = 200,
+        status: Status | None = None, limit: int = 200, upto: int | None = None,
     ) -> list[Event]:
-        """Audit rows after `after_id`, oldest first: the event stream's source."""
+        """Audit rows after `after_id` (up to `upto`), oldest first: the event stream's
+        source."""
         action = self.m.MadreAction
         query = action.select().where(action.id > after_id)
+        if upto is not None:
+            query = query.where(action.id <= upto)
         if plan_id is not None:
             query = query.where(action.plan_id == plan_id)
         if session_id is not None:
@@ -192,10 +201,35 @@ class Queries:
             for r in rows
         ]
 
+    def published_after(self, after_id: int, limit: int) -> list[Published]:
+        """Every audit row after `after_id`, oldest first, as the event hub hands them out:
+        read as plain rows (one statement), each made into an Event only when sent."""
+        param = self.database.param
+        with connection(self.database):
+            rows = self.database.execute_sql(
+                f"SELECT {_EVENT_COLUMNS} FROM madre_actions WHERE id > {param}"  # noqa: S608
+                f" ORDER BY id LIMIT {param}", (after_id, limit)).fetchall()
+        return [Published(int(r[0]), r[1], r[4], r[6], r[8],
+                          functools.partial(_event_json, tuple(r))) for r in rows]
+
     def last_event_id(self) -> int:
         with connection(self.database):
             return int(self.m.MadreAction.select(peewee.fn.MAX(self.m.MadreAction.id)).scalar()
                        or 0)
+
+
+_EVENT_COLUMNS = ("id, action, module, reason, plan_id, intent_id, session_id, actor,"
+                  " plan_status, detail_json, created_at")
+
+
+def _event_json(row: tuple[Any, ...]) -> str:
+    (row_id, action, module, reason, plan_id, intent_id, session_id, actor, plan_status,
+     detail_json, created_at) = row
+    return Event(id=row_id, action=action, module=module, reason=reason or None,
+                 plan_id=plan_id, intent_id=intent_id, session_id=session_id, actor=actor,
+                 plan_status=plan_status,
+                 detail=json.loads(detail_json) if detail_json else None,
+                 created_at=from_db_time(created_at)).model_dump_json()
 
 
 def _step_count(plan_json: str | None) -> int:

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 import peewee
 
-from madre.errors import StaleWrite
+from madre.errors import DuplicateIntent, StaleWrite
 from madre.model import Mode, Plan, Status, WaitReason, utcnow
 from madre.records import AuditRow, Confirmation, IntentClose, IntentRecord, JobRequest
 from madre.store.columns import (
@@ -89,9 +89,19 @@ class Repository:
 
     # ------------------------------------------------------------------ writes (Store actor)
 
-    def record_intent(self, intent: IntentRecord) -> int:
+    def record_intent(self, intent: IntentRecord) -> int | None:
         """INSERT the intents_log row of a new intent (status `received`). A second row with
-        the same intent id raises peewee.IntegrityError."""
+        the same intent id raises peewee.IntegrityError.
+
+        A `retake` takes over the row of an earlier attempt that made no plan (closed error,
+        or left received by a crash) instead; DuplicateIntent when that row has a plan or a
+        denial by now (another attempt won meanwhile)."""
+        if intent.retake:
+            if self.sql.run("retake_intent", (
+                    clip(intent.source, 64), json.dumps(intent.payload, default=str),
+                    intent.session_id, self.instance_id, "received", intent.intent_id)) != 1:
+                raise DuplicateIntent(f"intent {intent.intent_id} was taken by another attempt")
+            return None
         return self.sql.insert_returning_id("insert_intent", (
             clip(intent.source, 64), json.dumps(intent.payload, default=str),
             self.sql.ts(naive_utcnow()), "received", intent.intent_id, intent.session_id,

@@ -20,6 +20,11 @@ _STATEMENTS = {
         " session_id, instance_id, idempotency_key, request_hash)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ),
+    "retake_intent": (
+        "UPDATE intents_log SET source = ?, payload_json = ?, session_id = ?, instance_id = ?,"
+        " result_status = ?, notes = NULL, processed_by_madre_at = NULL"
+        " WHERE intent_id = ? AND plan_id IS NULL AND result_status IN ('received', 'error')"
+    ),
     "plan_intent": "UPDATE intents_log SET plan_id = ?, result_status = ? WHERE intent_id = ?",
     "close_intent": (
         "UPDATE intents_log SET result_status = ?, notes = ?, processed_by_madre_at = ?"

@@ -10,6 +10,7 @@ Exit codes: 0 done, 1 the server refused, 2 usage, 3 the server could not be rea
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import os
@@ -28,8 +29,8 @@ from helpers import TOKEN, free_port
 from helpers import table_rows as sql_rows
 
 from madre import Madre, create_app
-from madre.cli.client import ServerEvent, parse_sse
 from madre.cli.output import colour_enabled, render_event, styler, table
+from madre.client import ServerEvent, parse_sse
 from madre.contracts import (
     CancelResponse,
     ChatRequest,
@@ -238,8 +239,24 @@ def test_plans_prints_a_header_and_one_row_per_plan_newest_first(
     done = low_plan(api)
     waiting, _ = waiting_plan(api)
     rows = table_rows(ok(cli("plans")))
-    assert rows[0] == ["PLAN", "STATUS", "RISK", "MODE", "STEPS", "SOURCE", "CREATED", "REASON"]
+    assert rows[0] == ["PLAN", "STATUS", "RISK", "MODE", "STEPS", "SOURCE", "CREATED",
+                       "EXPIRES", "REASON"]
     assert [r[:3] for r in rows[1:]] == [[waiting, "WAITING", "HIGH"], [done, "DONE", "LOW"]]
+
+
+def test_plans_shows_when_a_plan_waiting_for_a_confirmation_expires(
+    cli: Cli, api: Callable[..., Any],
+) -> None:
+    done = low_plan(api)
+    waiting, _ = waiting_plan(api)
+    [listed] = [p for p in api("GET", "/madre/plans")["plans"] if p["plan_id"] == waiting]
+    expires = dt.datetime.fromisoformat(listed["expires_at"])
+    detail = api("GET", f"/madre/plans/{waiting}")
+    assert expires == dt.datetime.fromisoformat(detail["confirmation"]["expires_at"])
+
+    rows = {r[0]: r for r in table_rows(ok(cli("plans")))[1:]}
+    assert rows[waiting][7] == expires.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    assert rows[done][7] == "-"
 
 
 def test_plans_filters_by_status(cli: Cli, api: Callable[..., Any]) -> None:
@@ -385,10 +402,11 @@ def test_a_url_that_is_not_a_url_is_a_usage_error() -> None:
 
 def test_the_commands_are_the_ones_documented_and_no_stubs() -> None:
     out = ok(run_madre("--help"))
-    commands = set(re.findall(r"^  (\w+)\s", out[out.index("Commands:"):], re.MULTILINE))
-    assert commands == {"serve", "modules", "chat", "control", "plans", "show", "confirm",
-                        "cancel", "tail", "audit", "health", "instances", "db",
-                        "pending", "approve", "reject", "principals"}
+    listing = out[out.index("Commands:"):out.index("Exit codes:")]
+    commands = set(re.findall(r"^  (\w+)\s", listing, re.MULTILINE))
+    assert commands == {"serve", "modules", "chat", "control", "intent", "plans", "show",
+                        "confirm", "cancel", "tail", "audit", "health", "config", "instances",
+                        "db", "pending", "approve", "reject", "principals"}
 
 
 # --------------------------------------------------------------------------- colour
@@ -697,7 +715,7 @@ def test_audit_verify_is_a_command_that_needs_no_server(tmp_path) -> None:
     ForensicTrail(tmp_path).append([{"event": "intent_received", "intent_id": "i-1"}])
     result = run_madre("--url", f"http://127.0.0.1:{free_port()}", "audit", "verify",
                        str(tmp_path))
-    assert ok(result).strip() == "OK: 1 records in 1 files, chain intact"
+    assert ok(result).strip() == "OK: 1 record in 1 file, chain intact"
 
 
 def test_tail_catches_up_when_the_server_drops_it_for_lagging_and_repeats_nothing(

@@ -3,74 +3,30 @@
 from __future__ import annotations
 
 import json
-import os
 import pathlib
-import queue
 import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 
 import pytest
 import requests
-from helpers import free_port
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-RUN = ROOT / "run.py"
-
-
-class Served:
-    """A `python run.py` process whose log lines are read as they come."""
-
-    def __init__(self, cwd: pathlib.Path, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, str(RUN)], cwd=cwd, env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT, text=True,
-        )
-        self.lines: queue.Queue[str | None] = queue.Queue()
-        self.seen: list[str] = []
-        threading.Thread(target=self._pump, daemon=True).start()
-
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line)
-        self.lines.put(None)
-
-    def wait_for_line(self, text: str, timeout: float = 30) -> str:
-        """The first log line containing `text`, read already or waited for."""
-        for line in self.seen:
-            if text in line:
-                return line
-        while True:
-            line = self.lines.get(timeout=timeout)
-            if line is None:
-                raise AssertionError(f"process ended before logging {text!r}: {self.seen}")
-            self.seen.append(line)
-            if text in line:
-                return line
-
-    def stop(self, sig: int) -> int:
-        self.proc.send_signal(sig)
-        return self.proc.wait(timeout=30)
+from served import RUN, Served, madre_env
 
 
 @pytest.fixture
-def served(tmp_path: pathlib.Path) -> Iterator[tuple[Served, str]]:
-    port = free_port()
-    env = {**os.environ, "MADRE_PORT": str(port), "MADRE_LOG_LEVEL": "INFO",
-           "MADRE_HEALTH_INTERVAL_SECONDS": "30"}
-    for name in ("DATABASE_URL", "VX11_TOKEN", "MADRE_HOST"):
-        env.pop(name, None)
-    process = Served(tmp_path, env)
+def served(tmp_path: pathlib.Path, unreachable_modules: dict[str, str]
+           ) -> Iterator[tuple[Served, str]]:
+    """`python run.py` with its defaults but two: the port is the system's pick, and the
+    modules' addresses refuse connections, so what it does never depends on what else runs
+    on this machine (stand-ins on the default ports 8002-8008 included)."""
+    env = madre_env(MADRE_LOG_LEVEL="INFO", MADRE_HEALTH_INTERVAL_SECONDS="30",
+                    **unreachable_modules)
+    process = Served(tmp_path, env, merge_stderr=True)
     try:
-        process.wait_for_line("Uvicorn running on")
-        yield process, f"http://127.0.0.1:{port}"
+        yield process, process.serving()
     finally:
-        if process.proc.poll() is None:
-            process.proc.kill()
-            process.proc.wait(timeout=10)
+        process.close()
 
 
 def test_run_py_serves_on_sqlite_at_data_runtime_vx11_db(served, tmp_path) -> None:
@@ -90,20 +46,21 @@ def test_run_py_answers_a_chat_with_the_default_token(served) -> None:
 
 
 def test_run_py_logs_json_lines(served) -> None:
-    process, _ = served
-    entry = json.loads(process.wait_for_line("madre serving"))
+    process, url = served
+    entry = json.loads(process.wait_for("madre serving"))
     assert entry["level"] == "INFO" and "time" in entry and entry["logger"] == "madre"
+    assert entry["url"] == url and entry["database"].endswith("/data/runtime/vx11.db")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl_c"])
 def test_a_signal_stops_the_server_and_every_actor(served, sig) -> None:
     process, _ = served
-    assert process.stop(sig) == 0
-    process.wait_for_line("madre stopped")
+    assert process.signal(sig) == 0
+    process.wait_for("madre stopped")
 
 
 def run_once(tmp_path: pathlib.Path, **env_overrides: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "MADRE_PORT": str(free_port()), **env_overrides}
+    env = madre_env(**env_overrides)
     return subprocess.run([sys.executable, str(RUN)], cwd=tmp_path, env=env, text=True,
                           capture_output=True, timeout=60)
 

@@ -30,13 +30,6 @@ READ_TIMEOUT = 0.3
 
 
 @pytest.fixture
-def pools() -> Iterator[ConnectionPools]:
-    made = ConnectionPools()
-    yield made
-    made.close()
-
-
-@pytest.fixture
 def make_client(pools: ConnectionPools, standins: StandinCluster) -> Any:
     """A ModuleClient for `module` (base URL of its stand-in unless `url` is given)."""
 

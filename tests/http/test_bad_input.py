@@ -96,6 +96,27 @@ def test_nan_and_infinity_are_not_json_and_are_refused_with_400(refused: Any,
     refused(400, "invalid_json", "POST", path, content=payload, headers=JSON)
 
 
+@pytest.mark.parametrize("path,payload,loc", [
+    ("/madre/chat", b'{"message": "hi", "context": {"x": 1e999}}', ["context", "x"]),
+    ("/madre/control", b'{"target": "hermes", "action": "run", "params": {"x": [-1e999]}}',
+     ["params", "x", 0]),
+    ("/madre/intent", b'{"text": "hi", "params": {"n": 1E400}}', ["params", "n"]),
+], ids=["context", "params-list", "intent"])
+def test_a_number_too_large_to_be_finite_is_refused_with_422_naming_its_place(
+        refused: Any, path: str, payload: bytes, loc: list[Any]) -> None:
+    body = refused(422, "validation_error", "POST", path, content=payload, headers=JSON)
+    assert body["errors"][0]["loc"] == loc
+
+
+@pytest.mark.parametrize("payload", [b'{"message": "hi", "message": "stop madre"}',
+                                     b'{"message": "hi", "context": {"a": 1, "a": 2}}'],
+                         ids=["top", "nested"])
+def test_a_key_given_twice_in_one_object_is_refused_with_400(refused: Any,
+                                                             payload: bytes) -> None:
+    body = refused(400, "invalid_json", "POST", "/madre/chat", content=payload, headers=JSON)
+    assert "twice" in body["detail"]
+
+
 # --------------------------------------------------------------------------- invalid fields
 
 

@@ -117,6 +117,41 @@ def test_the_right_token_is_let_through(anonymous: TestClient) -> None:
     assert resp.status_code == 200
 
 
+@pytest.mark.parametrize(("method", "path", "body"),
+                         [*GUARDED, ("GET", "/metrics", None)], ids=[*GUARDED_IDS, "GET /metrics"])
+def test_the_token_as_authorization_bearer_is_let_through_on_every_route(
+    anonymous: TestClient, method: str, path: str, body: dict[str, Any] | None
+) -> None:
+    resp = anonymous.request(method, path, json=body, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert resp.status_code not in (401, 403), resp.text
+
+
+@pytest.mark.parametrize("scheme", ["bearer", "BEARER", "Bearer"])
+def test_the_bearer_scheme_is_read_whatever_its_case(anonymous: TestClient, scheme: str) -> None:
+    resp = anonymous.get("/madre/plans", headers={"Authorization": f"{scheme} {TOKEN}"})
+    assert resp.status_code == 200
+
+
+def test_a_wrong_bearer_token_is_refused_with_403_forbidden(anonymous: TestClient) -> None:
+    resp = anonymous.get("/madre/plans", headers={"Authorization": f"Bearer {TOKEN}x"})
+    assert_envelope(resp, 403, "forbidden")
+
+
+@pytest.mark.parametrize("value", [f"Basic {TOKEN}", "Bearer", "Bearer  ", TOKEN])
+def test_an_authorization_that_is_not_a_bearer_token_counts_as_no_token(
+        anonymous: TestClient, value: str) -> None:
+    resp = anonymous.get("/madre/plans", headers={"Authorization": value})
+    assert_envelope(resp, 401, "auth_required")
+    assert resp.headers["www-authenticate"] == "Bearer"
+
+
+def test_when_both_are_sent_the_x_vx11_token_is_the_one_checked(anonymous: TestClient) -> None:
+    right_header = {"X-VX11-Token": TOKEN, "Authorization": "Bearer wrong"}
+    wrong_header = {"X-VX11-Token": "wrong", "Authorization": f"Bearer {TOKEN}"}
+    assert anonymous.get("/madre/plans", headers=right_header).status_code == 200
+    assert_envelope(anonymous.get("/madre/plans", headers=wrong_header), 403, "forbidden")
+
+
 # --------------------------------------------------------------------------- /health
 
 

@@ -196,16 +196,19 @@ def test_every_error_response_is_the_error_envelope(doc: dict[str, Any]) -> None
             validator(doc, media["schema"]["$ref"]).validate(media["example"])
 
 
-def test_the_token_scheme_applies_to_every_operation_but_health_and_signed_webhooks(
+def test_the_token_schemes_apply_to_every_operation_but_the_probes_and_signed_webhooks(
         doc: dict[str, Any]) -> None:
-    scheme = doc["components"]["securitySchemes"]["VX11Token"]
-    assert scheme == {"type": "apiKey", "in": "header", "name": "X-VX11-Token",
-                      "description": scheme["description"]}
+    schemes = doc["components"]["securitySchemes"]
+    assert schemes["VX11Token"] == {"type": "apiKey", "in": "header", "name": "X-VX11-Token",
+                                    "description": schemes["VX11Token"]["description"]}
+    assert schemes["Bearer"] == {"type": "http", "scheme": "bearer",
+                                 "description": schemes["Bearer"]["description"]}
     for method, path, op in operations(doc):
-        if (method, path) in (("get", "/health"), ("post", "/madre/webhook/{source}")):
+        if (method, path) in {("get", "/health"), ("get", "/livez"), ("get", "/readyz"),
+                              ("post", "/madre/webhook/{source}")}:
             assert op["security"] == []
         else:
-            assert op["security"] == [{"VX11Token": []}], f"{method} {path}"
+            assert op["security"] == [{"VX11Token": []}, {"Bearer": []}], f"{method} {path}"
             assert {"401", "403"} <= set(op["responses"]), f"{method} {path}"
 
 

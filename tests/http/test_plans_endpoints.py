@@ -25,7 +25,7 @@ DETAIL_KEYS = {
 STEP_KEYS = {"type", "status", "payload", "result", "error", "attempts", "started_at",
              "finished_at"}
 SUMMARY_KEYS = {"plan_id", "intent_id", "session_id", "source", "status", "mode", "risk",
-                "reason", "steps", "created_at", "updated_at"}
+                "reason", "steps", "created_at", "updated_at", "expires_at"}
 
 
 def low_plan(client: TestClient, **fields: Any) -> str:

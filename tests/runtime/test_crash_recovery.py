@@ -9,7 +9,12 @@ on that database (which recovers whatever the last run left) must show:
   WAITING; no plan is left PENDING or RUNNING;
 - every call a stand-in received carried a step's id as its key, and a key seen more than
   once belongs to a step that was in flight at a kill (so the replay is the same call);
-  every step of a DONE plan ran under its own key.
+  every step of a DONE plan ran under its own key;
+- after every kill, once Madre is up again, the forensic trail holds every row committed
+  before the kill and its chain verifies; at the end `madre audit verify --db` finds no
+  row missing and none behind.
+
+MADRE_CRASH_KILLS sets the number of kills (3 by default); the figures are printed (-s).
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ import os
 import pathlib
 import queue
 import random
+import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -30,12 +37,13 @@ import requests
 from helpers import TOKEN, free_port, make_settings
 
 from madre import Madre
+from madre.forensics import TABLES, copied_rows, verify
 from madre.model import FINAL_STATUSES, Status
 from madre.modules import STEP_MODULES
 from madre.standins import StandinCluster
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-KILLS = 3
+KILLS = int(os.environ.get("MADRE_CRASH_KILLS", "3"))
 SETTLE = 30.0
 
 
@@ -142,11 +150,14 @@ def test_kill_9_at_random_moments_loses_nothing_acknowledged_and_leaves_nothing_
     tmp_path: pathlib.Path, cluster: StandinCluster
 ) -> None:
     database_url = f"sqlite:///{tmp_path}/madre.db"
+    trail = tmp_path / "trail"
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "VX11_TOKEN": TOKEN, "DATABASE_URL": database_url,
            "MADRE_PORT": str(port), "MADRE_LOG_LEVEL": "INFO", "MADRE_STEP_RETRIES": "0",
-           "MADRE_CHAT_WAIT_SECONDS": "0.2", **cluster.env()}
+           "MADRE_CHAT_WAIT_SECONDS": "0.2", "MADRE_FORENSIC_DIR": str(trail),
+           **cluster.env()}
+    trail_missing = 0
     process = MadreProcess(tmp_path, env)
     rng = random.Random(20261124)
     traffic = Traffic(url, seed=7)
@@ -160,7 +171,9 @@ def test_kill_9_at_random_moments_loses_nothing_acknowledged_and_leaves_nothing_
             for _ in range(rng.randrange(15, 40)):  # a random number of acknowledged requests
                 assert traffic.answered.acquire(timeout=60), "no answers from Madre"
             process.kill()
-            process.start()
+            committed = committed_rows(tmp_path / "madre.db")
+            process.start()  # copies into the trail what the killed run did not, first
+            trail_missing += trail_check(trail, committed, tmp_path / "snapshot")
         for _ in range(10):
             assert traffic.answered.acquire(timeout=60)
     finally:
@@ -171,21 +184,55 @@ def test_kill_9_at_random_moments_loses_nothing_acknowledged_and_leaves_nothing_
 
     assert len(traffic.accepted) >= 50
     assert process.recoveries, "no kill caught a plan mid-run: the test proved nothing"
-    settings = make_settings(database_url, cluster, step_retries=0)
+    settings = make_settings(database_url, cluster, step_retries=0, forensic_dir=str(trail))
+    lost = unsettled = 0
     with Madre(settings) as madre:  # recovers whatever the last run left, like a restart
         for answer in traffic.accepted:
             intent = madre.repo.find_intent(answer["intent_id"])
-            assert intent is not None, f"acknowledged intent lost: {answer}"
-            if answer.get("plan_id") is None:
-                assert intent.result_status == "denied"
+            lost += intent is None
+            if intent is None or answer.get("plan_id") is None:
+                assert intent is None or intent.result_status == "denied"
                 continue
             plan = madre.wait_for_plan(answer["plan_id"], SETTLE)
-            assert plan is not None and plan.status in (*FINAL_STATUSES, Status.WAITING), (
-                f"plan {answer['plan_id']} did not settle: {plan}")
+            unsettled += plan is None or plan.status not in (*FINAL_STATUSES, Status.WAITING)
         stuck = [p for status in (Status.PENDING, Status.RUNNING)
                  for p in madre.list_plans(status=status, limit=200).plans]
-        assert stuck == [], f"plans left unfinished: {stuck}"
+        print(f"\ncrash loop: {KILLS} kills, {len(traffic.accepted)} acknowledged, "
+              f"{len(traffic.accepted) - lost} found, {lost} lost, {len(stuck)} stuck, "
+              f"{unsettled} unsettled, {trail_missing} trail records missing")
+        assert lost == 0, "acknowledged intents lost"
+        assert unsettled == 0 and stuck == [], f"plans left unfinished: {stuck}"
         _assert_every_call_was_one_steps_own(madre, cluster)
+    assert trail_missing == 0, "committed rows missing from the trail after a kill"
+    final = subprocess.run([sys.executable, "-m", "madre", "audit", "verify", str(trail),
+                            "--db", database_url], capture_output=True, text=True,
+                           timeout=120, check=False)
+    assert final.returncode == 0 and "up to date with the database; no row missing" in (
+        final.stdout), final
+
+
+def committed_rows(database: pathlib.Path) -> dict[str, list[int]]:
+    """The ids of the rows the trail copies, as the killed process left the database."""
+    with sqlite3.connect(database) as db:
+        return {table: [r[0] for r in db.execute(f"SELECT id FROM {table} ORDER BY id")]
+                for table in TABLES}
+
+
+def trail_check(trail: pathlib.Path, committed: dict[str, list[int]],
+                snapshot: pathlib.Path) -> int:
+    """How many of the rows committed before a kill the trail of the restarted Madre lacks;
+    its chain must verify. The live trail is read as a copy of its whole lines (the running
+    Madre may be writing the last one)."""
+    shutil.rmtree(snapshot, ignore_errors=True)
+    snapshot.mkdir()
+    for path in sorted(trail.glob("*.jsonl")):
+        text = path.read_bytes()
+        (snapshot / path.name).write_bytes(text[:text.rfind(b"\n") + 1])
+    verdict = verify(snapshot)
+    assert verdict.ok, verdict.describe()
+    copied = copied_rows(snapshot)
+    return sum(row_id not in copied[table] for table, ids in committed.items()
+               for row_id in ids)
 
 
 def _assert_every_call_was_one_steps_own(madre: Madre, cluster: StandinCluster) -> None:

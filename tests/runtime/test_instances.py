@@ -96,7 +96,7 @@ def test_a_cancel_on_the_other_instance_ends_a_running_plan_and_stops_its_actor_
     running = a.control(ControlRequest(target="shub", action="ping"))
     assert standins.recorder.wait_for_calls("shub", 1, timeout=WAIT)
 
-    cancelled = b.cancel(running.plan_id, reason="wrong stems", actor="ops")
+    cancelled = b.cancel(running.plan_id, reason="wrong stems")
 
     assert cancelled.plan_status is Status.ERROR
     standins.release_all()  # the step's late answer reaches an actor that stopped

@@ -2,116 +2,25 @@
 ids of the plan they are about (plan_id, intent_id, session_id), the step, the duration;
 plain text with MADRE_LOG_FORMAT=text; never a token.
 
-Each test serves Madre as a subprocess against the loopback stand-ins, sends traffic over
-HTTP, then stops it (SIGTERM) and reads everything it printed. Lines are read by a thread
-into a queue as they come; nothing sleeps.
+Each test serves Madre as a subprocess (`served.Served`, on a port the system picks)
+against the loopback stand-ins, sends traffic over HTTP, then stops it (SIGTERM) and reads
+everything it printed. Lines are read by a thread into a queue as they come; nothing
+sleeps. Request ids, access lines and the format chosen for a terminal are in
+test_logs_requests.py.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import pathlib
-import queue
-import signal
 import subprocess
-import sys
-import threading
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import requests
-from helpers import TOKEN, free_port
+from helpers import TOKEN
 
-from madre.standins import StandinCluster
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-RUN = ROOT / "run.py"
 HEADERS = {"X-VX11-Token": TOKEN}
-START = 30.0  # seconds for the server to start, or to stop
-
-
-class Served:
-    """`python run.py` in `cwd`; stdout read line by line by a thread, stderr to a file."""
-
-    def __init__(self, cwd: pathlib.Path, env: dict[str, str]) -> None:
-        self.errors = (cwd / "stderr.txt").open("w+", encoding="utf-8")
-        self.proc = subprocess.Popen([sys.executable, str(RUN)], cwd=cwd, env=env,
-                                     stdout=subprocess.PIPE, stderr=self.errors, text=True)
-        self.queue: queue.Queue[str | None] = queue.Queue()
-        self.lines: list[str] = []
-        self.thread = threading.Thread(target=self._pump, name="log-reader", daemon=True)
-        self.thread.start()
-
-    def _pump(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.queue.put(line.rstrip("\n"))
-        self.queue.put(None)
-
-    def wait_for(self, text: str, timeout: float = START) -> str:
-        """The first line containing `text` (waiting for it if it has not come yet)."""
-        for line in self.lines:
-            if text in line:
-                return line
-        while True:
-            line = self.queue.get(timeout=timeout)
-            if line is None:
-                raise AssertionError(f"Madre ended before logging {text!r}: {self.lines}")
-            self.lines.append(line)
-            if text in line:
-                return line
-
-    def stop(self) -> list[str]:
-        """SIGTERM, then every line it printed, to the end."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        assert self.proc.wait(timeout=START) == 0
-        while (line := self.queue.get(timeout=START)) is not None:
-            self.lines.append(line)
-        return self.lines
-
-    def stderr(self) -> str:
-        self.errors.seek(0)
-        return self.errors.read()
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=START)
-        self.thread.join(timeout=5)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        self.errors.close()
-
-
-@pytest.fixture
-def serve(tmp_path: pathlib.Path, standins: StandinCluster
-          ) -> Iterator[Callable[..., tuple[Served, str]]]:
-    """Start `python run.py` with the stand-ins and the test token (`env` overrides);
-    (process, URL) once uvicorn listens. Killed after the test if still running."""
-    started: list[Served] = []
-
-    def start(**env: str) -> tuple[Served, str]:
-        port = free_port()
-        environment = {k: v for k, v in os.environ.items()
-                       if not k.startswith("MADRE_") or k == "MADRE_FORENSIC_DIR"}
-        environment.update({
-            "MADRE_PORT": str(port), "VX11_TOKEN": TOKEN, "MADRE_LOG_LEVEL": "INFO",
-            "MADRE_HEALTH_INTERVAL_SECONDS": "30", "DATABASE_URL": "sqlite:///madre.db",
-            **standins.env(), **env,
-        })
-        process = Served(tmp_path, environment)
-        started.append(process)
-        process.wait_for("Uvicorn running on")
-        return process, f"http://127.0.0.1:{port}"
-
-    try:
-        yield start
-    finally:
-        for process in started:
-            process.close()
 
 
 def post(url: str, path: str, body: dict[str, Any], **kwargs: Any) -> dict[str, Any]:

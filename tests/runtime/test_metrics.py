@@ -105,7 +105,8 @@ def test_metrics_are_prometheus_text_that_prometheus_client_parses(client) -> No
     assert {"madre_intents", "madre_plans_finished", "madre_step_failures",
             "madre_step_duration_seconds", "madre_confirmations", "madre_supervisor_restarts",
             "madre_plan_actors_active", "madre_plans_waiting",
-            "madre_circuit_breaker_open"} <= names
+            "madre_circuit_breaker_state", "madre_http_requests",
+            "madre_http_request_duration_seconds", "madre_fallback_parses"} <= names
 
 
 def test_metrics_need_the_token(madre) -> None:
@@ -245,13 +246,19 @@ def test_the_waiting_gauge_counts_plans_waiting_for_a_confirmation_or_a_job(
     assert value(scrape(client), "madre_plans_waiting") == 1
 
 
-def test_the_switch_breaker_gauge_is_0_closed_and_1_open(madre, client, standins) -> None:
-    assert value(scrape(client), "madre_circuit_breaker_open", service="switch") == 0
+def breaker_states(samples: Samples) -> dict[str, float]:
+    return {dict(labels)["state"]: v for (n, labels), v in samples.items()
+            if n == "madre_circuit_breaker_state" and dict(labels)["service"] == "switch"}
+
+
+def test_the_switch_breaker_is_a_state_set_with_1_for_the_state_it_is_in(madre, client,
+                                                                         standins) -> None:
+    assert breaker_states(scrape(client)) == {"closed": 1, "open": 0, "half_open": 0}
     standins.behaviours["switch"].set("fail")
     for _ in range(madre.settings.breaker_failures):
         answer = chat(client, "hello there")  # parsed by the fallback parser meanwhile
         assert "fallback_parser_used" in answer["warnings"]
-    assert value(scrape(client), "madre_circuit_breaker_open", service="switch") == 1
+    assert breaker_states(scrape(client)) == {"closed": 0, "open": 1, "half_open": 0}
 
 
 def test_each_madre_counts_only_its_own_traffic(madre, client, start_madre, database_url,

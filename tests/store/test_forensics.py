@@ -31,7 +31,7 @@ from madre.forensics import GENESIS, ForensicTrail, record_hash, verify
 from madre.model import Status
 
 TIMEOUT = 60
-VERDICT_OK = re.compile(r"^OK: (\d+) records in (\d+) files, chain intact$")
+VERDICT_OK = re.compile(r"^OK: (\d+) records? in (\d+) files?, chain intact$")
 
 
 def audit_verify(*args: str, env: dict[str, str] | None = None,

@@ -1,12 +1,20 @@
-"""A small HTTP client of a Madre server: one method per endpoint, the server's JSON back.
+"""The typed Python client of a Madre server: one method per endpoint, the contracts back.
 
-    client = MadreClient("http://127.0.0.1:8001", token="vx11-local-token")
-    answer = client.chat("mix these 3 stems", session_id="sess-123")
+    from madre.client import MadreClient
 
-Every method returns the answer's JSON body as the server sent it (a dict). Anything else
-raises ClientError with a message a person can act on and the exit code the CLI uses:
-REFUSED (1) when the server answered an error envelope, UNREACHABLE (3) when there is no
+    with MadreClient("http://127.0.0.1:8001", token="vx11-local-token") as madre:
+        answer = madre.chat("mix these 3 stems", session_id="sess-123")   # a ChatResponse
+        if answer.confirm_token:
+            madre.confirm(answer.plan_id, answer.confirm_token)
+        plan = madre.get_plan(answer.plan_id)                             # a PlanDetail
+
+Every method returns the answer as the pydantic model of `madre.contracts` the server
+answers with (ChatResponse, PlanDetail, HealthResponse, ...); `request()` gives any answer's
+JSON as it came. Anything else raises ClientError with a message a person can act on and
+the exit code the `madre` CLI uses: REFUSED (1) when the server answered an error envelope
+(its `status`, `code` and `detail` are on the error), UNREACHABLE (3) when there is no
 server to answer (connection refused, DNS, timeout), USAGE (2) when the URL itself is bad.
+The `madre` command is built on this client.
 """
 
 from __future__ import annotations
@@ -15,13 +23,32 @@ import codecs
 import dataclasses
 import json as jsonlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import requests
+from pydantic import BaseModel, ValidationError
 
-from madre.contracts import TOKEN_HEADER
+from madre.contracts import (
+    TOKEN_HEADER,
+    ApproveResponse,
+    CancelResponse,
+    ChatResponse,
+    ConfirmResponse,
+    ControlResponse,
+    Event,
+    HealthResponse,
+    InstanceList,
+    IntentResponse,
+    JobReportResponse,
+    PendingList,
+    PlanDetail,
+    PlanList,
+    PlanSummary,
+    RejectResponse,
+)
 from madre.settings import DEFAULT_TOKEN
+from madre.version import __version__
 
 DEFAULT_URL = "http://127.0.0.1:8001"
 DEFAULT_TIMEOUT = 30.0  # seconds; chat and confirm wait for their plan (MADRE_CHAT_WAIT_SECONDS)
@@ -31,6 +58,8 @@ OK = 0
 REFUSED = 1
 USAGE = 2
 UNREACHABLE = 3
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class ClientError(Exception):
@@ -75,7 +104,9 @@ def _refusal(resp: requests.Response, url: str) -> ClientError:
 
 
 class MadreClient:
-    """The endpoints of one Madre server, over one requests session."""
+    """The endpoints of one Madre server, over one requests session (keep-alive); a context
+    manager. `token` is sent as X-VX11-Token; `timeout` bounds every call (chat and confirm
+    wait for their plan up to the server's MADRE_CHAT_WAIT_SECONDS)."""
 
     def __init__(self, url: str = DEFAULT_URL, token: str | None = DEFAULT_TOKEN,
                  timeout: float = DEFAULT_TIMEOUT) -> None:
@@ -83,7 +114,7 @@ class MadreClient:
         self.timeout = timeout
         self.session = requests.Session()
         self.session.headers["Accept"] = "application/json"
-        self.session.headers["User-Agent"] = "madre-cli"
+        self.session.headers["User-Agent"] = f"madre-client/{__version__}"
         if token:
             self.session.headers[HEADER] = token
 
@@ -137,92 +168,115 @@ class MadreClient:
                               "not JSON (is MADRE_URL / --url a Madre server?)",
                               REFUSED, status=resp.status_code) from None
 
+    def _answer(self, model: type[M], method: str, path: str, *,
+                json: dict[str, Any] | None = None, params: dict[str, Any] | None = None) -> M:
+        """`method path`, its answer read as `model`; ClientError (REFUSED) when the server
+        answers something else (another version of Madre, or not Madre at all)."""
+        data = self.request(method, path, json=json, params=params)
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            raise ClientError(f"{self.url} answered {method} {path} with JSON that is not a "
+                              f"{model.__name__} ({exc.error_count()} problems; is it a Madre "
+                              f"of another version?)", REFUSED, body=data) from None
+
     # ------------------------------------------------------------------ endpoints
 
-    def health(self) -> dict[str, Any]:
-        """GET /health."""
-        return self.request("GET", "/health")
+    def health(self) -> HealthResponse:
+        """GET /health (no token needed)."""
+        return self._answer(HealthResponse, "GET", "/health")
 
-    def instances(self) -> dict[str, Any]:
-        """GET /madre/instances."""
-        return self.request("GET", "/madre/instances")
+    def instances(self) -> InstanceList:
+        """GET /madre/instances: the instances alive on the server's database."""
+        return self._answer(InstanceList, "GET", "/madre/instances")
 
     def chat(self, message: str, *, session_id: str | None = None, dry_run: bool = False,
-             context: dict[str, Any] | None = None) -> dict[str, Any]:
-        """POST /madre/chat: a ChatResponse."""
+             context: dict[str, Any] | None = None) -> ChatResponse:
+        """POST /madre/chat: Madre's answer once the plan settled (or its wait ran out)."""
         body: dict[str, Any] = {"message": message, "dry_run": dry_run}
         if session_id:
             body["session_id"] = session_id
         if context is not None:
             body["context"] = context
-        return self.request("POST", "/madre/chat", json=body)
+        return self._answer(ChatResponse, "POST", "/madre/chat", json=body)
 
     def control(self, target: str, action: str, *, params: dict[str, Any] | None = None,
                 confirm_token: str | None = None, plan_id: str | None = None,
-                session_id: str | None = None) -> dict[str, Any]:
-        """POST /madre/control: a ControlResponse."""
+                session_id: str | None = None) -> ControlResponse:
+        """POST /madre/control: accepted, pending_confirmation (with the token) or denied."""
         body: dict[str, Any] = {"target": target, "action": action, "params": params or {}}
         for key, value in (("confirm_token", confirm_token), ("plan_id", plan_id),
                            ("session_id", session_id)):
             if value:
                 body[key] = value
-        return self.request("POST", "/madre/control", json=body)
+        return self._answer(ControlResponse, "POST", "/madre/control", json=body)
 
-    def intent(self, *, source: str = "cli", **fields: Any) -> dict[str, Any]:
-        """POST /madre/intent: `text`, or `action` (with `target`), and the other IntentRequest
-        fields; an IntentResponse."""
-        body = {"source": source, **{k: v for k, v in fields.items() if v is not None}}
-        return self.request("POST", "/madre/intent", json=body)
+    def intent(self, *, source: str = "cli", text: str | None = None,
+               action: str | None = None, target: str | None = None,
+               domain: str | None = None, params: dict[str, Any] | None = None,
+               session_id: str | None = None, correlation_id: str | None = None
+               ) -> IntentResponse:
+        """POST /madre/intent: `text` to parse, or `action` (with `target`) as given. Does
+        not wait for the plan; a repeated `correlation_id` answers the first intent again."""
+        fields = {"source": source, "text": text, "action": action, "target": target,
+                  "domain": domain, "params": params, "session_id": session_id,
+                  "correlation_id": correlation_id}
+        body = {k: v for k, v in fields.items() if v is not None}
+        return self._answer(IntentResponse, "POST", "/madre/intent", json=body)
 
     def list_plans(self, *, status: str | None = None, session_id: str | None = None,
-                   limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
-        """GET /madre/plans: one page, `{plans, next_cursor}`."""
-        return self.request("GET", "/madre/plans", params={
+                   limit: int | None = None, cursor: str | None = None) -> PlanList:
+        """GET /madre/plans: one page, newest first (`next_cursor` is the next page's)."""
+        return self._answer(PlanList, "GET", "/madre/plans", params={
             "status": status, "session_id": session_id, "limit": limit, "cursor": cursor})
 
     def iter_plans(self, *, status: str | None = None, session_id: str | None = None,
-                   limit: int | None = None) -> Iterator[dict[str, Any]]:
+                   limit: int | None = None) -> Iterator[PlanSummary]:
         """Every plan matching the filters, newest first, following `next_cursor`."""
         cursor = None
         while True:
             page = self.list_plans(status=status, session_id=session_id, limit=limit,
                                    cursor=cursor)
-            yield from page["plans"]
-            cursor = page.get("next_cursor")
+            yield from page.plans
+            cursor = page.next_cursor
             if not cursor:
                 return
 
-    def get_plan(self, plan_id: str) -> dict[str, Any]:
-        """GET /madre/plans/{plan_id}: a PlanDetail."""
-        return self.request("GET", f"/madre/plans/{_segment(plan_id)}")
+    def get_plan(self, plan_id: str) -> PlanDetail:
+        """GET /madre/plans/{plan_id}: the intent, every step, the confirmation, the history."""
+        return self._answer(PlanDetail, "GET", f"/madre/plans/{_segment(plan_id)}")
 
-    def confirm(self, plan_id: str, confirm_token: str) -> dict[str, Any]:
-        """POST /madre/plans/{plan_id}/confirm: a ConfirmResponse."""
-        return self.request("POST", f"/madre/plans/{_segment(plan_id)}/confirm",
+    def confirm(self, plan_id: str, confirm_token: str) -> ConfirmResponse:
+        """POST /madre/plans/{plan_id}/confirm: the plan resumes; its status after the wait."""
+        return self._answer(ConfirmResponse, "POST",
+                            f"/madre/plans/{_segment(plan_id)}/confirm",
                             json={"confirm_token": confirm_token})
 
-    def pending(self, *, plan_id: str | None = None) -> dict[str, Any]:
-        """GET /madre/pending: the plans waiting for a human (a PendingList)."""
-        return self.request("GET", "/madre/pending", params={"plan_id": plan_id})
+    def pending(self, *, plan_id: str | None = None) -> PendingList:
+        """GET /madre/pending: the plans waiting for a human."""
+        return self._answer(PendingList, "GET", "/madre/pending", params={"plan_id": plan_id})
 
     def approve(self, plan_id: str, plan_digest: str, *, comment: str | None = None
-                ) -> dict[str, Any]:
-        """POST /madre/plans/{plan_id}/approve: an ApproveResponse."""
+                ) -> ApproveResponse:
+        """POST /madre/plans/{plan_id}/approve: approve exactly what `plan_digest` names."""
         body = {"plan_digest": plan_digest, **({"comment": comment} if comment else {})}
-        return self.request("POST", f"/madre/plans/{_segment(plan_id)}/approve", json=body)
+        return self._answer(ApproveResponse, "POST",
+                            f"/madre/plans/{_segment(plan_id)}/approve", json=body)
 
     def reject(self, plan_id: str, reason: str, *, confirm_token: str | None = None
-               ) -> dict[str, Any]:
-        """POST /madre/plans/{plan_id}/reject: a RejectResponse."""
+               ) -> RejectResponse:
+        """POST /madre/plans/{plan_id}/reject: the plan ends ERROR, nothing of it runs."""
         body = {"reason": reason, **({"confirm_token": confirm_token} if confirm_token else {})}
-        return self.request("POST", f"/madre/plans/{_segment(plan_id)}/reject", json=body)
+        return self._answer(RejectResponse, "POST",
+                            f"/madre/plans/{_segment(plan_id)}/reject", json=body)
 
     def cancel(self, plan_id: str, *, reason: str | None = None,
-               by: str | None = None) -> dict[str, Any]:
-        """POST /madre/plans/{plan_id}/cancel: a CancelResponse (the plan ends ERROR,
-        `cancelled`; `by` is who asked, for the audit trail)."""
+               by: str | None = None) -> CancelResponse:
+        """POST /madre/plans/{plan_id}/cancel: the plan ends ERROR, `cancelled`; `by` is who
+        asked, for the audit trail."""
         body = {k: v for k, v in {"reason": reason, "by": by}.items() if v is not None}
-        return self.request("POST", f"/madre/plans/{_segment(plan_id)}/cancel", json=body)
+        return self._answer(CancelResponse, "POST", f"/madre/plans/{_segment(plan_id)}/cancel",
+                            json=body)
 
     def events(self, *, plan_id: str | None = None, session_id: str | None = None,
                status: str | None = None, last_event_id: int | str | None = None,
@@ -245,7 +299,7 @@ class MadreClient:
 
     def spawn_callback(self, daughter_task_id: int, *, ok: bool,
                        result: dict[str, Any] | None = None,
-                       error: str | None = None) -> dict[str, Any]:
+                       error: str | None = None) -> JobReportResponse:
         """POST /madre/callback/spawn (what a Spawner sends when a job ended)."""
         body: dict[str, Any] = {"daughter_task_id": daughter_task_id,
                                 "status": "ok" if ok else "error"}
@@ -253,17 +307,18 @@ class MadreClient:
             body["result"] = result
         if error is not None:
             body["error"] = error
-        return self.request("POST", "/madre/callback/spawn", json=body)
+        return self._answer(JobReportResponse, "POST", "/madre/callback/spawn", json=body)
 
     def daughter_report(self, daughter_id: int, *, ok: bool, status: str | None = None,
                         exit_code: int | None = None, spawn_uuid: str | None = None,
-                        error: str | None = None) -> dict[str, Any]:
+                        error: str | None = None) -> JobReportResponse:
         """POST /madre/daughter/{id}/complete or /fail (the Spawner's own report)."""
         body = {k: v for k, v in {"status": status, "exit_code": exit_code,
                                   "spawn_uuid": spawn_uuid, "error": error}.items()
                 if v is not None}
         outcome = "complete" if ok else "fail"
-        return self.request("POST", f"/madre/daughter/{int(daughter_id)}/{outcome}", json=body)
+        return self._answer(JobReportResponse, "POST",
+                            f"/madre/daughter/{int(daughter_id)}/{outcome}", json=body)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -277,6 +332,10 @@ class ServerEvent:
 
     def json(self) -> Any:
         return jsonlib.loads(self.data)
+
+    def record(self) -> Event:
+        """The event's data as the audit `Event` it is (not for `dropped`, which has none)."""
+        return Event.model_validate_json(self.data)
 
 
 class StreamLost(ClientError):
