@@ -1,6 +1,7 @@
 """The console in a real headless Chromium, against a real Madre on loopback: sign in, see a
 plan asked for through the API appear in the inbox without a reload, approve it on its page
-and see it DONE, reject one with a reason by keyboard, a viewer sees no buttons, a form
+and see it DONE, reject one with a reason by keyboard, a viewer sees no buttons and sees
+a plan move to DONE live when someone approves it, a form
 without its CSRF token is refused, the cookie never holds the token, signing out ends the
 session, and axe-core finds nothing on any page, wide or narrow.
 
@@ -148,15 +149,24 @@ def test_an_approver_rejects_a_plan_with_a_reason_using_the_keyboard_only(site: 
     assert plan.status is Status.ERROR and plan.reason == "rejected: the stems are the wrong ones"
 
 
-def test_a_viewer_sees_the_plans_but_no_buttons_to_act_on_them(site: Site) -> None:
+def test_a_viewer_sees_no_buttons_and_watches_the_plan_run_when_someone_approves_it(
+        site: Site) -> None:
     asked = site.ask("alice")
     site.sign_in("vic")
     site.wait_for_css(f'[data-plan="{asked["plan_id"]}"]')
     assert set(site.buttons()) <= {"Copy", "Sign out"}
     site.open(f"/console/plans/{asked['plan_id']}")
-    site.wait_for_css('[data-live="plan-head"]')
+    site.wait_for_css('[data-live="plan-head"] .status-waiting')
     assert asked["plan_digest"][:12] in site.text()
     assert set(site.buttons()) <= {"Copy", "Sign out"}
+    site.live()
+    site.driver.execute_script("window.stillTheSamePage = true;")
+    resp = requests.post(f"{site.url}/madre/plans/{asked['plan_id']}/approve", timeout=WAIT,
+                         headers=as_principal("bob"), json={"plan_digest": asked["plan_digest"]})
+    assert resp.status_code == 200, resp.text
+    site.wait_for_css('[data-live="plan-head"] .status-done')  # the page follows the plan
+    site.wait_for_text("bob approved")
+    assert site.driver.execute_script("return window.stillTheSamePage === true;")
 
 
 def test_a_form_sent_without_its_csrf_token_is_refused_and_nothing_changes(site: Site) -> None:
