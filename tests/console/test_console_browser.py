@@ -1,9 +1,9 @@
 """The console in a real headless Chromium, against a real Madre on loopback: sign in, see a
 plan asked for through the API appear in the inbox without a reload, approve it on its page
-and see it DONE, reject one with a reason by keyboard, a viewer sees no buttons and sees
-a plan move to DONE live when someone approves it, a form
-without its CSRF token is refused, the cookie never holds the token, signing out ends the
-session, and axe-core finds nothing on any page, wide or narrow.
+and see it DONE, reject one with a reason by keyboard, a viewer sees no buttons (and the
+plan move to DONE, live, when someone else approves it), a form without its CSRF token is
+refused, the cookie never holds the token, signing out ends the session, and axe-core finds
+nothing on any page, wide or narrow.
 
 One browser for the module; each test its own Madre (SQLite and PostgreSQL). Without
 Chromium and chromedriver the tests skip, saying what to install.
