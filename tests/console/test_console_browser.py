@@ -203,6 +203,16 @@ def test_the_cookie_never_holds_the_token_and_signing_out_ends_the_session(site:
     site.wait_for_css("#token")  # the old cookie opens nothing
 
 
+def test_a_link_from_another_site_opens_the_plan_for_someone_signed_in(site: Site) -> None:
+    asked = site.ask("alice")
+    site.sign_in("bob")
+    link = f"{site.url}/console/plans/{asked['plan_id']}"
+    site.driver.get(f"data:text/html,<a id=go href='{link}'>the notification's link</a>")
+    site.driver.find_element("id", "go").click()  # a cross-site navigation: no Strict cookie
+    site.wait_for_css("#approve-digest")  # and yet the plan, not the sign-in form
+    assert site.driver.current_url == link
+
+
 def test_axe_finds_nothing_on_any_page_and_nothing_overflows_a_narrow_screen(site: Site) -> None:
     asked = site.ask("alice")
     site.open("/console/sign-in")

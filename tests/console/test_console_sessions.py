@@ -53,6 +53,16 @@ def test_without_a_session_no_page_shows_plan_data_and_each_leads_to_sign_in(ser
     assert madre.get_plan(plan_id).status is Status.WAITING
 
 
+def test_a_link_from_another_site_is_asked_again_from_here_and_shows_nothing(served, visitor):
+    _, _, api = served
+    plan_id = ask(api)["plan_id"]
+    resp = visitor().get(f"/console/plans/{plan_id}?x=<b>", headers={
+        "sec-fetch-site": "cross-site"})
+    assert resp.status_code == 200 and "plan_digest" not in resp.text
+    assert (f'content="0;url=/console/plans/{plan_id}?x=%3Cb%3E"' in resp.text
+            and "<b>" not in resp.text)
+
+
 def test_the_console_is_open_to_the_token_middleware_but_the_api_is_not(served, visitor):
     anonymous = visitor()
     assert anonymous.get("/console/sign-in").status_code == 200

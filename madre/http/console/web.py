@@ -9,6 +9,7 @@ the sign-in form and shows nothing else; the event stream answers a bare 401.
 from __future__ import annotations
 
 import dataclasses
+import html
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,7 +19,7 @@ import jinja2
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -169,6 +170,19 @@ def to_sign_in(request: Request) -> Response:
     return RedirectResponse(target, status_code=303)
 
 
+def come_again(request: Request) -> Response:
+    """A link followed from another site (a notification, a chat) carries no SameSite=Strict
+    cookie; this empty page asks for the same URL again from here, which does. Still
+    without a session, that second request goes to the sign-in form."""
+    here = html.escape(quote(request.url.path + (f"?{request.url.query}" if request.url.query
+                                                   else ""), safe="/?=&%"))
+    body = (f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
+            f'<meta http-equiv="refresh" content="0;url={here}"><title>Madre console</title>'
+            f'</head><body><p><a href="{here}">Continue to the Madre console</a></p></body>'
+            "</html>")
+    return HTMLResponse(body, headers={"Cache-Control": "no-store"})
+
+
 def see(path: str, notice: str | None = None) -> Response:
     """303 to `path` after a form (so reloading the page does not post it again)."""
     return RedirectResponse(path + (f"?notice={notice}" if notice else ""), status_code=303)
@@ -191,6 +205,8 @@ def page(handler: PageHandler, *, stream: bool = False) -> Endpoint:
             if stream:
                 return Response("sign in to the console first", status_code=401,
                                 media_type="text/plain")
+            if request.headers.get("sec-fetch-site") == "cross-site":
+                return come_again(request)
             return to_sign_in(request)
         if not session.principal.may(*READ):
             raise ConsoleError(403, f"{session.principal.name} may not read plans: that "
