@@ -116,6 +116,8 @@ def test_a_plan_asked_through_the_api_appears_in_the_inbox_and_is_approved_on_it
     assert "alice" in card.text and "HIGH" in card.text and "expires in 1" in card.text
     assert {"Approve", "Reject"} <= set(site.buttons())
     shot = screenshot(site.driver, "console-inbox", tmp_path)
+    card.find_element("css selector", "button.copy").click()  # the id, in one click
+    site.wait_for_text(f"Copied {asked['plan_id']}")
 
     card.find_element("css selector", "a.plan-link").click()
     digest = site.wait_for_css("#approve-digest")

@@ -8,17 +8,20 @@
   var say = function (text) { if (state) { state.textContent = text; } };
 
   // ------------------------------------------------------------------ copy
-  function copyText(text) {
-    if (navigator.clipboard && window.isSecureContext) {
-      return navigator.clipboard.writeText(text);
-    }
-    var area = document.createElement("textarea");  // plain http: the old way
+  function copyOldWay(text) {  // plain http, or a browser that refuses the clipboard API
+    var area = document.createElement("textarea");
     area.value = text;
     area.setAttribute("readonly", "");
     area.className = "vh";
     document.body.appendChild(area);
     area.select();
     try { document.execCommand("copy"); } finally { document.body.removeChild(area); }
+  }
+  function copyText(text) {
+    if (navigator.clipboard && window.isSecureContext) {
+      return navigator.clipboard.writeText(text).catch(function () { copyOldWay(text); });
+    }
+    copyOldWay(text);
     return Promise.resolve();
   }
   function armCopies(root) {
@@ -27,10 +30,11 @@
   document.addEventListener("click", function (event) {
     var button = event.target.closest && event.target.closest("button.copy");
     if (!button) { return; }
+    var before = state ? state.textContent : "";
     copyText(button.getAttribute("data-copy")).then(function () {
       button.textContent = "Copied";
       say("Copied " + button.getAttribute("data-copy"));
-      setTimeout(function () { button.textContent = "Copy"; }, 1500);
+      setTimeout(function () { button.textContent = "Copy"; say(before); }, 1500);
     });
   });
 
