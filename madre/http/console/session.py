@@ -72,12 +72,11 @@ class Sessions:
     def issue(self, principal: Principal) -> tuple[str, Session]:
         """A new session for `principal`: the cookie's value, and the session."""
         digest, _ = self._by_name[principal.name]
-        payload = {"sid": secrets.token_urlsafe(16), "name": principal.name,
-                   "roles": sorted(principal.roles), "csrf": secrets.token_urlsafe(24),
-                   "key": self._fingerprint(digest)}
-        value = self._cookie.dumps(payload)
-        return value, Session(payload["sid"], principal, payload["csrf"],
-                              self._clock() + self.lifetime)
+        sid, csrf = secrets.token_urlsafe(16), secrets.token_urlsafe(24)
+        value = self._cookie.dumps({"sid": sid, "name": principal.name,
+                                    "roles": sorted(principal.roles), "csrf": csrf,
+                                    "key": self._fingerprint(digest)})
+        return value, Session(sid, principal, csrf, self._clock() + self.lifetime)
 
     def read(self, value: str | None) -> Session | None:
         """The session the cookie holds, or None: missing, forged, expired, signed out, or
@@ -85,7 +84,7 @@ class Sessions:
         if not value:
             return None
         try:
-            payload, signed_at = self._cookie.loads(value, max_age=self.lifetime,
+            payload, signed_at = self._cookie.loads(value, max_age=int(self.lifetime),
                                                     return_timestamp=True)
         except BadData:
             return None
