@@ -412,6 +412,7 @@ class PlanDetail(BaseModel):
     plan_digest: str | None = None  # of what will run, for a plan that waits for a human
     approvals: list[ApprovalView] = Field(default_factory=list)
     approvals_needed: int = 0
+    console_url: str | None = None  # the plan's console page, when MADRE_PUBLIC_URL is set
 
 
 class DependencyCheck(BaseModel):

@@ -25,6 +25,7 @@ from typing import Any
 
 import requests
 
+from madre.links import console_url
 from madre.records import AuditRow
 from madre.scheduler import Scheduler
 from madre.settings import Settings
@@ -59,8 +60,9 @@ def message_for(record: dict[str, Any], *, public_url: str | None,
         "submitted_by": detail.get("submitted_by"),
         "approvals_needed": detail.get("approvals_needed"),
     }
-    if public_url:
-        data["console_url"] = f"{public_url.rstrip('/')}/console/plans/{plan_id}"
+    link = console_url(public_url, plan_id)
+    if link:
+        data["console_url"] = link
     body = json.dumps({"type": EVENT, "timestamp": now.isoformat(), "data": data},
                       separators=(",", ":"))
     return Message(f"plan-waiting-{plan_id}", plan_id, body)

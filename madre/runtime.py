@@ -69,6 +69,7 @@ from madre.forensics import ForensicTrail
 from madre.idempotency import Answered, IdempotencyKey
 from madre.instances import FileLock, new_instance_id, this_instance
 from madre.intake import Intake
+from madre.links import console_url
 from madre.membership import EveryOtherIsDead, Membership
 from madre.presence import Presence
 from madre.metrics import Metrics
@@ -452,7 +453,8 @@ class Madre:
         detail = self.queries.plan_detail(plan_id)
         if detail is None:
             raise NotFound(f"no plan {plan_id}")
-        return detail
+        link = console_url(self.settings.public_url, plan_id)
+        return detail.model_copy(update={"console_url": link}) if link else detail
 
     def pending(self, plan_id: str | None = None) -> list[PendingPlan]:
         """The plans waiting for a human (or only `plan_id`), the soonest to expire first."""

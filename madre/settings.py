@@ -185,6 +185,15 @@ class Settings(BaseSettings):
         5.0, gt=0, validation_alias=_env("MADRE_NOTIFY_TIMEOUT_SECONDS"))
     public_url: str | None = Field(None, validation_alias=_env("MADRE_PUBLIC_URL"))
 
+    # The console (/console): the key that signs its session cookies (made anew by each
+    # process when unset, so sessions end with the process and one instance does not accept
+    # another's: set it, the same on every instance, behind a load balancer), and how long a
+    # session lasts.
+    console_secret: SecretStr | None = Field(
+        None, validation_alias=_env("MADRE_CONSOLE_SECRET"))
+    console_session_seconds: float = Field(
+        8 * 3600, ge=60, le=7 * 24 * 3600, validation_alias=_env("MADRE_CONSOLE_SESSION_SECONDS"))
+
     @field_validator(
         "switch_url", "hermes_url", "hormiguero_url", "manifestator_url", "shub_url", "spawner_url"
     )
@@ -251,6 +260,16 @@ class Settings(BaseSettings):
         if value is None or not value.strip():
             return None
         return cls._http_url(value)
+
+    @field_validator("console_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters (python3 -c 'import secrets; "
+                             "print(secrets.token_urlsafe(32))' makes one)")
+        return value
 
     @field_validator("notify_secret")
     @classmethod

@@ -268,6 +268,8 @@ def render_plan(plan: dict[str, Any], style: Styler = plain,
     if intent.get("warnings"):
         rows.append(("warnings", ", ".join(intent["warnings"])))
     rows.append(("confirmation", _confirmation(plan.get("confirmation") or {})))
+    if plan.get("console_url"):
+        rows.append(("console", str(plan["console_url"])))
     width = max(len(k) for k, _ in rows)
     lines = [f"{k.ljust(width)}  {v}" for k, v in rows]
 

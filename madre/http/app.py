@@ -11,6 +11,9 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from madre.http.auth import PrincipalMiddleware
+from madre.http.console import OPEN_PATHS as CONSOLE_PATHS
+from madre.http.console import OPEN_PREFIX as CONSOLE_PREFIX
+from madre.http.console import console_route
 from madre.http.errors import EXCEPTION_HANDLERS
 from madre.http.observe import REQUEST_ID_HEADER, ObserveRequests, usable_request_id
 from madre.http.openapi import DOC_PATHS, docs_routes
@@ -32,7 +35,7 @@ def create_app(madre: Madre) -> Starlette:
 
     spawner = madre.settings.spawner_token
     spawner_tokens = (spawner.get_secret_value(),) if spawner else ()
-    routes = [*ROUTES, *docs_routes(ROUTES)]
+    routes = [*ROUTES, *docs_routes(ROUTES), console_route(madre)]
     app = Starlette(
         routes=routes,
         middleware=[
@@ -44,7 +47,9 @@ def create_app(madre: Madre) -> Starlette:
             Middleware(
                 PrincipalMiddleware,
                 principals=madre.principals,
-                exempt=OPEN_PATHS | ({"/metrics"} if madre.settings.metrics_open else set()),
+                exempt=OPEN_PATHS | CONSOLE_PATHS
+                | ({"/metrics"} if madre.settings.metrics_open else set()),
+                exempt_prefixes=(CONSOLE_PREFIX,),
                 callback_tokens=spawner_tokens,
                 callbacks_open=madre.settings.callback_auth == "none",
             )

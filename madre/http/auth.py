@@ -66,17 +66,20 @@ class PrincipalMiddleware:
     puts the principal it found in the request's state."""
 
     def __init__(self, app: ASGIApp, *, principals: Principals, exempt: frozenset[str],
-                 callback_tokens: tuple[str, ...] = (), callbacks_open: bool = False) -> None:
+                 callback_tokens: tuple[str, ...] = (), callbacks_open: bool = False,
+                 exempt_prefixes: tuple[str, ...] = ()) -> None:
         self.app = app
         self._principals = principals
         self._exempt = exempt
+        self._exempt_prefixes = exempt_prefixes  # the console: it checks its own sessions
         self._spawner = Principals(tuple((hash_token(t), SPAWNER) for t in callback_tokens),
                                    {}, from_file=False)
         self._callbacks_open = callbacks_open
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or path in self._exempt or path.startswith(WEBHOOK_PREFIX):
+        if (scope["type"] != "http" or path in self._exempt
+                or path.startswith((WEBHOOK_PREFIX, *self._exempt_prefixes))):
             await self.app(scope, receive, send)
             return
         callback = is_callback_path(path)

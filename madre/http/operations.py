@@ -171,7 +171,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "The instances alive on the database this one uses, as of its last heartbeat round "
         "(every second): id, host, pid, when each started and last beat. On SQLite, one.",
         "health", InstanceList, errors=AUTH_ERRORS,
-        endpoint=endpoints.instances),
+        endpoint=endpoints.instances, roles=READ),
     Operation(
         "POST", "/madre/chat", "chat", "Chat: a natural-language intent",
         "The message is parsed (by Switch, or the local fallback parser), classified, planned "

@@ -20,7 +20,7 @@ from madre.standins import StandinCluster
 DETAIL_KEYS = {
     "plan_id", "session_id", "status", "reason", "wait_reason", "created_at", "updated_at",
     "intent", "steps", "confirmation", "history", "submitted_by", "plan_digest", "approvals",
-    "approvals_needed",
+    "approvals_needed", "console_url",
 }
 STEP_KEYS = {"type", "status", "payload", "result", "error", "attempts", "started_at",
              "finished_at"}
