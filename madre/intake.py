@@ -17,12 +17,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-import pykka
-
 from madre import answers
-from madre.actors.parser import ParserPool
-from madre.actors.planner import PlannerActor
-from madre.actors.policy import PolicyActor
 from madre.actors.store_client import StoreClient
 from madre.actors.supervisor import SupervisorClient
 from madre.contracts import (
@@ -36,17 +31,19 @@ from madre.contracts import (
 )
 from madre.errors import DuplicateIntent, InvalidToken
 from madre.idempotency import Answered, IdempotencyKey, Once, key_for
-from madre.model import SETTLED_STATUSES, DSL, Intent, Mode, Plan, Provider, Status, new_id
+from madre.model import SETTLED_STATUSES, DSL, Intent, Mode, Plan, Provider, Step, new_id
 from madre.principals import OWNER, Principal, Role
 from madre.records import AuditRow, Change, Confirmation, IntentClose, IntentRecord
-from madre.rules import lifecycle
+from madre.parsing import SwitchParser
+from madre.rules import lifecycle, policy, tokens
 from madre.rules.approvals import ApprovalRules, summary
 from madre.rules.parsing import mode_for
+from madre.rules.planning import build_plan
+from madre.rules.tables import DEFAULT_TABLES, PolicyTables
 from madre.rules.tokens import IssuedToken, hash_token
-from madre.store.repository import Repository
-from madre.watch import Watchers
+from madre.store.repository import Repository, stamp
+from madre.watch import Watch, Watchers
 
-ASK_TIMEOUT = 30.0
 RETAKABLE = ("received", "error")  # an intent row in these states made no plan: retry it
 
 
@@ -68,6 +65,7 @@ class Submission:
     correlation_id: str | None = None
     dry_run: bool = False
     request_id: str | None = None  # the HTTP request's X-Request-ID, carried by the plan
+    watch: bool = False  # watch the plan it starts (chat waits for its outcome)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,22 +77,23 @@ class Accepted:
     plan: Plan | None
     issued: IssuedToken | None = None
     action_id: int | None = None
+    watch: Watch | None = None  # the started plan's watch, when the submission asked one
 
 
 class Intake:
     """Parses, classifies, plans, persists and starts what comes in."""
 
-    def __init__(self, *, repo: Repository, store: StoreClient, parsers: ParserPool,
-                 policy: pykka.ActorProxy[PolicyActor], planner: pykka.ActorProxy[PlannerActor],
+    def __init__(self, *, repo: Repository, store: StoreClient, parser: SwitchParser,
+                 tables: PolicyTables = DEFAULT_TABLES, confirm_ttl_seconds: float,
                  supervisor: SupervisorClient, watchers: Watchers, clock: Callable[[], Any],
                  chat_wait: float, confirm: Callable[..., Any],
                  rules: ApprovalRules | None = None, instance_id: str | None = None) -> None:
         self._me = instance_id
         self._repo = repo
         self._store = store
-        self._parsers = parsers
-        self._policy = policy
-        self._planner = planner
+        self._parser = parser
+        self._tables = tables  # the built-in risk tables, or those of MADRE_POLICY_FILE
+        self._ttl = confirm_ttl_seconds
         self._supervisor = supervisor
         self._watchers = watchers
         self._now = clock
@@ -126,14 +125,15 @@ class Intake:
                 kind="chat", source="operator", principal=principal, intent_id=intent_id,
                 session_id=session_id, record=unwritten, text=request.message,
                 session_known=request.session_id is not None, dry_run=request.dry_run,
-                request_id=request_id))
+                request_id=request_id, watch=True))
             intent, plan = accepted.intent, accepted.plan
             if plan is None:
                 return answers.chat_answer(intent, None, waited=0)
             if request.dry_run:
                 return answers.chat_answer(intent, plan, waited=0, persisted=False)
             budget = self._chat_wait if wait is None else wait
-            settled = plan if plan.status is Status.WAITING else self._run(plan, wait=budget)
+            settled = plan if accepted.watch is None else self._settled(
+                plan, accepted.watch, wait=budget)
             return answers.chat_answer(intent, settled, waited=budget, issued=accepted.issued,
                                        plan_id=plan.plan_id)
 
@@ -167,8 +167,6 @@ class Intake:
                 kind="control", source="control", principal=principal, intent_id=intent_id,
                 session_id=session_id, record=unwritten, structured=dsl, mode=Mode.MADRE,
                 request_id=request_id))
-            if accepted.plan is not None and accepted.issued is None:
-                self._supervisor.spawn(accepted.plan)
             return answers.control_answer(accepted.intent, accepted.plan,
                                           issued=accepted.issued, action_id=accepted.action_id)
 
@@ -248,8 +246,6 @@ class Intake:
             accepted = self._accept(submission)
         except DuplicateIntent:  # another attempt with this correlation id won meanwhile
             return self._duplicate(intent_id)
-        if accepted.plan is not None and accepted.plan.status is not Status.WAITING:
-            self._supervisor.spawn(accepted.plan)
         return answers.intent_answer(accepted.intent, accepted.plan, issued=accepted.issued)
 
     # ------------------------------------------------------------------ the one path
@@ -258,13 +254,13 @@ class Intake:
         intent = self._understand(sub)
         if intent.decision.denied:
             return Accepted(intent, None, action_id=self._deny(intent, sub))
-        plan = self._planner.plan(intent).get(timeout=ASK_TIMEOUT)
+        plan = build_plan(intent)
         plan.request_id = sub.request_id
         if sub.dry_run:
             self._store.close_intent(sub.record, IntentClose(intent.intent_id, "dry_run",
                                                               "planned only (dry_run)"))
             return Accepted(intent, plan)
-        return self._persist(intent, plan, sub.record)
+        return self._persist(intent, plan, sub.record, watch_it=sub.watch)
 
     def _understand(self, sub: Submission) -> Intent:
         """Parse (or take) what is asked and classify it: the intent, ready to plan."""
@@ -276,21 +272,23 @@ class Intake:
             # A session minted just now has no history to read.
             session_mode = (self._repo.session_mode(sub.session_id) if sub.session_known
                             else None) or Mode.MADRE
-            parsed = self._parsers.parse(sub.text, session_mode, session_id=sub.session_id,
+            parsed = self._parser.parse(sub.text, session_mode, session_id=sub.session_id,
                                          intent_id=sub.intent_id)
             dsl, provider, warnings = parsed.dsl, parsed.provider, parsed.warnings
             if sub.extra_params:
                 dsl.parameters.update(sub.extra_params)
             mode = mode_for(dsl, session_mode)
-        decision = self._policy.classify_dsl(dsl).get(timeout=ASK_TIMEOUT)
+        decision = policy.classify_dsl(dsl, tables=self._tables)
         return Intent(intent_id=sub.intent_id, source=sub.source, session_id=sub.session_id,
                       mode=mode, dsl=dsl, provider=provider, decision=decision,
                       targets=[dsl.target] if dsl.target else [], warnings=warnings,
                       correlation_id=sub.correlation_id, submitted_by=sub.principal.name)
 
-    def _persist(self, intent: Intent, plan: Plan, record: IntentRecord | None) -> Accepted:
+    def _persist(self, intent: Intent, plan: Plan, record: IntentRecord | None, *,
+                 watch_it: bool = False) -> Accepted:
         """Write the new plan (WAITING behind its gate when it needs a human) with the
-        decision, and the intent row when it is not written yet."""
+        decision, and the intent row when it is not written yet; start it when it runs at
+        once (`watch_it`: with a watch of it, registered before it could settle)."""
         decision = intent.decision
         decided = lifecycle.note(
             plan, f"decision:{decision.risk}", reason=decision.reason,
@@ -304,7 +302,7 @@ class Intake:
             # What will run, as the human who approves it is shown it.
             plan.plan_digest = self._rules.digest(plan)
             plan.approvals_needed = self._rules.needed(plan.risk)
-            issued = self._policy.issue_token(self._now()).get(timeout=ASK_TIMEOUT)
+            issued = tokens.issue_token(now=self._now(), ttl_seconds=self._ttl)
             confirmation = Confirmation(issued.token_hash, issued.expires_at, plan.plan_digest)
             announce = {"plan_digest": plan.plan_digest, "summary": summary(plan),
                         "risk": plan.risk.value, "submitted_by": plan.submitted_by,
@@ -313,11 +311,32 @@ class Intake:
                                                 now=self._now(), announce=announce))
         change = change.then(Change(audit=(lifecycle.note(
             plan, "plan_created", reason=f"{len(plan.steps)} steps", actor="planner"),)))
-        if plan.active:  # this instance starts it: it owns it from the first write
-            plan.owner, plan.epoch = self._me, 1
-        action_id = self._store.create_plan(plan, change, confirmation=confirmation,
-                                            intent=record, decision=decided)
-        return Accepted(intent, plan, issued, action_id)
+        if not plan.active:  # it waits for a human: it rests in the database, no actor
+            action_id = self._store.create_plan(plan, change, confirmation=confirmation,
+                                                intent=record, decision=decided)
+            return Accepted(intent, plan, issued, action_id)
+        # This instance runs it: it owns it from the first write, which also starts it (and
+        # its first call's write-ahead). Its actor starts while that write commits, and
+        # makes its first call only once it has: nothing runs that is not recorded.
+        plan.owner, plan.epoch = self._me, 1
+        first: Step | None = None
+        if self._supervisor.has_room():  # it starts now, so it is written started
+            created_rows = dataclasses.replace(change, audit=stamp(change.audit, plan.status))
+            begun, first = lifecycle.begin(plan, now=self._now())
+            change = created_rows.then(begun)
+        created = self._store.create_plan_later(plan, change,
+                                                confirmation=confirmation, intent=record,
+                                                decision=decided)
+        watch = self._watchers.watch(plan.plan_id) if watch_it else None
+        self._supervisor.spawn(plan.model_copy(deep=True), created=created,
+                               written_ahead=first.step_id if first is not None else None)
+        try:
+            action_id = self._store.wait(created)
+        except BaseException:
+            if watch is not None:
+                self._watchers.forget(watch)
+            raise
+        return Accepted(intent, plan, issued, action_id, watch=watch)
 
     def _deny(self, intent: Intent, sub: Submission) -> int:
         """Record a refusal: no plan, the intent closed as denied, an audit row saying why."""
@@ -330,12 +349,11 @@ class Intake:
         return self._store.record_denial(
             sub.record, IntentClose(intent.intent_id, "denied", decision.reason[:500]), row)
 
-    def _run(self, plan: Plan, *, wait: float) -> Plan | None:
-        """Start the plan and wait up to `wait` seconds for it to settle (None: it has not).
+    def _settled(self, plan: Plan, watch: Watch, *, wait: float) -> Plan | None:
+        """Wait up to `wait` seconds for the started plan to settle (None: it has not).
         When the wait runs out the stored plan has the last word: another instance may have
         taken it over and finished it."""
-        with self._watchers.watch(plan.plan_id) as watch:
-            self._supervisor.spawn(plan)
+        with watch:
             settled = watch.wait(wait)
         if settled is None and wait > 0:
             stored = self._repo.readable_plan(plan.plan_id)
@@ -348,9 +366,9 @@ class Intake:
     def _confirm_by_token(self, request: ControlRequest, *, principal: Principal
                           ) -> ControlResponse:
         """`control` with a `confirm_token`: confirm the plan it was issued for."""
-        decision = self._policy.classify_dsl(DSL(
+        decision = policy.classify_dsl(DSL(
             domain=request.target.lower(), action=request.action.lower(),
-            target=request.target.lower())).get(timeout=ASK_TIMEOUT)
+            target=request.target.lower()), tables=self._tables)
         token = request.confirm_token or ""
         plan_id = request.plan_id or self._repo.find_plan_by_token_hash(hash_token(token))
         if plan_id is None:

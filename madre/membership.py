@@ -151,6 +151,10 @@ class Membership:
 
     def _heartbeat(self, now: dt.datetime) -> tuple[int, list[str]]:
         beat = dataclasses.replace(self.me, heartbeat_at=now)
+        # The live plans are read before the renewal is written: a plan's creation is queued
+        # before its actor starts, so each of these was written by then (or is in the same
+        # commit). Read after, a plan created meanwhile would look lost and be stopped.
+        live = self._supervisor.live_plans()
         try:
             held = self._store.renew_leases(self.instance_id, beat.to_json(),
                                             lease_until=now + dt.timedelta(seconds=self.lease))
@@ -164,7 +168,10 @@ class Membership:
                 return 0, list(lost)
             return 0, []
         self._last_beat, self._holding = self._monotonic(), True
-        lost = [p for p in self._supervisor.live_plans() if p not in held]
+        lost = [p for p in live if p not in held]
+        if lost:  # those that ended meanwhile (no lease: at rest) are no loss
+            still = set(self._supervisor.live_plans())
+            lost = [p for p in lost if p in still]
         if lost:
             log.warning("plans taken over or ended elsewhere: stopping their actors here",
                         extra={"plan_ids": lost})

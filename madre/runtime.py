@@ -3,8 +3,8 @@
     with Madre(Settings(database_url="sqlite:///tmp/madre.db")) as madre:
         answer = madre.chat(ChatRequest(message="mix these 3 stems"))
 
-It wires the parts in dependency order (database, delegation, the Store, Policy, Planner
-and Parser actors, the Supervisor, the health prober), runs the recovery, and stops
+It wires the parts in dependency order (database, delegation, the Store actor, the
+parser, the Supervisor and its plan threads, the health prober), runs the recovery, and stops
 everything in reverse order on `stop()` — whatever happened — so no thread outlives it.
 What it does with requests lives apart: `Intake` (chat, control, intent) and
 `PlanCommands` (confirm, cancel, job reports, expiry, waiting). The HTTP app
@@ -29,13 +29,11 @@ from typing import Any
 import peewee
 import pykka
 
-from madre.actors.parser import ParserActor, ParserPool
 from madre.actors.plan import PlanActor
-from madre.actors.planner import PlannerActor
-from madre.actors.policy import PolicyActor
+from madre.actors.recycled import ThreadCache
 from madre.actors.store import StoreActor
 from madre.actors.store_client import StoreClient
-from madre.actors.supervisor import RestartPolicy, Supervisor, SupervisorClient
+from madre.actors.supervisor import Places, RestartPolicy, Supervisor, SupervisorClient
 from madre.actors.trail import Doorbell, TrailClient, TrailStatus, TrailWriter
 from madre.clock import SYSTEM_CLOCK, Clock
 from madre.commands import PlanCommands
@@ -76,6 +74,7 @@ from madre.metrics import Metrics
 from madre.model import Plan, Status, utcnow
 from madre.modules import MODULE_NAMES, STEP_MODULES
 from madre.notify import Notifier
+from madre.parsing import SwitchParser
 from madre.principals import OWNER, Principal
 from madre.recovery import recover
 from madre.rules.approvals import ApprovalRules
@@ -185,14 +184,11 @@ class Madre:
         # The risk tables, with what an operator's policy file adds (a bad file already
         # stopped load_settings, naming its line).
         self.tables = load_policy_file(s.policy_file) if s.policy_file else DEFAULT_TABLES
-        self.policy = self._actor(PolicyActor.start(
-            confirm_ttl_seconds=s.confirm_ttl_seconds, tables=self.tables)).proxy()
-        self.planner = self._actor(PlannerActor.start()).proxy()
-        self.parsers = ParserPool([
-            self._actor(ParserActor.start(self._parse_client, s.switch_parse_route,
-                                          self.switch_breaker, tables=self.tables)).proxy()
-            for _ in range(s.parser_actors)
-        ], timeout=ASK_TIMEOUT)
+        # Parsing, risk and planning are plain functions called on the request's thread: they
+        # own no state an actor would guard (the breaker is thread-safe), so a hop buys nothing.
+        self.parser = SwitchParser(self._parse_client, s.switch_parse_route, self.switch_breaker,
+                                   tables=self.tables, at_once=s.parses_at_once,
+                                   wait=s.parse_timeout_seconds)
         self.scheduler = Scheduler().start()
         self._on_stop(self.scheduler.stop)
         self.notifier = Notifier.from_settings(s, scheduler=self.scheduler,
@@ -204,6 +200,11 @@ class Madre:
         self._calls = concurrent.futures.ThreadPoolExecutor(
             max_workers=s.max_active_plans, thread_name_prefix="madre-call")
         self._on_stop(lambda: self._calls.shutdown(wait=True))
+        # Plan actors run on reused threads (each live one has its own): closed once the
+        # Supervisor stopped them all.
+        self.plan_threads = ThreadCache(name="madre-plan", keep_idle=min(s.max_active_plans, 32))
+        self._on_stop(self.plan_threads.close)
+        places = Places(s.max_active_plans)
         self.supervisor = SupervisorClient(self._actor(Supervisor.start(
             make_child=self._make_plan_actor,
             audit=lambda rows: self.store.append_audit(rows, wait=False),
@@ -211,16 +212,16 @@ class Madre:
             scheduler=self.scheduler, max_active=s.max_active_plans,
             policy=RestartPolicy(max_restarts=s.restart_max, period=s.restart_period_seconds,
                                  min_backoff=s.restart_backoff_seconds),
-            clock=self.clock.monotonic,
-        )), timeout=ASK_TIMEOUT)
+            clock=self.clock.monotonic, places=places,
+        )), timeout=ASK_TIMEOUT, places=places)
         self.commands = PlanCommands(
             repo=self.repo, store=self.store, supervisor=self.supervisor,
             watchers=self.watchers, clock=self.clock.now, chat_wait=s.chat_wait_seconds,
             rules=self.rules, instance_id=self.instance_id)
         self.intake = Intake(
-            repo=self.repo, store=self.store, parsers=self.parsers, policy=self.policy,
-            planner=self.planner, supervisor=self.supervisor, watchers=self.watchers,
-            clock=self.clock.now, chat_wait=s.chat_wait_seconds, confirm=self.commands.confirm,
+            repo=self.repo, store=self.store, parser=self.parser, tables=self.tables,
+            confirm_ttl_seconds=s.confirm_ttl_seconds, supervisor=self.supervisor,
+            watchers=self.watchers, clock=self.clock.now, chat_wait=s.chat_wait_seconds, confirm=self.commands.confirm,
             rules=self.rules, instance_id=self.instance_id)
         self.membership = Membership(
             me=self.me, store=self.store, repo=self.repo, supervisor=self.supervisor,
@@ -243,7 +244,7 @@ class Madre:
         """The module clients (sharing keep-alive pools), the Switch breaker, the executor."""
         s = self.settings
         # Enough kept-alive connections per module for every active plan and parser at once.
-        self.pools = ConnectionPools(maxsize=s.max_active_plans + s.parser_actors + 2)
+        self.pools = ConnectionPools(maxsize=s.max_active_plans + s.parses_at_once + 2)
         self._on_stop(self.pools.close)
         token = s.token.get_secret_value()
         self.clients = {
@@ -318,9 +319,12 @@ class Madre:
         self._stack.append(stop)
 
     def _make_plan_actor(self, plan_id: str, *, plan: Plan | None, incarnation: int,
-                         supervisor: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:
+                         supervisor: pykka.ActorRef[Any], written_ahead: str | None = None,
+                         created: pykka.Future[Any] | None = None) -> pykka.ActorRef[Any]:
         return PlanActor.start(
-            plan_id, plan=plan, incarnation=incarnation, repo=self.repo, store=self.store,
+            plan_id, plan=plan, incarnation=incarnation, written_ahead=written_ahead,
+            created=created,
+            threads=self.plan_threads, repo=self.repo, store=self.store,
             runner=self.executor, calls=self._calls, watchers=self.watchers,
             supervisor=supervisor, clock=self.clock.now, draining=self._stopping,
             instance_id=self.instance_id, holds_leases=self.membership.holds_leases,

@@ -123,7 +123,10 @@ class Settings(BaseSettings):
         10.0, gt=0, validation_alias=_env("MADRE_HEALTH_INTERVAL_SECONDS")
     )
 
-    parser_actors: int = Field(4, ge=1, le=64, validation_alias=_env("MADRE_PARSER_ACTORS"))
+    # Parses that may wait on Switch at once (others wait their turn, at most a parse timeout).
+    # MADRE_PARSER_ACTORS is its older name, from when each parse had its own actor.
+    parses_at_once: int = Field(8, ge=1, le=64, validation_alias=AliasChoices(
+        "MADRE_PARSES_AT_ONCE", "MADRE_PARSER_ACTORS"))
     max_body_bytes: int = Field(
         256 * 1024, ge=1024, validation_alias=_env("MADRE_MAX_BODY_BYTES")
     )

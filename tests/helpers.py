@@ -42,7 +42,7 @@ def make_settings(database_url: str, standins: StandinCluster | None, **override
         "step_retries": 1,
         "retry_backoff_seconds": 0.01,
         "health_interval_seconds": 0.2,
-        "parser_actors": 2,
+        "parses_at_once": 2,
         **urls,
         **overrides,
     }
@@ -178,18 +178,10 @@ def detail(client: Any, plan_id: str) -> dict[str, Any]:
 
 
 def plan_actor_count(madre: Madre) -> int:
-    """Plan actors alive, asked once no Plan actor thread is left running. Race-free: an
-    actor reports its stop to the Supervisor on its own thread before that thread ends, so
-    a count asked after the join is queued behind that report."""
-    import threading
-
-    for thread in threading.enumerate():
-        if thread.name.startswith("PlanActor-"):
-            try:
-                thread.join(timeout=WAIT)
-            except RuntimeError:  # not started yet: the Supervisor is starting it right now,
-                madre.supervisor.count()  # and has once it answers this
-                thread.join(timeout=WAIT)
+    """Plan actors alive, asked once no Plan actor's loop is left running. Race-free: an
+    actor reports its stop to the Supervisor on its own thread before its loop ends, so a
+    count asked after that is queued behind that report."""
+    assert madre.plan_threads.wait_quiet(WAIT), "plan actors still running"
     return madre.supervisor.count()
 
 

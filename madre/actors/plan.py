@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 
 import pykka
 
+from madre.actors.recycled import RecycledThreadActor, ThreadCache
 from madre.delegation.client import Answer
 from madre.delegation.executor import StepRunner
 from madre.errors import DownstreamError, StaleWrite
@@ -78,7 +79,7 @@ class ChildStopped(NamedTuple):
     reason: str  # done | error | passivated | suspended | gone | fenced | not_ours
 
 
-class PlanActor(pykka.ThreadingActor):
+class PlanActor(RecycledThreadActor):
     """Runs one plan's steps; the plan's state lives here while the actor does."""
 
     def __init__(
@@ -97,8 +98,14 @@ class PlanActor(pykka.ThreadingActor):
         draining: threading.Event,
         instance_id: str | None = None,
         holds_leases: Callable[[], bool] = lambda: True,
+        written_ahead: str | None = None,
+        created: pykka.Future[Any] | None = None,
+        threads: ThreadCache | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(threads=threads)
+        self._created = created  # the plan's creation, maybe still committing
+        # A step the plan's creation started (`lifecycle.begin`): durable, not called yet.
+        self._written_ahead = written_ahead
         self._me = instance_id
         self._holds_leases = holds_leases
         self.plan_id = plan_id
@@ -122,6 +129,9 @@ class PlanActor(pykka.ThreadingActor):
     def on_start(self) -> None:
         # pykka does not call on_failure when on_start raises: report it ourselves.
         try:
+            if self._created is not None and not self._was_created():
+                self._end("gone")
+                return
             if self._plan is None:
                 self._plan = self._repo.load_plan(self.plan_id)
             self.actor_ref.tell(Run())
@@ -176,6 +186,7 @@ class PlanActor(pykka.ThreadingActor):
             return
         if plan.status is Status.PENDING:
             self._record(lifecycle.start(plan, now=self._now()))
+            self._written_ahead = None
         self._go_on()
 
     def _go_on(self) -> None:
@@ -196,6 +207,10 @@ class PlanActor(pykka.ThreadingActor):
             if not self._holds_leases():
                 # No heartbeat for most of a lease: another instance may own it by now.
                 self._end("fenced")
+                return
+            if step.step_id == self._written_ahead and step.status is Status.RUNNING:
+                self._written_ahead = None  # its write-ahead went with the plan's creation
+                self._call(step)
                 return
             self._record(lifecycle.step_started(plan, step, now=self._now()))
             if step.type in LOCAL_STEPS:
@@ -393,6 +408,18 @@ class PlanActor(pykka.ThreadingActor):
         ids = {"plan_id": plan.plan_id, "intent_id": plan.intent_id,
                "session_id": plan.session_id}
         return {**ids, "request_id": plan.request_id} if plan.request_id else ids
+
+    def _was_created(self) -> bool:
+        """Wait for the plan's creation to commit: False when it did not (the intake that
+        wrote it tells its caller why; there is nothing to run)."""
+        assert self._created is not None
+        created, self._created = self._created, None
+        try:
+            self._store.wait(created)
+        except Exception:  # noqa: BLE001 - the writer's caller gets the error
+            self._plan = None
+            return False
+        return True
 
     def _report_failure(self, exc: BaseException | None) -> None:
         try:

@@ -77,6 +77,14 @@ class StoreClient:
         return self.write(  # type: ignore[no-any-return]
             CreatePlan(plan, change, confirmation, intent, decision))
 
+    def create_plan_later(self, plan: Plan, change: Change, *,
+                          confirmation: Confirmation | None = None,
+                          intent: IntentRecord | None = None, decision: AuditRow | None = None
+                          ) -> pykka.Future[int | None]:
+        """`create_plan` without waiting: a future of the decision's audit row id. `plan`
+        must not change until it is set (the store writes it as it is then)."""
+        return self.submit(CreatePlan(plan, change, confirmation, intent, decision))
+
     def save_plan(self, plan: Plan, change: Change, *, expected_version: int | None = None,
                   keep_stored_json: bool = False, expected_epoch: int | None = None,
                   claim: bool = False) -> Plan:

@@ -44,6 +44,8 @@ log = logging.getLogger("madre.supervisor")
 
 class Spawn(NamedTuple):
     plan: Plan
+    written_ahead: str | None = None  # the step whose write-ahead its creation carried
+    created: pykka.Future[Any] | None = None  # the creation's commit, when still going
 
 
 class Activate(NamedTuple):
@@ -99,10 +101,28 @@ class _Child:
     incarnation: int
     ref: pykka.ActorRef[Any] | None = None
     plan: Plan | None = None  # state to start from instead of loading it (a fresh Spawn)
+    written_ahead: str | None = None  # with `plan`: its step written ahead, not yet called
+    # A fresh plan's creation, maybe still committing: its actor waits for it before acting
+    # (kept when the start is queued: the plan it then loads must be there).
+    created: pykka.Future[Any] | None = None
     restarts: deque[float] = dataclasses.field(default_factory=deque)
     activate_again: bool = False
     queued: bool = False
     backing_off: bool = False
+
+
+class Places:
+    """How many Plan actors run now, of how many may: written by the Supervisor only, read
+    from any thread without a message (intake asks whether a new plan would start at once,
+    to write it started with its creation; a plan that would queue is written PENDING)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.taken = 0
+
+    @property
+    def free(self) -> bool:
+        return self.taken < self.limit
 
 
 class Supervisor(pykka.ThreadingActor):
@@ -118,6 +138,7 @@ class Supervisor(pykka.ThreadingActor):
         policy: RestartPolicy,
         max_active: int,
         clock: Callable[[], float] = time.monotonic,
+        places: Places | None = None,
     ) -> None:
         super().__init__()
         self._make_child = make_child
@@ -129,11 +150,12 @@ class Supervisor(pykka.ThreadingActor):
         self._clock = clock
         self._children: dict[str, _Child] = {}
         self._queue: deque[str] = deque()
-        self._active = 0
+        self._places = places or Places(max_active)
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, Spawn):
-            self._want(message.plan.plan_id, plan=message.plan)
+            self._want(message.plan.plan_id, plan=message.plan,
+                       written_ahead=message.written_ahead, created=message.created)
         elif isinstance(message, Activate):
             self._want(message.plan_id, plan=None)
         elif isinstance(message, ChildFailed):
@@ -143,7 +165,7 @@ class Supervisor(pykka.ThreadingActor):
         elif isinstance(message, RestartDue):
             self._restart_due(message)
         elif isinstance(message, Count):
-            return self._active
+            return self._places.taken
         elif isinstance(message, Queued):
             return len(self._queue)
         elif isinstance(message, LiveActor):
@@ -170,45 +192,52 @@ class Supervisor(pykka.ThreadingActor):
 
     # ------------------------------------------------------------------ starting children
 
-    def _want(self, plan_id: str, *, plan: Plan | None) -> None:
+    def _want(self, plan_id: str, *, plan: Plan | None, written_ahead: str | None = None,
+              created: pykka.Future[Any] | None = None) -> None:
         """A plan should run: start it now, after its current actor, or when there is room."""
         child = self._children.get(plan_id)
         if child is None:
-            child = self._children[plan_id] = _Child(incarnation=0, plan=plan)
+            child = self._children[plan_id] = _Child(incarnation=0, plan=plan,
+                                                     written_ahead=written_ahead,
+                                                     created=created)
         elif child.ref is not None:
             child.activate_again = True  # the current actor is finishing; go again after it
             return
         elif child.queued or child.backing_off:
-            child.plan = None  # it will start anyway; let it load the newest state
+            child.plan = child.written_ahead = None  # it will start anyway: it loads the newest
             return
         else:
-            child.plan = plan
+            child.plan, child.written_ahead = plan, written_ahead
         self._start_or_queue(plan_id, child)
 
     def _start_or_queue(self, plan_id: str, child: _Child) -> None:
-        if self._active >= self._max_active:
+        if self._places.taken >= self._max_active:
             child.queued = True
             # The state carried by a Spawn is stale by the time a place frees up (a cancel
             # may have ended the plan meanwhile, and the actor's first call goes out before
             # its write-ahead is checked): a queued plan loads the newest state when it starts.
-            child.plan = None
+            child.plan = child.written_ahead = None
             self._queue.append(plan_id)
             return
         child.queued = False
         child.activate_again = False
         child.incarnation += 1
         plan, child.plan = child.plan, None
-        self._active += 1
+        written_ahead, child.written_ahead = child.written_ahead, None
+        created, child.created = child.created, None
+        self._places.taken += 1
         try:
+            # Only a fresh Spawn's step was written ahead with no call made yet: a plan
+            # loaded from the database may have made that call, so it starts the step anew.
             child.ref = self._make_child(
-                plan_id, plan=plan, incarnation=child.incarnation, supervisor=self.actor_ref
-            )
+                plan_id, plan=plan, incarnation=child.incarnation, supervisor=self.actor_ref,
+                written_ahead=written_ahead if plan is not None else None, created=created)
         except Exception:
-            self._active -= 1
+            self._places.taken -= 1
             raise
 
     def _start_next_queued(self) -> None:
-        while self._queue and self._active < self._max_active:
+        while self._queue and self._places.taken < self._max_active:
             plan_id = self._queue.popleft()
             child = self._children.get(plan_id)
             if child is not None and child.queued:
@@ -232,7 +261,7 @@ class Supervisor(pykka.ThreadingActor):
         if child is None or child.incarnation != report.incarnation or child.ref is None:
             return
         child.ref = None
-        self._active -= 1
+        self._places.taken -= 1
         if child.activate_again:
             self._start_or_queue(report.plan_id, child)
         else:
@@ -244,7 +273,7 @@ class Supervisor(pykka.ThreadingActor):
         if child is None or child.incarnation != report.incarnation or child.ref is None:
             return
         child.ref = None
-        self._active -= 1
+        self._places.taken -= 1
         now = self._clock()
         child.restarts.append(now)
         while child.restarts and now - child.restarts[0] > self._policy.period:
@@ -292,13 +321,23 @@ def _tell(ref: pykka.ActorRef[Any], message: Any) -> None:
 class SupervisorClient:
     """The Supervisor's messages as methods (`spawn`, `activate`, `live_actor`, counts)."""
 
-    def __init__(self, ref: pykka.ActorRef[Supervisor], *, timeout: float = 30.0) -> None:
+    def __init__(self, ref: pykka.ActorRef[Supervisor], *, timeout: float = 30.0,
+                 places: Places | None = None) -> None:
         self.ref = ref
         self._timeout = timeout
+        self._places = places
 
-    def spawn(self, plan: Plan) -> None:
-        """Run `plan` (just created or woken) from the state given, without reading it."""
-        self.ref.tell(Spawn(plan))
+    def has_room(self) -> bool:
+        """Whether a plan spawned now would most likely start at once (not queue): a hint
+        read without a message, so a race can still queue it."""
+        return self._places is None or self._places.free
+
+    def spawn(self, plan: Plan, *, written_ahead: str | None = None,
+              created: pykka.Future[Any] | None = None) -> None:
+        """Run `plan` (just created or woken) from the state given, without reading it;
+        `written_ahead` names a step started by the write that created the plan (its call is
+        the actor's first move); `created` is that write's commit when it may still run."""
+        self.ref.tell(Spawn(plan, written_ahead, created))
 
     def activate(self, plan_id: str) -> None:
         """Run the plan from its stored state (recovery, a restart)."""

@@ -27,7 +27,7 @@ from typing import Any
 
 from madre.errors import IllegalTransition
 from madre.model import Approval, Plan, Risk, Status, Step, WaitReason
-from madre.modules import LOCAL_STEPS, module_of
+from madre.modules import LOCAL_STEPS, STEP_MODULES, module_of
 from madre.records import AuditRow, Change, IntentClose, JobRequest
 
 PLAN_TRANSITIONS: dict[Status, frozenset[Status]] = {
@@ -134,6 +134,17 @@ def start(plan: Plan, *, now: dt.datetime) -> Change:
     """PENDING → RUNNING: the plan's actor begins its steps."""
     advance(plan, Status.RUNNING, now=now)
     return Change(audit=(note(plan, "plan_started"),))
+
+
+def begin(plan: Plan, *, now: dt.datetime) -> tuple[Change, Step | None]:
+    """A plan that runs at once: `start`, and when its first step calls a module, that step's
+    write-ahead too, so both go in the write that creates the plan (one commit, not three).
+    Returns the change and the step written ahead (its call is the actor's first move)."""
+    change = start(plan, now=now)
+    step = plan.next_step
+    if step is None or step.type not in STEP_MODULES:
+        return change, None
+    return change.then(step_started(plan, step, now=now)), step
 
 
 def step_started(plan: Plan, step: Step, *, now: dt.datetime) -> Change:

@@ -4,7 +4,7 @@ Switch may raise a risk, never lower it: when the local parser sees a destructiv
 reading wins over a different one of Switch's, and the merged reading is never less cautious
 than the local one (denied first, then by risk), so a model that misreads "delete all data" as
 small talk cannot lower the risk. A Switch action Madre does not know ("frobnicate") is judged
-like any unknown action: MED. Pure: the Parser actor calls these, with the tables in force.
+like any unknown action: MED. Pure: `madre.parsing.SwitchParser` calls these, with the tables in force.
 """
 
 from __future__ import annotations

@@ -61,6 +61,9 @@ def normal_name(name: str | None) -> str:
     return "_".join(tokenize(name or ""))
 
 
+READS_KEPT = 4096  # texts whose verbs each tables object remembers
+
+
 @lru_cache(maxsize=65_536)
 def _stem(lang: str, word: str) -> str:
     with _STEM_LOCK:
@@ -100,6 +103,10 @@ class PolicyTables:
     source: str = "built-in"
     _words: dict[Key, list[int]] = field(init=False, repr=False, compare=False)
     _phrases: list[tuple[int, tuple[Key, ...]]] = field(init=False, repr=False, compare=False)
+    # What read_verbs found in words read before: the same actions and phrases come back
+    # all the time, and reading them again costs more than a plan's other rules together.
+    _reads: dict[tuple[tuple[str, ...], bool, bool], tuple[VerbMatch, ...]] = field(
+        init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         words: dict[Key, list[int]] = {}
@@ -115,6 +122,7 @@ class PolicyTables:
         phrases.sort(key=lambda p: (-CAUTION[self.verbs[p[0]].kind], -len(p[1])))
         object.__setattr__(self, "_words", words)
         object.__setattr__(self, "_phrases", phrases)
+        object.__setattr__(self, "_reads", {})
 
     def classes(self) -> dict[VerbClass, list[str]]:
         """Every form of every verb, by class, in table order (README and tests read this)."""
@@ -170,6 +178,18 @@ def read_verbs(tokens: tuple[str, ...], tables: PolicyTables = DEFAULT_TABLES, *
     a verb ("para el servidor"). `message`: the words are a chat message, not an action, so
     NOT_VERBS and NOUN_USES apply ("quite" is English there, "the drop" a noun).
     """
+    key = (tokens, leading, message)
+    known = tables._reads.get(key)
+    if known is None:
+        known = tuple(_read_verbs(tokens, tables, leading=leading, message=message))
+        if len(tables._reads) >= READS_KEPT:
+            tables._reads.clear()  # a crude bound: a flood of new texts must not grow it
+        tables._reads[key] = known
+    return list(known)
+
+
+def _read_verbs(tokens: tuple[str, ...], tables: PolicyTables, *, leading: bool,
+                message: bool) -> list[VerbMatch]:
     free = set(range(len(tokens))) - _blocked(tokens, leading, message)
     found: list[VerbMatch] = []
     for index, keys in tables._phrases:

@@ -526,7 +526,9 @@ def _final_result(plan: Plan) -> str:
 
 def stamp(rows: Sequence[AuditRow], status: Status | None) -> tuple[AuditRow, ...]:
     """Audit rows as written with a plan: each carries the plan's status once saved (the
-    event stream filters on it)."""
+    event stream filters on it), unless it was stamped already (a plan created running:
+    its creation's rows say PENDING, what it was when they happened)."""
     if status is None:
         return tuple(rows)
-    return tuple(dataclasses.replace(r, plan_status=status.value) for r in rows)
+    return tuple(r if r.plan_status else dataclasses.replace(r, plan_status=status.value)
+                 for r in rows)

@@ -82,7 +82,8 @@ def rig() -> Iterator[Callable[..., Rig]]:
         scheduler, clock = FakeScheduler(), FakeClock()
 
         def make_child(plan_id: str, *, plan: Plan | None, incarnation: int,
-                       supervisor: Any) -> Any:
+                       supervisor: Any, written_ahead: str | None = None,
+                       created: Any = None) -> Any:
             children.append(FakeChild(plan_id, plan, incarnation))
             return children[-1]
 

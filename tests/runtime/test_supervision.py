@@ -267,7 +267,7 @@ def test_two_hundred_plans_parked_waiting_hold_no_actor_and_queue_nothing(madre,
 
     assert plan_actor_count(madre) == 0
     assert madre.supervisor.queued() == 0
-    assert [t.name for t in threading.enumerate() if t.name.startswith("PlanActor-")] == []
+    assert madre.plan_threads.busy() == 0  # idle threads wait for the next plans: no actor
 
 
 def test_confirm_wakes_a_parked_plan_from_its_saved_state_and_it_reaches_done(madre, standins):
