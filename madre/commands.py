@@ -18,7 +18,7 @@ from typing import Any
 
 import pykka
 
-from madre.actors.plan import Cancel
+from madre.actors.plan_messages import Cancel
 from madre.actors.store_client import StoreClient
 from madre.actors.supervisor import SupervisorClient
 from madre.contracts import (

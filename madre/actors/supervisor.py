@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 
 import pykka
 
-from madre.actors.plan import ChildFailed, ChildStopped, Fenced
+from madre.actors.plan_messages import ChildFailed, ChildStopped, Fenced
 from madre.model import Plan
 from madre.records import AuditRow
 

@@ -12,7 +12,7 @@ import pykka
 import pytest
 from doubles import FakeClock
 
-from madre.actors.plan import ChildFailed, ChildStopped
+from madre.actors.plan_messages import ChildFailed, ChildStopped
 from madre.actors.supervisor import RestartPolicy, Supervisor, SupervisorClient
 from madre.model import Plan, new_id
 from madre.records import AuditRow
