@@ -25,7 +25,7 @@ from madre.actors.planner import PlannerActor
 from madre.actors.policy import PolicyActor
 from madre.actors.store_client import StoreClient
 from madre.actors.supervisor import SupervisorClient
-from madre.contracts import (
+from madre.contracts.intake import (
     ChatRequest,
     ChatResponse,
     ControlRequest,

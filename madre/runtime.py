@@ -39,26 +39,29 @@ from madre.actors.supervisor import RestartPolicy, Supervisor, SupervisorClient
 from madre.actors.trail import Doorbell, TrailClient, TrailStatus, TrailWriter
 from madre.clock import SYSTEM_CLOCK, Clock
 from madre.commands import PlanCommands
-from madre.contracts import (
+from madre.contracts.commands import (
     ApproveResponse,
     CancelResponse,
-    ChatRequest,
-    ChatResponse,
     ConfirmResponse,
-    ControlRequest,
-    ControlResponse,
+    JobReportResponse,
+    RejectResponse,
+)
+from madre.contracts.health import (
     DependencyCheck,
     HealthResponse,
     InstanceList,
     InstanceView,
-    IntentRequest,
     Readiness,
-    IntentResponse,
-    JobReportResponse,
-    PendingPlan,
-    PlanDetail,
-    RejectResponse,
 )
+from madre.contracts.intake import (
+    ChatRequest,
+    ChatResponse,
+    ControlRequest,
+    ControlResponse,
+    IntentRequest,
+    IntentResponse,
+)
+from madre.contracts.plans import PendingPlan, PlanDetail
 from madre.delegation.breaker import CircuitBreaker
 from madre.delegation.client import ConnectionPools, ModuleClient
 from madre.delegation.executor import StepExecutor, StepRunner
