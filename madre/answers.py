@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from madre.contracts import (
+from madre.contracts.intake import (
     ChatResponse,
     ControlResponse,
     ControlStatus,

@@ -29,24 +29,18 @@ from urllib.parse import quote
 import requests
 from pydantic import BaseModel, ValidationError
 
-from madre.contracts import (
-    TOKEN_HEADER,
+from madre.contracts.commands import (
     ApproveResponse,
     CancelResponse,
-    ChatResponse,
     ConfirmResponse,
-    ControlResponse,
-    Event,
-    HealthResponse,
-    InstanceList,
-    IntentResponse,
     JobReportResponse,
-    PendingList,
-    PlanDetail,
-    PlanList,
-    PlanSummary,
     RejectResponse,
 )
+from madre.contracts.envelope import TOKEN_HEADER
+from madre.contracts.events import Event
+from madre.contracts.health import HealthResponse, InstanceList
+from madre.contracts.intake import ChatResponse, ControlResponse, IntentResponse
+from madre.contracts.plans import PendingList, PlanDetail, PlanList, PlanSummary
 from madre.settings import DEFAULT_TOKEN
 from madre.version import __version__
 

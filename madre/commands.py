@@ -21,7 +21,7 @@ import pykka
 from madre.actors.plan_messages import Cancel
 from madre.actors.store_client import StoreClient
 from madre.actors.supervisor import SupervisorClient
-from madre.contracts import (
+from madre.contracts.commands import (
     ApprovalCount,
     ApproveResponse,
     CancelResponse,
@@ -48,7 +48,8 @@ from madre.principals import OWNER, Principal, Role
 from madre.rules import outcomes
 from madre.rules.approvals import ApprovalRules, approvals_needed, counted
 from madre.rules.outcomes import Outcome, Verdict
-from madre.store.repository import Repository, UnreadablePlan
+from madre.store.repository import Repository
+from madre.store.unreadable import UnreadablePlan
 from madre.watch import Watchers
 
 log = logging.getLogger("madre.commands")

@@ -25,7 +25,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 
-from madre.contracts import Event
+from madre.contracts.events import Event
 
 log = logging.getLogger("madre.events")
 

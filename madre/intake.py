@@ -20,7 +20,7 @@ from typing import Any
 from madre import answers
 from madre.actors.store_client import StoreClient
 from madre.actors.supervisor import SupervisorClient
-from madre.contracts import (
+from madre.contracts.intake import (
     ChatRequest,
     ChatResponse,
     ControlRequest,

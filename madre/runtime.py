@@ -19,24 +19,23 @@ import datetime as dt
 from typing import Any
 
 from madre.assembly import Assembly
-from madre.contracts import (
+from madre.contracts.commands import (
     ApproveResponse,
     CancelResponse,
-    ChatRequest,
-    ChatResponse,
     ConfirmResponse,
-    ControlRequest,
-    ControlResponse,
-    HealthResponse,
-    InstanceList,
-    IntentRequest,
-    IntentResponse,
     JobReportResponse,
-    PendingPlan,
-    PlanDetail,
-    Readiness,
     RejectResponse,
 )
+from madre.contracts.health import HealthResponse, InstanceList, Readiness
+from madre.contracts.intake import (
+    ChatRequest,
+    ChatResponse,
+    ControlRequest,
+    ControlResponse,
+    IntentRequest,
+    IntentResponse,
+)
+from madre.contracts.plans import PendingPlan, PlanDetail
 from madre.errors import NotFound
 from madre.idempotency import Answered, IdempotencyKey
 from madre.links import console_url

@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Sequence
 
 from madre.actors.trail import TrailState
-from madre.contracts import (
+from madre.contracts.health import (
     DependencyCheck,
     HealthResponse,
     InstanceList,

@@ -14,19 +14,16 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from madre.client import REFUSED, UNREACHABLE, USAGE, ClientError, MadreClient
-from madre.contracts import (
-    CancelResponse,
+from madre.contracts.commands import CancelResponse, ConfirmResponse
+from madre.contracts.events import Event
+from madre.contracts.health import HealthResponse
+from madre.contracts.intake import (
     ChatResponse,
-    ConfirmResponse,
     ControlResponse,
     ControlStatus,
-    Event,
-    HealthResponse,
     IntentResponse,
-    PlanDetail,
-    PlanList,
-    PlanSummary,
 )
+from madre.contracts.plans import PlanDetail, PlanList, PlanSummary
 from madre.model import Risk, Status
 from madre.standins import LoopbackServer
 

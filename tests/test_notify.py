@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from madre.contracts import ControlRequest
+from madre.contracts.intake import ControlRequest
 from madre.model import Status
 from madre.standins import LoopbackServer
 

@@ -31,7 +31,9 @@ from madre.cli.options import (
 )
 from madre.cli.tail import TAIL_SILENCE, Filters, Follower
 from madre.client import DEFAULT_TIMEOUT, DEFAULT_URL, REFUSED
-from madre.contracts import MAX_PAGE, ControlStatus, PlanList
+from madre.contracts.fields import MAX_PAGE
+from madre.contracts.intake import ControlStatus
+from madre.contracts.plans import PlanList
 from madre.model import Status
 from madre.settings import DEFAULT_TOKEN
 from madre.version import __version__

@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from madre.contracts import TOKEN_HEADER
+from madre.contracts.envelope import TOKEN_HEADER
 from madre.http.errors import envelope
 from madre.principals import Principal, Principals, Role, hash_token
 

@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from madre.contracts import TOKEN_HEADER, ErrorBody
+from madre.contracts.envelope import TOKEN_HEADER, ErrorBody
 from madre.http.docs import docs_page
 from madre.http.operations import OPERATIONS, REF_TEMPLATE, TAGS, Operation, Param
 from madre.version import __version__

@@ -15,36 +15,31 @@ from typing import Any
 from pydantic import BaseModel
 from starlette.routing import Route
 
-from madre.contracts import (
-    MAX_ID_CHARS,
-    MAX_PAGE,
+from madre.contracts.commands import (
     ApproveRequest,
     ApproveResponse,
     CancelRequest,
     CancelResponse,
-    ChatRequest,
-    ChatResponse,
     ConfirmRequest,
     ConfirmResponse,
-    ControlRequest,
-    ControlResponse,
     DaughterReport,
-    Dropped,
-    Event,
-    HealthResponse,
-    InstanceList,
-    IntentRequest,
-    Liveness,
-    Readiness,
-    IntentResponse,
     JobReportResponse,
-    PendingList,
-    PlanDetail,
-    PlanList,
     RejectRequest,
     RejectResponse,
     SpawnCallback,
 )
+from madre.contracts.events import Dropped, Event
+from madre.contracts.fields import MAX_ID_CHARS, MAX_PAGE
+from madre.contracts.health import HealthResponse, InstanceList, Liveness, Readiness
+from madre.contracts.intake import (
+    ChatRequest,
+    ChatResponse,
+    ControlRequest,
+    ControlResponse,
+    IntentRequest,
+    IntentResponse,
+)
+from madre.contracts.plans import PendingList, PlanDetail, PlanList
 from madre.http import routes as endpoints
 from madre.http.auth import guarded
 from madre.http.query import CURSOR_PATTERN, STATUS_PATTERN

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from madre.contracts import MAX_ID_CHARS, MAX_PAGE
+from madre.contracts.fields import MAX_ID_CHARS, MAX_PAGE
 from madre.errors import BadRequest, NotFound
 from madre.http.errors import RequestRejected
 from madre.model import Status

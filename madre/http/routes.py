@@ -16,20 +16,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from madre.contracts import (
+from madre.contracts.commands import (
     ApproveRequest,
     CancelRequest,
-    ChatRequest,
     ConfirmRequest,
-    ControlRequest,
     DaughterReport,
-    IntentRequest,
-    Liveness,
-    PendingList,
-    PlanList,
     RejectRequest,
     SpawnCallback,
 )
+from madre.contracts.health import Liveness
+from madre.contracts.intake import ChatRequest, ControlRequest, IntentRequest
+from madre.contracts.plans import PendingList, PlanList
 from madre.errors import BadSignature, InvalidToken, NotAllowed, NotFound
 from madre.http.auth import principal_of
 from madre.http.bodies import decode_json, parse_json, read_body

@@ -13,30 +13,36 @@ from typing import Any
 
 import peewee
 
-from madre.contracts import (
-    ApprovalCount,
+from madre.contracts.commands import ApprovalCount
+from madre.contracts.events import Event
+from madre.contracts.plans import (
     ApprovalView,
     AuditEntry,
     ConfirmationState,
-    Event,
     IntentView,
     PendingPlan,
     PlanDetail,
     PlanSummary,
     StepPreview,
 )
+from madre.event_hub import Published
 from madre.model import Mode, Plan, Provider, Risk, Status, WaitReason
-from madre.rules.approvals import ApprovalRules, approvals_needed, counted, summary, what_will_run
+from madre.rules.approvals import (
+    ApprovalRules,
+    approvals_needed,
+    counted,
+    summary,
+    what_will_run,
+)
 from madre.store.columns import (
     KEY_CONFIRM_EXPIRES,
     KEY_CONFIRM_HASH,
     KEY_CONFIRMED_AT,
     from_db_time,
 )
-from madre.event_hub import Published
 from madre.store.db import connection
 from madre.store.models import Models
-from madre.store.repository import stand_in_plan
+from madre.store.unreadable import stand_in_plan
 
 
 @dataclasses.dataclass(frozen=True)

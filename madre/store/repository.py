@@ -1,12 +1,14 @@
-"""Rows in, rows out: the writes Madre makes and the reads its runtime needs.
+"""Rows in, rows out: the writes Madre makes.
 
 Write methods (`record_*`, `create_plan`, `save_plan`, `close_*`, `append_audit`) are called
 only by the Store actor inside its group-commit transaction, so they never open one of their
 own. They decide nothing: what a plan becomes is decided above (`madre.rules`), and a save
 only checks that nobody else moved the plan since it was read (`StaleWrite` otherwise).
-Read methods (`load_plan`, `confirmation`, `job`, `due_confirmations`, ...) run on any
-thread, each in a pooled connection of its own. The reads people make (plan lists, the plan
-detail, the event stream) are `madre.store.queries`.
+
+`Repository` is also the one object the rest of Madre asks for the reads its runtime needs
+(`load_plan`, `confirmation`, `job`, ...: `madre.store.runtime_reads`) and for leases and
+instances (`madre.store.leases`); those live in modules of their own and are mixed in. The
+reads people make (plan lists, the plan detail, the event stream) are `madre.store.queries`.
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ import dataclasses
 import datetime as dt
 import json
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import peewee
 
 from madre.errors import DuplicateIntent, StaleWrite
-from madre.model import Mode, Plan, Status, WaitReason, utcnow
+from madre.model import Plan, Status
 from madre.records import AuditRow, Confirmation, IntentClose, IntentRecord, JobRequest
 from madre.store.columns import (
     KEY_CONFIRM_DIGEST,
@@ -28,56 +30,19 @@ from madre.store.columns import (
     KEY_CONFIRM_HASH,
     KEY_CONFIRMED_AT,
     KEY_INTENT,
-    KEY_INSTANCE,
     KEY_MODE,
     SCOPE_GLOBAL,
-    SCOPE_INSTANCE,
     clip,
-    from_db_time,
     session_scope,
     to_db_time,
 )
-from madre.store.db import connection, is_sqlite
+from madre.store.leases import Leases
 from madre.store.models import Models, naive_utcnow
+from madre.store.runtime_reads import RuntimeReads
 from madre.store.sql import Statements
 
-UNREADABLE_WARNING = "stored_plan_unreadable"
-NOTIFY_CHANNEL = "madre"
 
-
-class UnreadablePlan(Exception):  # noqa: N818 - names what was found, like KeyError
-    """The stored plan_json cannot be read. `plan` is a stand-in built from the row's columns
-    (no steps): it can still be shown, and ended, without touching the unreadable JSON."""
-
-    def __init__(self, plan: Plan) -> None:
-        super().__init__(f"the stored plan {plan.plan_id} cannot be read (corrupt plan_json)")
-        self.plan = plan
-
-
-class JobRow(NamedTuple):
-    """Which plan and step a daughter_tasks row belongs to."""
-
-    plan_id: str
-    step_id: str
-
-
-class IntentRow(NamedTuple):
-    intent_id: str
-    plan_id: str | None
-    result_status: str
-    session_id: str | None = None
-
-
-class KeyRow(NamedTuple):
-    """A claimed Idempotency-Key: its intent, what was asked, the first answer (None while
-    the first request runs)."""
-
-    intent_id: str
-    request_hash: str | None
-    answer_json: str | None
-
-
-class Repository:
+class Repository(Leases, RuntimeReads):
     """Queries over one database and its models."""
 
     def __init__(self, database: peewee.Database, models: Models, *,
@@ -265,249 +230,6 @@ class Repository:
                 & (self.m.IntentLog.created_at < to_db_time(before))
             ).execute()
         )
-
-    # ------------------------------------------------------------------ leases and instances
-
-    def renew_leases(self, owner: str, *, lease_until: dt.datetime) -> set[str]:
-        """Extend the lease of every plan `owner` runs; the ids of the plans it still owns."""
-        cursor = self.database.execute_sql(
-            self.sql.sql("renew_leases") + " RETURNING uuid",
-            (self.sql.ts(to_db_time(lease_until)), owner))
-        return {str(r[0]) for r in cursor.fetchall()}
-
-    def plan_ids_owned(self, owner: str) -> set[str]:
-        """The plans that must run which `owner` holds (read inside a write)."""
-        task = self.m.Task
-        return {r.uuid for r in task.select(task.uuid).where(
-            (task.owner == owner)
-            & task.status.in_([Status.PENDING.value, Status.RUNNING.value]))}
-
-    def claim_plans(self, owner: str, *, now: dt.datetime, lease_until: dt.datetime,
-                    dead_owners: Sequence[str] = (), limit: int = 100) -> list[tuple[str, int]]:
-        """Take over plans that must run and have no live owner: none, a lease that ran out,
-        or an owner known dead. Each claim makes `owner` the plan's new owner with the next
-        epoch, so whatever the old owner still writes for it changes nothing. On PostgreSQL
-        the rows are locked with SKIP LOCKED: two instances claiming at once never take the
-        same plan. (plan id, epoch) of each plan claimed."""
-        param = self.database.param
-        dead = list(dead_owners)
-        dead_clause = (f" OR owner IN ({', '.join([param] * len(dead))})" if dead else "")
-        lock = "" if is_sqlite(self.database) else " FOR UPDATE SKIP LOCKED"
-        sql = (
-            f"UPDATE tasks SET owner = {param}, epoch = epoch + 1, lease_until = {param}"
-            " WHERE id IN (SELECT id FROM tasks WHERE status IN ('PENDING', 'RUNNING')"
-            f" AND (owner IS NULL OR owner <> {param})"
-            f" AND (owner IS NULL OR lease_until IS NULL OR lease_until < {param}{dead_clause})"
-            f" ORDER BY id LIMIT {param}{lock}) RETURNING uuid, epoch"
-        )
-        cursor = self.database.execute_sql(sql, (
-            owner, self.sql.ts(to_db_time(lease_until)), owner,
-            self.sql.ts(to_db_time(now)), *dead, limit))
-        return [(str(r[0]), int(r[1])) for r in cursor.fetchall()]
-
-    def notify(self, sender: str, settled: Sequence[str]) -> None:
-        """NOTIFY the other instances (PostgreSQL; delivered when this transaction commits):
-        that events were recorded, and which plans came to rest. A payload holds at most
-        100 plan ids (PostgreSQL caps one at 8000 bytes): more take more notices."""
-        chunks = [list(settled[i:i + 100]) for i in range(0, len(settled), 100)] or [[]]
-        for chunk in chunks:
-            self.database.execute_sql("SELECT pg_notify(%s, %s)", (
-                NOTIFY_CHANNEL, json.dumps({"from": sender, "settled": chunk})))
-
-    def release_leases(self, owner: str) -> int:
-        """A stopping instance lets its running plans go: any live instance may take them
-        at once instead of waiting for their leases to run out."""
-        return int(self.m.Task.update(lease_until=None).where(
-            (self.m.Task.owner == owner)
-            & self.m.Task.status.in_([Status.PENDING.value, Status.RUNNING.value])).execute())
-
-    def save_instance(self, instance_id: str, value: str, *, new: bool,
-                      scope: str = SCOPE_INSTANCE) -> None:
-        """Write an instance's liveness row (a `context` row of no plan); `scope` moves it
-        (a dead instance's row leaves the live ones, so they stay few to read)."""
-        context = self.m.Context
-        key = f"{KEY_INSTANCE}{instance_id}"
-        if not new and context.update(value=value, scope=scope).where(
-                (context.key == key) & context.scope.in_([SCOPE_INSTANCE, scope])).execute():
-            return
-        context.insert(task_id=None, key=key, value=value, scope=scope,
-                       created_at=naive_utcnow()).execute()
-
-    def close_orphan_intents_of(self, instance_ids: Sequence[str], *, before: dt.datetime,
-                                include_unowned: bool) -> list[IntentRow]:
-        """Close as ERROR the intents that the given (dead) instances took in and never
-        planned; with `include_unowned`, also those no instance is named on (recorded by a
-        Madre from before instances). The rows closed."""
-        log_ = self.m.IntentLog
-        whose = log_.instance_id.in_(list(instance_ids)) if instance_ids else None
-        if include_unowned:
-            whose = log_.instance_id.is_null() if whose is None else (
-                whose | log_.instance_id.is_null())
-        if whose is None:
-            return []
-        where = ((log_.result_status == "received") & log_.plan_id.is_null()
-                 & (log_.created_at < to_db_time(before)) & whose)
-        rows = [IntentRow(r.intent_id, None, "error", r.session_id)
-                for r in log_.select(log_.intent_id, log_.session_id).where(where)]
-        if rows:
-            log_.update(result_status="error",
-                        notes="interrupted: Madre stopped before a plan was created",
-                        processed_by_madre_at=naive_utcnow()).where(
-                log_.intent_id.in_([r.intent_id for r in rows])).execute()
-        return rows
-
-    # ------------------------------------------------------------------ reads (any thread)
-
-    def instances(self, *, scope: str = SCOPE_INSTANCE) -> list[tuple[str, str]]:
-        """(instance id, liveness JSON) of the instances not buried yet (or of `scope`)."""
-        context = self.m.Context
-        with connection(self.database):
-            return [(r.key[len(KEY_INSTANCE):], r.value) for r in
-                    context.select(context.key, context.value)
-                    .where(context.scope == scope).order_by(context.id)]
-
-    def active_owners(self) -> list[tuple[str, dt.datetime | None]]:
-        """Each instance that owns plans which must run, with the soonest of their leases."""
-        with connection(self.database):
-            rows = self.database.execute_sql(self.sql.sql("active_owners")).fetchall()
-        return [(str(owner), from_db_time(lease)) for owner, lease in rows]
-
-
-    def load_plan(self, plan_id: str) -> Plan | None:
-        """The stored plan, or None. Raises UnreadablePlan (carrying a stand-in from the
-        row's columns) when its JSON cannot be read."""
-        with connection(self.database):
-            row = self.sql.first_row("plan_row", (plan_id,))
-        if row is None:
-            return None
-        plan_json, status, wait_reason, version, error, intent_id, session_id, source, \
-            created_at, updated_at, owner, epoch = row
-        try:
-            plan = Plan.model_validate_json(plan_json or "")
-        except ValueError:
-            stand_in = stand_in_plan(
-                plan_id, status=status, wait_reason=wait_reason, version=version, error=error,
-                intent_id=intent_id, session_id=session_id, source=source,
-                created_at=created_at, updated_at=updated_at)
-            stand_in.owner, stand_in.epoch = owner, int(epoch or 0)
-            raise UnreadablePlan(stand_in) from None
-        # Who owns it is the row's to say (a claim changes the columns, not the JSON).
-        plan.owner, plan.epoch = owner, int(epoch or 0)
-        return plan
-
-    def readable_plan(self, plan_id: str) -> Plan | None:
-        """The stored plan, or its stand-in when its JSON cannot be read."""
-        try:
-            return self.load_plan(plan_id)
-        except UnreadablePlan as exc:
-            return exc.plan
-
-    def confirmation(self, plan_id: str) -> Confirmation | None:
-        """The confirmation issued for a plan (hash and expiry), or None if none was."""
-        with connection(self.database):
-            stored = self.sql.first_value("context_value", (plan_id, KEY_CONFIRM_HASH))
-            expires = self.sql.first_value("context_value", (plan_id, KEY_CONFIRM_EXPIRES))
-            digest = self.sql.first_value("context_value", (plan_id, KEY_CONFIRM_DIGEST))
-        if stored is None:
-            return None
-        moment = from_db_time(expires) if expires else None
-        return Confirmation(str(stored), moment or dt.datetime.max.replace(tzinfo=dt.UTC),
-                            str(digest) if digest else None)
-
-    def job(self, daughter_task_id: int) -> JobRow | None:
-        """The plan and step a job was requested for, or None for an unknown job."""
-        with connection(self.database):
-            row = self.m.DaughterTask.get_or_none(self.m.DaughterTask.id == daughter_task_id)
-        if row is None or not row.plan_id or not row.step_id:
-            return None
-        return JobRow(row.plan_id, row.step_id)
-
-    def due_confirmations(self, *, now: dt.datetime, limit: int = 200
-                          ) -> list[tuple[str, dt.datetime | None]]:
-        """Plans waiting for a confirmation whose deadline has passed: (plan id, deadline),
-        soonest first."""
-        task = self.m.Task
-        with connection(self.database):
-            return [
-                (r.uuid, from_db_time(r.deadline)) for r in task.select(task.uuid, task.deadline)
-                .where((task.status == Status.WAITING.value)
-                       & (task.wait_reason == WaitReason.CONFIRMATION.value)
-                       & (task.deadline <= to_db_time(now)))
-                .order_by(task.deadline).limit(limit)
-            ]
-
-    def unfinished_plan_ids(self) -> list[str]:
-        """Plans left PENDING or RUNNING (recovery on boot)."""
-        with connection(self.database):
-            return [
-                r.uuid
-                for r in self.m.Task.select(self.m.Task.uuid)
-                .where(self.m.Task.status.in_([Status.PENDING.value, Status.RUNNING.value]))
-                .order_by(self.m.Task.id)
-            ]
-
-    def find_intent(self, intent_id: str) -> IntentRow | None:
-        with connection(self.database):
-            row = self.m.IntentLog.get_or_none(self.m.IntentLog.intent_id == intent_id)
-        return IntentRow(row.intent_id, row.plan_id, row.result_status) if row else None
-
-    def find_key(self, key_hash: str) -> KeyRow | None:
-        """The intent that claimed an Idempotency-Key (by its hash), or None."""
-        log = self.m.IntentLog
-        with connection(self.database):
-            row = log.get_or_none(log.idempotency_key == key_hash)
-        return KeyRow(row.intent_id, row.request_hash, row.answer_json) if row else None
-
-    def find_plan_by_token_hash(self, token_hash: str) -> str | None:
-        """The plan a confirmation token was issued for (looked up by its hash)."""
-        context = self.m.Context
-        with connection(self.database):
-            row = (context.select(context.task_id)
-                   .where((context.key == KEY_CONFIRM_HASH) & (context.value == token_hash))
-                   .first())
-        return str(row.task_id_id) if row else None
-
-    def session_mode(self, session_id: str) -> Mode | None:
-        """The mode the session's newest plan ran in (sessions outlive restarts this way)."""
-        with connection(self.database):
-            value = self.sql.first_value("session_mode",
-                                         (session_scope(session_id), KEY_MODE))
-        return Mode(value) if value else None
-
-    def count_plans(self, status: Status) -> int:
-        with connection(self.database):
-            return int(self.m.Task.select().where(self.m.Task.status == status.value).count())
-
-
-def stand_in_plan(plan_id: str, *, status: str | None, wait_reason: str | None,
-                  version: int | None, error: str | None, intent_id: str | None,
-                  session_id: str | None, source: str | None, created_at: Any,
-                  updated_at: Any) -> Plan:
-    """A plan built from a tasks row's columns when its JSON cannot be read: no steps, a
-    warning that says so; enough to show it, and to end it through the usual transitions."""
-    known = _status_or_error(status)
-    try:
-        why = WaitReason(wait_reason) if known is Status.WAITING and wait_reason else None
-    except ValueError:
-        why = None
-    if known is Status.WAITING and why is None:
-        known = Status.ERROR  # a wait without a reason is not one any transition can end
-    return Plan(
-        plan_id=plan_id, intent_id=intent_id or "", session_id=session_id or "",
-        source=source or "unknown", status=known, wait_reason=why,
-        reason=error or ("the stored plan cannot be read (corrupt plan_json)"
-                         if known is Status.ERROR else None),
-        created_at=from_db_time(created_at) or utcnow(),
-        updated_at=from_db_time(updated_at) or utcnow(),
-        version=int(version or 0), warnings=[UNREADABLE_WARNING],
-    )
-
-
-def _status_or_error(value: str | None) -> Status:
-    try:
-        return Status(str(value).upper())
-    except ValueError:
-        return Status.ERROR
 
 
 def _final_result(plan: Plan) -> str:

@@ -31,14 +31,14 @@ from helpers import table_rows as sql_rows
 from madre import Madre, create_app
 from madre.cli.output import colour_enabled, render_event, styler, table
 from madre.client import ServerEvent, parse_sse
-from madre.contracts import (
-    CancelResponse,
+from madre.contracts.commands import CancelResponse
+from madre.contracts.events import Event
+from madre.contracts.health import HealthResponse
+from madre.contracts.intake import (
     ChatRequest,
     ChatResponse,
     ControlRequest,
     ControlResponse,
-    Event,
-    HealthResponse,
 )
 from madre.forensics import ForensicTrail
 from madre.standins import LoopbackServer

@@ -26,7 +26,7 @@ from test_cli import Cli, ok, run_madre, table_rows
 
 from madre import Madre
 from madre.cli.output import render_chat
-from madre.contracts import IntentResponse
+from madre.contracts.intake import IntentResponse
 from madre.modules import MODULES
 from madre.settings import database_shown
 from madre.standins import StandinCluster

@@ -27,7 +27,7 @@ from starlette.routing import Route
 
 from madre import Madre, Settings
 from madre.clock import Clock
-from madre.contracts import ChatRequest, ChatResponse
+from madre.contracts.intake import ChatRequest, ChatResponse
 from madre.delegation.breaker import BreakerState
 from madre.model import Provider, Status, StepType
 from madre.standins import CALL_PATHS, LoopbackServer, Recorder, StandinCluster

@@ -12,7 +12,8 @@ import pytest
 from helpers import TOKEN, audit_actions, free_port, make_settings, plan_actors_left
 
 from madre import Madre, Settings
-from madre.contracts import ControlRequest, PlanDetail
+from madre.contracts.intake import ControlRequest
+from madre.contracts.plans import PlanDetail
 from madre.model import Status, Step, StepType
 from madre.standins import CALL_PATHS, StandinCluster
 

@@ -15,7 +15,7 @@ import pytest
 from helpers import audit_actions, free_port, plan_actors_left
 
 from madre import Madre
-from madre.contracts import ControlRequest
+from madre.contracts.intake import ControlRequest
 from madre.model import Risk, Status, StepType
 from madre.standins import StandinCluster
 

@@ -19,7 +19,7 @@ import pytest
 from helpers import TOKEN, final
 from urllib3 import exceptions as u3
 
-from madre.contracts import ControlRequest
+from madre.contracts.intake import ControlRequest
 from madre.delegation.client import ConnectionPools, ModuleClient
 from madre.delegation.failures import RETRY_STATUSES, describe_failure, retry_after
 from madre.errors import DownstreamError

@@ -22,7 +22,8 @@ from helpers import assert_envelope, table_rows
 from sse import HEADERS, Sse, Stream
 
 from madre import Madre, create_app
-from madre.contracts import ControlRequest, Event
+from madre.contracts.events import Event
+from madre.contracts.intake import ControlRequest
 from madre.http.stream import BATCH
 from madre.standins import LoopbackServer, StandinCluster
 

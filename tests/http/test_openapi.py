@@ -25,7 +25,8 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from madre import Madre, create_app
-from madre.contracts import ChatResponse, ErrorBody
+from madre.contracts.envelope import ErrorBody
+from madre.contracts.intake import ChatResponse
 from madre.http.app import OPEN_PATHS
 from madre.http.openapi import (
     DOC_PATHS,

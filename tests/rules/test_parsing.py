@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from madre.contracts import MAX_MESSAGE_CHARS
+from madre.contracts.fields import MAX_MESSAGE_CHARS
 from madre.model import DSL, Mode
 from madre.rules.parsing import (
     DESTRUCTIVE_WARNING,

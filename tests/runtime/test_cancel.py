@@ -33,7 +33,7 @@ from helpers import (
 from starlette.testclient import TestClient
 
 from madre import Madre, create_app
-from madre.contracts import CancelResponse
+from madre.contracts.commands import CancelResponse
 from madre.model import Status, StepType
 from madre.standins import StandinCluster
 

@@ -14,7 +14,7 @@ import pytest
 from helpers import WAIT, table_rows
 
 from madre import Madre
-from madre.contracts import ChatRequest, ControlRequest
+from madre.contracts.intake import ChatRequest, ControlRequest
 from madre.errors import InvalidToken, NotFound, NotWaiting, TokenExpired
 from madre.model import Status, StepType, WaitReason
 from madre.store.models import TABLE_NAMES

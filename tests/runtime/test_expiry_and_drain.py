@@ -26,7 +26,12 @@ from helpers import (
 )
 
 from madre import Madre
-from madre.contracts import ChatRequest, ControlRequest, ControlResponse, IntentRequest
+from madre.contracts.intake import (
+    ChatRequest,
+    ControlRequest,
+    ControlResponse,
+    IntentRequest,
+)
 from madre.errors import NotWaiting, ShuttingDown, TokenExpired
 from madre.model import Plan, Status
 

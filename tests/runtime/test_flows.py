@@ -14,7 +14,12 @@ from doubles import FailingHealthcheck
 from helpers import TOKEN, WAIT, free_port, table_rows
 
 from madre import Madre
-from madre.contracts import ChatRequest, ControlRequest, ControlStatus, IntentRequest
+from madre.contracts.intake import (
+    ChatRequest,
+    ControlRequest,
+    ControlStatus,
+    IntentRequest,
+)
 from madre.model import Mode, Provider, Risk, Status, StepType, WaitReason
 
 # --------------------------------------------------------------------------- helpers

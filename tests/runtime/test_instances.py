@@ -15,7 +15,7 @@ import pytest
 from helpers import WAIT, audit_actions, final, plan_actor_count, table_rows
 
 from madre import Madre
-from madre.contracts import ChatRequest, ControlRequest, ControlStatus
+from madre.contracts.intake import ChatRequest, ControlRequest, ControlStatus
 from madre.errors import ConfigError
 from madre.model import Status
 

@@ -11,7 +11,7 @@ import concurrent.futures
 from helpers import WAIT, intent_row, table_rows
 
 from madre import Madre
-from madre.contracts import IntentRequest
+from madre.contracts.intake import IntentRequest
 from madre.model import Status
 from madre.records import IntentClose, IntentRecord
 

@@ -24,7 +24,7 @@ from helpers import (
 )
 
 from madre import Madre
-from madre.contracts import ControlRequest
+from madre.contracts.intake import ControlRequest
 from madre.errors import TokenExpired
 from madre.model import Plan, Status, Step, StepType, WaitReason, new_id, utcnow
 from madre.records import Confirmation, IntentRecord

@@ -24,7 +24,12 @@ from risk_shapes import (
 )
 
 from madre import Madre
-from madre.contracts import ChatRequest, ControlRequest, ControlStatus, IntentRequest
+from madre.contracts.intake import (
+    ChatRequest,
+    ControlRequest,
+    ControlStatus,
+    IntentRequest,
+)
 from madre.model import Risk, Status
 
 SHAPES = [s for s in dangerous_shapes() if s not in CHAT_FALSE_FRIENDS]

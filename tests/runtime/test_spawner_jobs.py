@@ -26,7 +26,7 @@ from helpers import (
 from starlette.testclient import TestClient
 
 from madre import Madre, create_app
-from madre.contracts import ChatRequest, ControlRequest, IntentRequest
+from madre.contracts.intake import ChatRequest, ControlRequest, IntentRequest
 from madre.model import Plan, Status, StepType, WaitReason
 from madre.standins import SpawnerWorker, StandinCluster
 

@@ -22,7 +22,7 @@ from helpers import (
 )
 
 from madre import Madre
-from madre.contracts import ChatRequest, ControlRequest
+from madre.contracts.intake import ChatRequest, ControlRequest
 from madre.errors import PlanChanged
 from madre.model import Plan, Status, Step, StepType, WaitReason, new_id
 

@@ -18,7 +18,7 @@ from doubles import CrashingRunner
 from helpers import WAIT, audit_actions, execute, final, plan_actor_count, table_rows
 
 from madre import Madre
-from madre.contracts import ControlRequest
+from madre.contracts.intake import ControlRequest
 from madre.model import Plan, Status, Step, StepType, WaitReason, new_id, utcnow
 from madre.records import Confirmation
 from madre.rules.tokens import issue_token

@@ -2,7 +2,7 @@
 
 from helpers import execute
 
-from madre.contracts import ControlRequest
+from madre.contracts.intake import ControlRequest
 
 
 def test_a_plan_whose_stored_json_is_corrupt_is_still_shown_not_a_500(madre, client):

@@ -25,7 +25,7 @@ import pytest
 from helpers import TOKEN, table_rows
 
 from madre import Madre
-from madre.contracts import ChatRequest, ControlRequest
+from madre.contracts.intake import ChatRequest, ControlRequest
 from madre.errors import InvalidToken
 from madre.forensics import GENESIS, ForensicTrail, record_hash, verify
 from madre.model import Status

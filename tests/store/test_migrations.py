@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from madre import Madre, Settings
-from madre.contracts import ChatRequest
+from madre.contracts.intake import ChatRequest
 
 
 def test_a_tasks_table_with_only_the_original_columns_is_migrated_on_start(tmp_path) -> None:

@@ -14,7 +14,7 @@ import pytest
 from helpers import WAIT, audit_actions, intent_row, is_subsequence, settled, table_rows
 
 from madre import Madre
-from madre.contracts import ChatRequest, ControlRequest, IntentRequest
+from madre.contracts.intake import ChatRequest, ControlRequest, IntentRequest
 from madre.errors import InvalidToken, StaleWrite
 from madre.model import Status, utcnow
 from madre.records import NO_CHANGE

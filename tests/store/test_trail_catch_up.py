@@ -18,7 +18,7 @@ import pytest
 from helpers import fill, small_disk, table_rows
 
 from madre import Madre
-from madre.contracts import ControlRequest
+from madre.contracts.intake import ControlRequest
 from madre.forensics import ForensicTrail, verify
 from madre.trail_check import compare
 

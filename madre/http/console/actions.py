@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from madre.contracts import ApproveRequest, CancelRequest, RejectRequest
+from madre.contracts.commands import ApproveRequest, CancelRequest, RejectRequest
 from madre.http.bodies import validate
 from madre.http.console.session import Session
 from madre.http.console.web import (

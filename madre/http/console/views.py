@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from madre.contracts import PlanDetail
+from madre.contracts.plans import PlanDetail
 from madre.http.console.session import Session
 from madre.http.console.web import PREFIX, console_of, render
 from madre.http.query import (
