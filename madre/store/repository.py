@@ -251,21 +251,6 @@ class Repository:
             json.dumps(r.detail, default=str) if r.detail else None, r.plan_status,
         )
 
-    def close_orphan_intents(self, *, before: dt.datetime) -> int:
-        """Close as ERROR the intents recorded before `before` whose plan was never created
-        (Madre stopped between the two): none is left open."""
-        return int(
-            self.m.IntentLog.update(
-                result_status="error",
-                notes="interrupted: Madre stopped before a plan was created",
-                processed_by_madre_at=naive_utcnow(),
-            ).where(
-                (self.m.IntentLog.result_status == "received")
-                & (self.m.IntentLog.plan_id.is_null())
-                & (self.m.IntentLog.created_at < to_db_time(before))
-            ).execute()
-        )
-
     # ------------------------------------------------------------------ leases and instances
 
     def renew_leases(self, owner: str, *, lease_until: dt.datetime) -> set[str]:
@@ -347,8 +332,12 @@ class Repository:
             return []
         where = ((log_.result_status == "received") & log_.plan_id.is_null()
                  & (log_.created_at < to_db_time(before)) & whose)
-        rows = [IntentRow(r.intent_id, None, "error", r.session_id)
-                for r in log_.select(log_.intent_id, log_.session_id).where(where)]
+        query = log_.select(log_.intent_id, log_.session_id).where(where)
+        if not is_sqlite(self.database):
+            # Two survivors may bury one instance at once: the second waits for the first's
+            # commit, then finds those rows closed (not `received`) and audits nothing twice.
+            query = query.for_update()
+        rows = [IntentRow(r.intent_id, None, "error", r.session_id) for r in query]
         if rows:
             log_.update(result_status="error",
                         notes="interrupted: Madre stopped before a plan was created",
