@@ -39,7 +39,7 @@ from madre.instances import FileLock, new_instance_id, this_instance
 from madre.intake import Intake
 from madre.membership import EveryOtherIsDead, Membership
 from madre.metrics import Metrics
-from madre.model import Plan, Status, utcnow
+from madre.model import FINAL_STATUSES, Plan, Status, utcnow
 from madre.modules import MODULE_NAMES, STEP_MODULES
 from madre.notify import Notifier
 from madre.parsing import SwitchParser
@@ -210,6 +210,8 @@ class Assembly:
         # The timed work (`Madre.tick`): expire the confirmations whose time ran out.
         self.scheduler.every(s.tick_seconds, lambda: self.commands.expire_due(None))
         self.scheduler.every(s.tick_seconds, self.trail.wake)  # retries, other instances' rows
+        if self._presence is not None:  # several instances: a notice may be lost
+            self.scheduler.every(s.tick_seconds, self._recheck_watched)
 
     def _start_delegation(self) -> None:
         """The module clients (sharing keep-alive pools), the Switch breaker, the executor."""
@@ -260,6 +262,17 @@ class Assembly:
                 plan = self.repo.readable_plan(plan_id)
                 if plan is not None:
                     self.watchers.publish(plan)
+
+    def _recheck_watched(self) -> None:
+        """The polling behind the notices (every tick, PostgreSQL): a plan someone waits for
+        here that another instance ended is published to its waiters even if that
+        instance's notice never came (a dropped LISTEN connection, a reconnect). Only an
+        ended plan (DONE, ERROR) is published from the database: that never changes again,
+        whereas a WAITING read could be older than a confirmation being written here."""
+        for plan_id in self.watchers.watched():
+            plan = self.repo.readable_plan(plan_id)
+            if plan is not None and plan.status in FINAL_STATUSES:
+                self.watchers.publish(plan)
 
     def _actor(self, ref: pykka.ActorRef[Any]) -> pykka.ActorRef[Any]:
         self._on_stop(lambda: ref.stop(block=True, timeout=60))

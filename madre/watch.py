@@ -60,6 +60,11 @@ class Watchers:
         with self._lock:
             return plan_id in self._watches
 
+    def watched(self) -> list[str]:
+        """The plan ids someone waits for now."""
+        with self._lock:
+            return list(self._watches)
+
     def forget(self, watch: Watch) -> None:
         with self._lock:
             watches = self._watches.get(watch.plan_id)

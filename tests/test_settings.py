@@ -91,3 +91,36 @@ def test_a_database_url_is_shown_with_its_password_masked_and_sqlite_paths_absol
     assert database_shown("postgresql://madre:pw@db/madre") == "postgresql://madre:****@db/madre"
     assert database_shown("sqlite:///data/x.db") == f"sqlite:///{tmp_path.resolve()}/data/x.db"
     assert database_shown("sqlite:////srv/x.db") == "sqlite:////srv/x.db"
+
+
+def test_the_token_is_read_from_vx11_token_file_without_its_newline(tmp_path,
+                                                                    monkeypatch) -> None:
+    monkeypatch.delenv("VX11_TOKEN", raising=False)
+    secret = tmp_path / "token"
+    secret.write_text("file-token-0123456789\n")
+    monkeypatch.setenv("VX11_TOKEN_FILE", str(secret))
+    settings = load_settings(host="0.0.0.0")
+    assert settings.token.get_secret_value() == "file-token-0123456789"
+    settings.check_exposure()  # not the default token: every address may be bound
+
+
+def test_vx11_token_wins_over_vx11_token_file(tmp_path, monkeypatch) -> None:
+    secret = tmp_path / "token"
+    secret.write_text("file-token-0123456789")
+    monkeypatch.setenv("VX11_TOKEN_FILE", str(secret))
+    monkeypatch.setenv("VX11_TOKEN", "env-token-0123456789")
+    assert load_settings().token.get_secret_value() == "env-token-0123456789"
+
+
+@pytest.mark.parametrize(("content", "problem"), [("", "is empty"), (None, "cannot be read")])
+def test_an_empty_or_missing_vx11_token_file_stops_start_up_naming_it(
+        tmp_path, monkeypatch, content, problem) -> None:
+    monkeypatch.delenv("VX11_TOKEN", raising=False)
+    secret = tmp_path / "token"
+    if content is not None:
+        secret.write_text(content)
+    monkeypatch.setenv("VX11_TOKEN_FILE", str(secret))
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    assert "VX11_TOKEN_FILE" in str(refused.value) and str(secret) in str(refused.value)
+    assert problem in str(refused.value)

@@ -119,8 +119,12 @@ class Leases:
             return []
         where = ((log_.result_status == "received") & log_.plan_id.is_null()
                  & (log_.created_at < to_db_time(before)) & whose)
-        rows = [IntentRow(r.intent_id, None, "error", r.session_id)
-                for r in log_.select(log_.intent_id, log_.session_id).where(where)]
+        query = log_.select(log_.intent_id, log_.session_id).where(where)
+        if not is_sqlite(self.database):
+            # Two survivors may bury one instance at once: the second waits for the first's
+            # commit, then finds those rows closed (not `received`) and audits nothing twice.
+            query = query.for_update()
+        rows = [IntentRow(r.intent_id, None, "error", r.session_id) for r in query]
         if rows:
             log_.update(result_status="error",
                         notes="interrupted: Madre stopped before a plan was created",

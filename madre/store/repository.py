@@ -216,21 +216,6 @@ class Repository(Leases, RuntimeReads):
             json.dumps(r.detail, default=str) if r.detail else None, r.plan_status,
         )
 
-    def close_orphan_intents(self, *, before: dt.datetime) -> int:
-        """Close as ERROR the intents recorded before `before` whose plan was never created
-        (Madre stopped between the two): none is left open."""
-        return int(
-            self.m.IntentLog.update(
-                result_status="error",
-                notes="interrupted: Madre stopped before a plan was created",
-                processed_by_madre_at=naive_utcnow(),
-            ).where(
-                (self.m.IntentLog.result_status == "received")
-                & (self.m.IntentLog.plan_id.is_null())
-                & (self.m.IntentLog.created_at < to_db_time(before))
-            ).execute()
-        )
-
 
 def _final_result(plan: Plan) -> str:
     return json.dumps(

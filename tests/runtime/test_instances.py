@@ -196,3 +196,222 @@ def test_the_unplanned_intents_of_an_instance_that_died_are_closed_and_audited(t
     closed = [r for r in table_rows(b, "madre_actions") if r["intent_id"] == orphan.intent_id]
     assert [r["action"] for r in closed] == ["intent_interrupted"]
     assert a.instance_id not in {i.instance_id for i in b.instances().instances}
+
+
+# --------------------------------------------------------------------------- any instance answers
+
+
+def waiting_job(madre: Madre) -> tuple[str, int]:
+    """A chat asking for a Spawner job: (plan id, daughter_tasks id), the plan WAITING."""
+    from madre.model import StepType
+
+    answer = madre.chat(ChatRequest(message="run the backup job"))
+    assert answer.status is Status.WAITING and answer.plan_id is not None
+    [step] = [s for s in madre.get_plan(answer.plan_id).steps
+              if s.type == StepType.SPAWNER_REQUEST]
+    return answer.plan_id, int(step.result["daughter_task_id"])
+
+
+def at_once(*calls: Callable[[], Any]) -> list[Any]:
+    """Run the calls on threads released together; each one's result or exception."""
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+
+    def run(i: int, call: Callable[[], Any]) -> None:
+        barrier.wait()
+        try:
+            results[i] = call()
+        except Exception as exc:  # noqa: BLE001 - the caller looks at it
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT * 2)
+    return results
+
+
+def test_a_job_report_given_to_both_instances_at_once_resumes_the_plan_made_on_one_once(
+        two) -> None:
+    a, b = two
+    plan_id, job = waiting_job(a)
+
+    reports = at_once(lambda: b.job_finished(job, ok=True, result={"exit": 0}),
+                      lambda: a.job_finished(job, ok=True, result={"exit": 0}))
+
+    assert sorted(r.status for r in reports) == ["accepted", "duplicate"], reports
+    assert final(a, plan_id).status is Status.DONE
+    actions = audit_actions(b, plan_id)
+    assert actions.count("plan_done") == 1
+    assert actions.count("job_completed") == 1
+
+
+def test_a_job_failure_reported_to_the_other_instance_ends_the_plan_made_on_the_first(
+        two) -> None:
+    a, b = two
+    plan_id, job = waiting_job(a)
+    waited: list[Any] = []
+    waiter = threading.Thread(target=lambda: waited.append(
+        a.wait_for_plan(plan_id, WAIT, final=True)))
+    waiter.start()
+
+    report = b.job_finished(job, ok=False, error="disk full")
+    waiter.join(WAIT + 1)
+
+    assert report.status == "accepted" and report.plan_status is Status.ERROR
+    assert waited and waited[0] is not None and waited[0].status is Status.ERROR
+    assert b.job_finished(job, ok=True).status == "duplicate"  # late: changes nothing
+    assert a.get_plan(plan_id).status is Status.ERROR
+
+
+def test_a_plan_waiting_on_one_instance_is_approved_on_the_other_and_runs_once(
+        two, standins) -> None:
+    a, b = two
+    pending = a.control(ControlRequest(target="hermes", action="delete"))
+    digest = a.get_plan(pending.plan_id).plan_digest
+
+    approved = b.approve(pending.plan_id, digest)
+
+    assert approved.plan_status is Status.DONE
+    assert a.get_plan(pending.plan_id).status is Status.DONE
+    assert [set(w) for w in sent_by(standins, "hermes").values()] == [{b.instance_id}]
+    assert audit_actions(a, pending.plan_id).count("plan_done") == 1
+
+
+def test_a_plan_waiting_on_one_instance_is_rejected_on_the_other_and_nothing_runs(
+        two, standins) -> None:
+    a, b = two
+    pending = a.control(ControlRequest(target="hermes", action="delete"))
+
+    rejected = b.reject(pending.plan_id, "not today")
+
+    assert rejected.plan_status is Status.ERROR and rejected.reason == "rejected: not today"
+    assert a.get_plan(pending.plan_id).status is Status.ERROR
+    assert standins.recorder.calls("hermes") == []
+    from madre.errors import NotWaiting
+
+    with pytest.raises(NotWaiting):  # and it stays rejected on the instance that made it
+        a.approve(pending.plan_id, a.get_plan(pending.plan_id).plan_digest)
+
+
+def test_an_approval_and_a_rejection_on_two_instances_at_once_have_one_outcome(
+        two, standins) -> None:
+    from madre.errors import NotWaiting
+
+    a, b = two
+    pending = a.control(ControlRequest(target="hermes", action="delete"))
+    digest = a.get_plan(pending.plan_id).plan_digest
+
+    approved, rejected = at_once(lambda: b.approve(pending.plan_id, digest),
+                                 lambda: a.reject(pending.plan_id, "changed my mind"))
+
+    lost = [r for r in (approved, rejected) if isinstance(r, Exception)]
+    assert len(lost) == 1 and isinstance(lost[0], NotWaiting), (approved, rejected)
+    ended = final(a, pending.plan_id)
+    hermes = standins.recorder.calls("hermes")
+    if isinstance(rejected, Exception):  # the approval won: it ran, once
+        assert ended.status is Status.DONE and len(hermes) == 1
+    else:  # the rejection won: nothing ran
+        assert ended.reason == "rejected: changed my mind" and hermes == []
+    assert audit_actions(b, pending.plan_id).count("plan_done") == (
+        1 if ended.status is Status.DONE else 0)
+
+
+def test_a_chat_waiting_on_one_instance_tells_the_truth_after_the_other_took_its_plan_over(
+        two, standins) -> None:
+    a, b = two
+    standins.behaviours["shub"].set("hang")
+    answers: list[Any] = []
+    chat = threading.Thread(target=lambda: answers.append(
+        a.chat(ChatRequest(message="mix these 3 stems"))))
+    chat.start()
+    assert standins.recorder.wait_for_calls("shub", 1, timeout=WAIT)
+    standins.behaviours["shub"].set("ok")  # the first call hangs on; the next answers
+    a.membership.stop_rounds()  # a lives on but beats no more: its lease runs out (2 s)
+
+    chat.join(WAIT + 5)
+
+    assert answers, "the chat did not answer"
+    assert answers[0].status is Status.DONE  # what b made of it, not a's RUNNING
+    assert a.get_plan(answers[0].plan_id).status is Status.DONE
+    assert [w for w in sent_by(standins, "shub").values()] == [{a.instance_id, b.instance_id}]
+    standins.release_all()  # a's late answer lands on a plan it no longer owns
+    assert audit_actions(b, answers[0].plan_id).count("plan_done") == 1
+
+
+def test_with_its_notices_lost_an_instance_still_learns_within_a_tick_that_a_plan_ended(
+        two) -> None:
+    a, b = two
+    a._presence._on_notify = lambda payload: None  # every notice to a is dropped
+    pending = a.control(ControlRequest(target="hermes", action="delete"))
+    watch = a.watchers.watch(pending.plan_id, final=True)  # a waiter on a, before it runs
+
+    assert b.confirm(pending.plan_id, pending.confirm_token).plan_status is Status.DONE
+    ended = watch.wait(a.settings.tick_seconds * 3)
+
+    assert ended is not None and ended.status is Status.DONE
+
+
+def test_with_its_notices_lost_an_instance_s_event_stream_still_carries_the_others_events(
+        two) -> None:
+    import asyncio
+
+    from madre.event_hub import Subscription
+
+    a, b = two
+    a._presence._on_notify = lambda payload: None
+    pending = a.control(ControlRequest(target="hermes", action="delete"))
+    loop = asyncio.new_event_loop()
+    try:
+        stream = Subscription(loop, plan_id=pending.plan_id, session_id=None, status=None,
+                              max_pending=100)
+        a.events.subscribe(stream)
+        b.confirm(pending.plan_id, pending.confirm_token)
+        seen: list[str] = []
+
+        async def until_done() -> None:
+            while "plan_done" not in seen:
+                await stream.wake.wait()
+                stream.wake.clear()
+                seen.extend(e.action for e in stream.take())
+
+        loop.run_until_complete(asyncio.wait_for(until_done(), a.settings.tick_seconds * 3))
+        a.events.unsubscribe(stream)
+    finally:
+        loop.close()
+    assert "plan_done" in seen
+
+
+# --------------------------------------------------------------------------- start-up
+
+
+def test_an_instance_starting_leaves_a_live_instance_s_keyed_intent_in_progress_alone(
+        database_url, start_madre, standins) -> None:
+    if database_url.startswith("sqlite"):
+        pytest.skip("several instances share PostgreSQL only (one per SQLite file)")
+    from madre.idempotency import key_for
+
+    a = start_madre(parse_timeout_seconds=WAIT)
+    standins.behaviours["switch"].set("hang")  # a parses: its keyed intent is `received`
+    request = ChatRequest(message="mix these 3 stems")
+    key = key_for("vx11", "retry-me-1", route="chat", body=request.model_dump(mode="json"))
+    answers: list[Any] = []
+    chat = threading.Thread(target=lambda: answers.append(a.take(request, key=key).answer))
+    chat.start()
+    assert standins.recorder.wait_for_calls("switch", 1, timeout=WAIT)
+    [row] = table_rows(a, "intents_log")
+    assert row["result_status"] == "received" and row["instance_id"] == a.instance_id
+
+    b = start_madre()  # its start-up closes only dead instances' intents
+    b.membership.round()
+
+    [still] = [r for r in table_rows(b, "intents_log") if r["intent_id"] == row["intent_id"]]
+    assert still["result_status"] == "received"
+    assert "intent_interrupted" not in {r["action"] for r in table_rows(b, "madre_actions")}
+    standins.behaviours["switch"].set("ok")
+    standins.release_all()
+    chat.join(WAIT * 2)
+    assert answers and answers[0].status is Status.DONE
+    [done] = [r for r in table_rows(b, "intents_log") if r["intent_id"] == row["intent_id"]]
+    assert done["result_status"] != "error" and done["plan_id"] == answers[0].plan_id

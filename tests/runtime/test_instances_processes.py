@@ -7,6 +7,7 @@ The stand-ins record which instance sent each call (the X-Madre-Instance header)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import threading
@@ -185,3 +186,74 @@ def test_a_second_process_on_one_sqlite_file_refuses_to_start_naming_the_holder(
     finally:
         second.end()
     assert f"{tmp_path}/shared.db" in line and "instance holder" in line
+
+
+def test_two_survivors_claiming_a_dead_instance_s_plans_at_once_take_each_exactly_once(
+        pg, launch, standins) -> None:
+    from helpers import WAIT, make_settings, table_rows
+
+    from madre import Madre
+
+    dead = launch("dead", pg)
+    survivors = [Madre(make_settings(pg, standins, instance_id=name)).start()
+                 for name in ("b", "c")]
+    try:
+        for survivor in survivors:
+            survivor.membership.stop_rounds()  # only the rounds below: released together
+        standins.behaviours["shub"].set("slow", delay=2.0)
+        plans = [ping_shub(dead) for _ in range(8)]
+        assert standins.recorder.wait_for_calls("shub", 8, timeout=BOUND)
+        # And an intent it took in (keyed) and never planned: it was still parsing.
+        standins.behaviours["switch"].set("hang")
+
+        def cut_short() -> None:
+            with contextlib.suppress(requests.ConnectionError):  # it dies answering
+                requests.post(dead.url + "/madre/chat", json={"message": "mix these 3 stems"},
+                              headers={"X-VX11-Token": TOKEN, "Idempotency-Key": "cut-short-1"},
+                              timeout=BOUND)
+
+        keyed = threading.Thread(target=cut_short)
+        keyed.start()
+        assert standins.recorder.wait_for_calls("switch", 1, timeout=BOUND)
+
+        dead.kill()
+        keyed.join(BOUND)
+        standins.behaviours["shub"].set("ok")
+        standins.behaviours["switch"].set("ok")
+        wait_until(lambda: all(s._presence.is_dead("dead") for s in survivors))
+        barrier = threading.Barrier(2)
+        rounds: dict[str, Any] = {}
+
+        def claim(survivor: Madre) -> None:
+            barrier.wait()
+            rounds[survivor.instance_id] = survivor.membership.round()
+
+        threads = [threading.Thread(target=claim, args=(s,)) for s in survivors]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(BOUND)
+
+        b, c = (set(rounds[name].claimed) for name in ("b", "c"))
+        assert not b & c and b | c == set(plans), rounds
+        for plan_id in plans:
+            ended = survivors[0].wait_for_plan(plan_id, WAIT, final=True)
+            assert ended is not None and ended.status.value == "DONE"
+        rows = {r["uuid"]: r for r in table_rows(survivors[0], "tasks")}
+        assert {rows[p]["epoch"] for p in plans} == {2}  # the dead one's, then one survivor's
+        sent = senders(standins, "shub")
+        assert len(sent) == 8
+        assert all(who[0] == "dead" and len(who) == 2 and who[1] in ("b", "c")
+                   for who in sent.values()), sent
+        for plan_id in plans:
+            history = [h.action for h in survivors[0].get_plan(plan_id).history]
+            assert history.count("plan_done") == 1 and history.count("step_done:CALL_SHUB") == 1
+        [intent] = [r for r in table_rows(survivors[0], "intents_log")
+                    if r["plan_id"] is None]
+        assert intent["result_status"] == "error" and intent["instance_id"] == "dead"
+        closed = [r for r in table_rows(survivors[0], "madre_actions")
+                  if r["action"] == "intent_interrupted"]
+        assert [r["intent_id"] for r in closed] == [intent["intent_id"]]  # once, not twice
+    finally:
+        for survivor in survivors:
+            survivor.stop()
