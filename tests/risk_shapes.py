@@ -25,13 +25,70 @@ SAME_REQUESTS: tuple[tuple[str, str, str, Risk], ...] = (
     ("scale hormiguero to zero", "hormiguero", "scale to zero", Risk.HIGH),
     ("shut down hermes", "hermes", "shut down", Risk.HIGH),
     ("check hermes", "hermes", "check", Risk.LOW),
+    # inflections the tables did not list (the audit after issue 16): one risk on every path
+    ("paro hermes", "hermes", "paro", Risk.HIGH),
+    ("quítalo hermes", "hermes", "quítalo", Risk.HIGH),
+    ("detuve hermes", "hermes", "detuve", Risk.HIGH),
+    ("quita hermes", "hermes", "quita", Risk.HIGH),
+    ("erradica hermes", "hermes", "erradica", Risk.HIGH),
+    ("reinícialo hermes", "hermes", "reinícialo", Risk.MED),
+)
+
+# Spanish forms the tables do not list, read through enclitic pronouns, accents and the
+# stemmer (first person, preterite): (form, the risk it must get on chat and on control).
+INFLECTED: tuple[tuple[str, Risk], ...] = tuple(
+    (form, Risk.HIGH) for form in (
+        "paro", "quita", "quítalo", "quítala", "quítaselo", "bórralo", "bórralos", "bórrala",
+        "apágalo", "apágala", "apágalos", "páralo", "páralos", "detenlo", "detenlos", "detuve",
+        "detuvo", "detuvieron", "elimínalos", "elimínala", "mátalo", "mátalos", "vacíala",
+        "vacíalo", "desactívalo", "suprímelo", "destrúyelo", "trúncala", "púrgalo", "formatéalo",
+        "desinstálalo", "cancélalo", "suspéndelo", "interrúmpelo", "desconéctalo", "borré",
+        "apagué", "paré", "eliminé", "erradica", "erradique", "aniquílalo", "migralo",
+        "restáuralo")
+) + tuple((form, Risk.MED) for form in (
+    "reinícialo", "reinícialos", "actualízalo", "despliégalo", "instálalo", "configúralo",
+    "reviértelo"))
+
+# Dangerous words and commands written from a thesaurus and a shell, NOT from the tables:
+# the property tests below draw from here so that a verb missing from the tables shows.
+OUTSIDE_DANGEROUS: tuple[str, ...] = (
+    # English: destroy
+    "obliterate", "obliterating", "erase", "erased", "purge", "purging", "nuke", "nuked",
+    "shred", "shredding", "terminate", "terminated", "annihilate", "eradicate", "exterminate",
+    "expunge", "demolish", "wipe out", "wipe", "destroy", "delete", "remove", "get rid of",
+    "tear down", "kill", "zap", "prune", "uninstall", "decommission",
+    # English: stop
+    "halt", "halting", "shut down", "shutting down", "shut off", "power off", "power down",
+    "turn off", "switch off", "take down", "bring down", "stop", "stopping", "pause",
+    "suspend", "disable", "deactivate", "interrupt", "unplug", "abort", "hibernate",
+    # shell and SQL
+    "kill -9", "kill -KILL", "killall -9", "pkill -f", "rm -rf", "rm -rf /", "rm -fr ~",
+    "rmdir", "dd if=/dev/zero of=/dev/sda", "mkfs", "mkfs.ext4 /dev/sda1", "wipefs -a",
+    "fdisk /dev/sda", "shred -u", "chmod -R 000 /", "DROP TABLE users", "DROP DATABASE prod",
+    "truncate", "TRUNCATE TABLE plans", "docker system prune -af", "docker rm -f",
+    "docker kill", "kubectl delete pod", "systemctl stop", "shutdown -h now", "poweroff",
+    "halt -p",
+    # Spanish: destroy
+    "borrar", "borra", "bórralo", "borrando", "borrad", "eliminar", "elimina", "elimínalos",
+    "eliminando", "destruir", "destruye", "destrúyelo", "suprimir", "suprime", "suprímelo",
+    "vaciar", "vacía", "vacíala", "matar", "mata", "mátalo", "formatear", "formatea",
+    "formatéalo", "aniquilar", "aniquila", "erradicar", "erradica", "exterminar", "extermina",
+    "quitar", "quítalo", "purgar", "purga", "truncar", "trunca", "desinstalar", "desinstala",
+    "triturar", "tritura", "desechar", "desecha", "descartar", "descarta",
+    # Spanish: stop
+    "apagar", "apaga", "apágalo", "apagando", "detener", "detén", "detenlo", "detuve",
+    "parar", "páralo", "paro", "suspender", "suspende", "desactivar", "desactiva",
+    "desactívalo", "deshabilitar", "deshabilita", "interrumpir", "interrumpe", "desconectar",
+    "desconecta", "desenchufar", "desenchufa", "cancelar", "cancela", "abortar", "aborta",
+    "pausar", "pausa", "dejar de ejecutar", "escalar a cero",
 )
 
 # Command-like forms are typed as they are; they have no inflections.
 COMMANDS = ("rm -rf /", "rm -rf", "kill -9", "DROP TABLE users", "DROP DATABASE prod", "truncate",
             "TRUNCATE TABLE plans", "sudo shutdown -h now", "poweroff", "pkill -f", "killall",
             "rmdir", "mkfs.ext4", "docker rm -f", "kubectl delete pod", "systemctl stop")
-_UNINFLECTED = frozenset({"rm", "rmdir", "mkfs", "pkill", "killall", "poweroff"})  # not words
+_UNINFLECTED = frozenset({"rm", "rmdir", "mkfs", "pkill", "killall", "poweroff", "dd", "wipefs",
+                          "fdisk", "chmod", "chown", "sigkill", "sigterm"})  # not words
 # Spanish infinitives whose other forms are irregular: their listed forms are used as they are.
 _IRREGULAR = frozenset({"destruir", "detener", "dar"})
 

@@ -8,7 +8,13 @@ English and Spanish inflections, phrases), then, in order:
   2. no verb Madre knows -> MED: what Madre does not understand waits for a human
      ("unknown action 'frobnicate': waits for confirmation");
   3. otherwise the most cautious verb found decides: destroy, stop, overwrite -> HIGH;
-     change -> MED; read-only and everyday work (audio, jobs) -> LOW.
+     change -> MED; read-only and everyday work (audio, jobs) -> LOW;
+  4. an action that says more than its verb is LOW only when Madre knows every other word
+     (a verb form, a filler, a module's name, a noun of KNOWN_WORDS, a number): "run dd
+     if=/dev/zero" is not "run". Any other word makes it at least MED, and the reason names
+     the words ("'run' beside words Madre does not understand: 'if', 'dev', 'sda'");
+  5. a chat message (a DSL with its original text) that asks to run something and looks like
+     a shell command (`madre.rules.shell`) is at least MED.
 MED and HIGH require a human confirmation; a denied request never runs, so it asks for none.
 """
 
@@ -25,7 +31,8 @@ from madre.rules.tables import (
     strongest,
     tokenize,
 )
-from madre.rules.vocabulary import CLASS_RISK, SELF_HARM, VerbClass
+from madre.rules.shell import shell_signs
+from madre.rules.vocabulary import CLASS_RISK, KNOWN_WORDS, POLITE, SELF_HARM, VerbClass
 from madre.rules.vocabulary import PROTECTED_TARGETS as _BUILTIN_PROTECTED
 
 
@@ -72,14 +79,61 @@ def _judge(best: VerbMatch | None, action: str) -> Decision:
     return _decision(risk, f"'{best.words}' is a {risk}-risk verb")
 
 
+MAX_NAMED = 5  # unknown words a reason names; the rest are counted
+
+
+def unknown_words(tokens: tuple[str, ...], matches: list[VerbMatch],
+                  tables: PolicyTables = DEFAULT_TABLES) -> list[str]:
+    """The words of an action that are neither its verbs nor words Madre knows, in order,
+    once each."""
+    said = {p for m in matches for p in m.positions}
+    out: list[str] = []
+    for i, word in enumerate(tokens):
+        if i in said or word in out or word.isdigit() or word in KNOWN_WORDS or word in POLITE:
+            continue
+        if not tables.is_name(word):
+            out.append(word)
+    return out
+
+
+def _not_understood(words: list[str]) -> str:
+    named = ", ".join(f"'{w}'" for w in words[:MAX_NAMED])
+    more = len(words) - MAX_NAMED
+    return named + (f" and {more} more" if more > 0 else "")
+
+
+def _with_unknown(decision: Decision, verb: str, unknown: list[str]) -> Decision:
+    """The decision at MED at least, its reason naming the words Madre did not understand."""
+    words = _not_understood(unknown)
+    if _RANK[decision.risk] >= _RANK[Risk.MED]:
+        return decision.model_copy(update={
+            "reason": f"{decision.reason}; words Madre does not understand: {words}"})
+    return _decision(Risk.MED, f"'{verb}' beside words Madre does not understand ({words}): "
+                               "waits for confirmation")
+
+
+_RANK = {Risk.LOW: 0, Risk.MED: 1, Risk.HIGH: 2}
+
+
 def classify(target: str | None, action: str, *, tables: PolicyTables = DEFAULT_TABLES
              ) -> Decision:
     """The policy's decision for one (target, action). Pure; never raises on a string action."""
-    matches = read_verbs(tokenize(action), tables, leading=True)
+    tokens = tokenize(action)
+    matches = read_verbs(tokens, tables, leading=True)
     name = normal_name(target)
     if name in tables.protected and _self_harm(matches):
         return _denied(name, action)
-    return _judge(strongest(matches), action)
+    best = strongest(matches)
+    decision = _judge(best, action)
+    unknown = unknown_words(tokens, matches, tables) if best is not None else []
+    if best is not None and unknown:
+        decision = _with_unknown(decision, best.words, unknown)
+    return decision
+
+
+def _asks_to_run(text: str, tables: PolicyTables) -> bool:
+    return any(m.verb.name == "run"
+               for m in read_verbs(tokenize(text), tables, leading=True, message=True))
 
 
 def classify_dsl(dsl: DSL, *, tables: PolicyTables = DEFAULT_TABLES) -> Decision:
@@ -95,4 +149,9 @@ def classify_dsl(dsl: DSL, *, tables: PolicyTables = DEFAULT_TABLES) -> Decision
         named = find_name(tokenize(dsl.original_text), sorted(tables.protected))
         if named is not None:
             return _denied(normal_name(named[0]), dsl.action)
+    if decision.risk is Risk.LOW and _asks_to_run(dsl.original_text, tables):
+        signs = shell_signs(dsl.original_text)
+        if signs:
+            return _decision(Risk.MED, (f"the text to run looks like a shell command "
+                                        f"({', '.join(signs)}): waits for confirmation"))
     return decision

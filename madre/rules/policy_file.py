@@ -3,7 +3,7 @@
     protected_targets = ["postgres", "vault"]   # never stopped or destroyed, like Madre
 
     [verbs]                                     # more words per class (English or Spanish)
-    destroy = ["annihilate", "zap"]
+    destroy = ["vaporize", "defenestrate"]
     stop = ["mothball", "park"]
     change = ["recalibrate", "spin up"]
 

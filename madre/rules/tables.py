@@ -9,6 +9,9 @@ verb of the tables in a text, the same way for a chat message and for a control 
   2. stem each word with Snowball, in English and in Spanish ("deleting" -> "delet",
      "borrando" -> "borr"), and compare stems with the stems of the tables' forms: whole words
      only, so "skills" is not "kill" and "killer" is not "kill";
+     A Spanish imperative with object pronouns on it ("quítalo", "bórralos", "detente") is
+     also read as the imperative ("quita"): the pronouns are taken off only when what is left
+     is an imperative, infinitive or gerund of a verb of the tables;
   3. phrases ("power off", "scale to zero") match with up to MAX_GAP words between their words
      ("turn hermes off"), before single words, the most cautious first.
 """
@@ -27,7 +30,11 @@ import snowballstemmer
 from madre.rules.vocabulary import (
     BUILTIN_VERBS,
     CAUTION,
+    CLAUSE_JOINERS,
+    CONJUNCTION_AFTER,
+    ENCLITICS,
     LEADING_ONLY,
+    MODULE_NAMES,
     NOT_VERBS,
     NOUN_USES,
     POLITE,
@@ -74,6 +81,47 @@ def _token_keys(word: str) -> tuple[Key, ...]:
     return ("=", word), ("en", _stem("en", word)), ("es", _stem("es", word))
 
 
+_RISKY = frozenset({VerbClass.DESTROY, VerbClass.STOP, VerbClass.OVERWRITE, VerbClass.CHANGE})
+_SOFTENED = {"c": "qu", "g": "gu", "z": "c"}  # apagar -> apague, truncar -> trunque
+
+
+def spanish_forms(verb: Verb) -> set[str]:
+    """A verb's one-word Spanish forms, with the imperatives, subjunctives and gerunds of its
+    infinitives ("erradicar" -> "erradica", "erradique", "erradicad", "erradicando"): the
+    stemmer does not reduce all of them to the infinitive's stem, and an enclitic pronoun is
+    written onto them ("quítalo")."""
+    out: set[str] = set()
+    for form in verb.es:
+        words = tokenize(form)
+        if len(words) != 1:
+            continue
+        word = words[0]
+        out.add(word)
+        root, ending = word[:-2], word[-2:]
+        if len(root) < 2:
+            continue
+        if ending == "ar":
+            soft = root[:-1] + _SOFTENED.get(root[-1], root[-1])
+            out |= {root + "a", root + "ad", root + "ando", soft + "e", soft + "en"}
+        elif ending in ("er", "ir"):
+            out |= {root + "e", root + "a", root + "an", root + ending[0] + "d", root + "iendo"}
+    return out
+
+
+def spanish_imperatives(verbs: Iterable[Verb]) -> frozenset[str]:
+    """Every verb's `spanish_forms`: the words an enclitic pronoun may be written onto."""
+    return frozenset(f for verb in verbs for f in spanish_forms(verb))
+
+
+def without_enclitic(word: str, imperatives: frozenset[str]) -> str | None:
+    """ "quitalo" -> "quita", when what is left is one of `imperatives`; else None."""
+    for pronoun in ENCLITICS:
+        rest = word[:-len(pronoun)]
+        if word.endswith(pronoun) and len(rest) >= 3 and rest in imperatives:
+            return rest
+    return None
+
+
 def _form_keys(verb: Verb) -> Iterable[tuple[tuple[Key, ...], str]]:
     """Each form of a verb as the keys of its words, with the form's text."""
     for lang, forms in (("en", verb.en), ("es", verb.es)):
@@ -107,6 +155,9 @@ class PolicyTables:
     # all the time, and reading them again costs more than a plan's other rules together.
     _reads: dict[tuple[tuple[str, ...], bool, bool], tuple[VerbMatch, ...]] = field(
         init=False, repr=False, compare=False)
+    _imperatives: frozenset[str] = field(init=False, repr=False, compare=False)
+    _names: frozenset[str] = field(init=False, repr=False, compare=False)
+    _keys: dict[str, tuple[Key, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         words: dict[Key, list[int]] = {}
@@ -117,12 +168,41 @@ class PolicyTables:
                     words.setdefault(keys[0], []).append(index)
                 else:
                     phrases.append((index, keys))
+        # The imperatives and subjunctives of a risky verb's infinitives, as written: a stop
+        # or a destroy must not pass because the stemmer cut "erradica" short ("errad").
+        for index, verb in enumerate(self.verbs):
+            if verb.kind in _RISKY and not verb.exact:
+                for form in spanish_forms(verb):
+                    listed = words.setdefault(("=", form), [])
+                    if index not in listed:
+                        listed.append(index)
         # The most cautious phrase first, then the longest ("scale to zero" before "scale"): a
         # harmless phrase never takes the words of a dangerous one.
         phrases.sort(key=lambda p: (-CAUTION[self.verbs[p[0]].kind], -len(p[1])))
         object.__setattr__(self, "_words", words)
         object.__setattr__(self, "_phrases", phrases)
         object.__setattr__(self, "_reads", {})
+        object.__setattr__(self, "_imperatives", spanish_imperatives(self.verbs))
+        object.__setattr__(self, "_keys", {})
+        names = {w for alias, name in MODULE_NAMES for w in (*tokenize(alias), *tokenize(name))}
+        names |= {w for name in self.protected for w in tokenize(name)}
+        object.__setattr__(self, "_names", frozenset(names))
+
+    def keys(self, word: str) -> tuple[Key, ...]:
+        """The keys a word of a text is compared by: as written, its English and Spanish
+        stems, and those of its imperative when it carries an enclitic pronoun."""
+        known = self._keys.get(word)
+        if known is None:
+            base = without_enclitic(word, self._imperatives)
+            known = _token_keys(word) + (_token_keys(base) if base is not None else ())
+            if len(self._keys) >= READS_KEPT * 4:
+                self._keys.clear()
+            self._keys[word] = known
+        return known
+
+    def is_name(self, word: str) -> bool:
+        """True for a word of a module's or a protected target's name ("hermes", "link")."""
+        return word in self._names
 
     def classes(self) -> dict[VerbClass, list[str]]:
         """Every form of every verb, by class, in table order (README and tests read this)."""
@@ -140,18 +220,31 @@ class PolicyTables:
         return best.verb.kind if best is not None else None
 
     def _lookup(self, word: str) -> list[int]:
-        return sorted({i for key in _token_keys(word) for i in self._words.get(key, ())})
+        return sorted({i for key in self.keys(word) for i in self._words.get(key, ())})
 
 
 DEFAULT_TABLES = PolicyTables()
 
 
-def _blocked(tokens: tuple[str, ...], leading: bool, message: bool) -> set[int]:
-    """Positions whose word is not a verb here: a LEADING_ONLY word past the start and, in a
-    message (not in an action, which is all verb), false friends and nouns ("the drop")."""
-    first = next((i for i, t in enumerate(tokens) if t not in POLITE), None)
+def _clause_start(tokens: tuple[str, ...], i: int, leading: bool, tables: PolicyTables) -> bool:
+    """True where a LEADING_ONLY word is a verb: where a clause starts (the first word, after
+    polite words and names said to Madre: "madre, para"; after a joining word: "y para"), or
+    as the last word; never before a word that makes it a preposition ("para qué")."""
+    if i + 1 < len(tokens) and tokens[i + 1] in CONJUNCTION_AFTER:
+        return False
+    before = tokens[:i]
+    if leading and all(t in POLITE or tables.is_name(t) for t in before):
+        return True
+    return bool(before) and (before[-1] in CLAUSE_JOINERS or i == len(tokens) - 1)
+
+
+def _blocked(tokens: tuple[str, ...], leading: bool, message: bool,
+             tables: PolicyTables) -> set[int]:
+    """Positions whose word is not a verb here: a LEADING_ONLY word where no clause starts
+    and, in a message (not in an action, which is all verb), false friends and nouns ("the
+    drop")."""
     blocked = {i for i, t in enumerate(tokens)
-               if t in LEADING_ONLY and not (leading and i == first)}
+               if t in LEADING_ONLY and not _clause_start(tokens, i, leading, tables)}
     if message:
         blocked |= {i for i, t in enumerate(tokens) if t in NOT_VERBS}
         blocked |= {i for i in range(1, len(tokens)) if (tokens[i - 1], tokens[i]) in NOUN_USES}
@@ -159,11 +252,11 @@ def _blocked(tokens: tuple[str, ...], leading: bool, message: bool) -> set[int]:
 
 
 def _phrase_at(tokens: tuple[str, ...], keys: tuple[Key, ...], start: int,
-               free: set[int]) -> tuple[int, ...] | None:
+               free: set[int], tables: PolicyTables) -> tuple[int, ...] | None:
     positions = [start]
     for key in keys[1:]:
         window = range(positions[-1] + 1, min(len(tokens), positions[-1] + 2 + MAX_GAP))
-        nxt = next((j for j in window if j in free and key in _token_keys(tokens[j])), None)
+        nxt = next((j for j in window if j in free and key in tables.keys(tokens[j])), None)
         if nxt is None:
             return None
         positions.append(nxt)
@@ -190,12 +283,12 @@ def read_verbs(tokens: tuple[str, ...], tables: PolicyTables = DEFAULT_TABLES, *
 
 def _read_verbs(tokens: tuple[str, ...], tables: PolicyTables, *, leading: bool,
                 message: bool) -> list[VerbMatch]:
-    free = set(range(len(tokens))) - _blocked(tokens, leading, message)
+    free = set(range(len(tokens))) - _blocked(tokens, leading, message, tables)
     found: list[VerbMatch] = []
     for index, keys in tables._phrases:
         for start in sorted(free):
-            if start in free and keys[0] in _token_keys(tokens[start]):
-                positions = _phrase_at(tokens, keys, start, free)
+            if start in free and keys[0] in tables.keys(tokens[start]):
+                positions = _phrase_at(tokens, keys, start, free, tables)
                 if positions is not None:
                     free -= set(positions)
                     words = " ".join(tokens[p] for p in positions)

@@ -75,18 +75,23 @@ BUILTIN_VERBS: tuple[Verb, ...] = (
           "delete|remove|removal|erase|erasure|drop|drop table|drop database|destroy|destruct"
           "|destruction|kill|pkill|killall|terminate|reset|factory reset|wipe|wipe out|truncate"
           "|purge|format|mkfs|uninstall|undeploy|decommission|nuke|obliterate|shred|rm|rmdir"
-          "|unlink|discard|flush|get rid of|tear down",
+          "|unlink|discard|flush|get rid of|tear down|dd|wipefs|fdisk|chmod|chown|prune|zap"
+          "|annihilate|eradicate|exterminate|expunge|demolish|sigkill",
           # Irregular and enclitic forms are listed: the stemmer does not reduce them.
           "borrar|borra|borralo|borrala|eliminar|elimina|eliminalo|eliminala|suprimir|quitar"
           "|destruir|destruye|destruyelo|matar|mata|matalo|terminar|resetear|restablecer"
           "|resetea|resetee|reseteen|vaciar|vacia|vacie|truncar|trunca|trunque|purgar|purga"
           "|purgue|formatear|formatea|formatee|formateen"
-          "|desinstalar|dar de baja|da de baja"),
+          "|desinstalar|dar de baja|da de baja|aniquilar|erradicar|exterminar|triturar"
+          "|desechar|descartar|podar"),
     _verb("stop", _S,
           "stop|halt|shutdown|shut down|shut off|pause|suspend|suspension|disable|deactivate"
           "|power off|poweroff|power down|turn off|switch off|scale to zero|scale to 0"
-          "|take down|take offline|bring down|spin down|abort|cancel|quit|exit|hibernate|drain",
-          "detener|deten|detenlo|detenga|detengan|detiene|parar|pare|paren|parad|paralo|pausar"
+          "|take down|take offline|bring down|spin down|abort|cancel|quit|exit|hibernate|drain"
+          "|interrupt|unplug|sigterm",
+          # "detuve": the irregular preterite's stem ("detuv") covers detuvo, detuvieron...
+          "detener|deten|detenlo|detenga|detengan|detiene|detuve|parar|pare|paren|parad|paralo"
+          "|pausar|interrumpir|desconectar|desenchufar"
           "|apagar|apaga|apagalo|apague|apaguen|suspender|desactivar|desactiva|desactive|desactiven"
           "|deshabilitar|cancelar"
           "|abortar|dejar de|deja de|escalar a cero"),
@@ -132,12 +137,13 @@ PROTECTED_TARGETS = frozenset({"madre", "tentaculo_link", "tentaculo", "gateway"
 # "terminate", English "quite" and "mate" like Spanish "quite" (remove) and "mate" (kill),
 # "pared" (wall) like "parar"; and nouns that would make a status question wait ("the
 # deployment status").
+# "paro" is not here: it is also "I stop" ("paro hermes"); "el paro" (a strike) is in NOUN_USES.
 # Found by stemming the 25,000 commonest English and Spanish words. Built in only: a policy
 # file cannot add exceptions. A control action is all verb: there these words count.
 NOT_VERBS = frozenset({
     "terminal", "terminals", "termino", "terminos", "normal", "normally", "equal", "equally",
     "equals", "quite", "mate", "mates", "mat", "mater", "par", "deter", "det", "pared",
-    "paredes", "pares", "paro", "paros", "parir", "formation", "formations", "formative",
+    "paredes", "pares", "paros", "parir", "formation", "formations", "formative",
     "formato", "formatos", "restaurant", "restaurants", "restaurante", "restaurantes",
     "abortion", "abortions", "aborto", "abortos", "disability", "disabilities", "suspense",
     "vacio", "vacios", "vacias", "installment", "installments", "installation",
@@ -148,9 +154,48 @@ NOT_VERBS = frozenset({
 # A word that is a verb only where a sentence or an action starts: Spanish "para" is mostly the
 # preposition "for", and means "stop!" only as the first word ("para el servidor").
 LEADING_ONLY = frozenset({"para"})
+# It is the verb too where a clause starts: after a name said to Madre ("madre, para"), after a
+# joining word ("sube el volumen y para") or as the last word ("hermes, ya para"); never before
+# the words of CONJUNCTION_AFTER ("¿para qué sirve?", "para mí").
 # Words that may come before that first word: "por favor, para", "ahora para", "hey, para".
 POLITE = frozenset({"please", "kindly", "por", "favor", "porfa", "hey", "ok", "okay", "now",
                     "ahora", "ya", "oye", "venga", "vale"})
+CLAUSE_JOINERS = frozenset({"y", "e", "luego", "despues", "entonces", "pero", "and", "then",
+                            "but", "also", "tambien"})
+CONJUNCTION_AFTER = frozenset({"que", "quien", "quienes", "cual", "cuales", "cuando", "donde",
+                               "mi", "ti"})
+
+# Spanish object pronouns written onto an imperative: "quítalo", "bórralos", "apágala",
+# "quítaselo", "detente". The word is read as its imperative when what is left is one
+# ("quita"): "parte" is not "par" + "te", because "par" is no imperative of "parar".
+ENCLITICS: tuple[str, ...] = (
+    "selos", "selas", "selo", "sela", "melos", "melas", "melo", "mela", "telo", "tela",
+    "noslo", "nosla", "los", "las", "les", "nos", "lo", "la", "le", "me", "se", "te", "os")
+
+# Words a structured action (control, an intent's `action`, a Switch reading) may hold beside
+# its verb without making it unknown: fillers, the names of modules, and the nouns of the
+# things Madre works on. Any other word beside a verb is one Madre does not understand, and
+# what it does not understand waits for a human (MED): "run dd if=/dev/zero" is not a "run".
+KNOWN_WORDS = frozenset(_forms(
+    # English fillers
+    "the|a|an|and|then|now|please|all|everything|it|its|this|that|these|those|of|for|on|in|to"
+    "|with|at|from|my|our|your|me|us|again|first|next|after|just|also|too|every|each|both"
+    "|current|full|quick|new|latest|right|away|here|there|is|are|what|whats"
+    # Spanish fillers
+    "|el|la|los|las|un|una|unos|unas|y|e|luego|despues|ahora|ya|por|favor|de|del|al|a|en"
+    "|con|todo|todos|toda|todas|esto|eso|este|esta|ese|esa|estos|estas|mi|mis|su|sus|otra"
+    "|otro|vez|tambien|primero|nuevo|nueva|actual|completo|rapido"
+    # the things Madre works on
+    "|mode|modo|system|sistema|service|services|servicio|servicios|module|modules|modulo"
+    "|modulos|server|servidor|logs|log|plan|plans|planes|job|jobs|task|tasks|tarea|tareas"
+    "|trabajo|trabajos|daughter|daughters|hija|hijas|backup|backups|respaldo|test|tests"
+    "|prueba|pruebas|queue|cola|provider|providers|proveedor|proveedores|config|settings"
+    "|metrics|metricas|stats|report|informe|errors|error|errores|events|eventos|results"
+    "|resultados|session|sessions|sesion|sesiones|instance|instances|instancia|instancias"
+    "|worker|workers|uptime|readiness|liveness|audio|stem|stems|track|tracks|pista|pistas"
+    "|song|songs|cancion|canciones|vocal|vocals|voz|voces|music|musica|loudness|lufs|wav|mp3"
+    "|flac|project|proyecto|repo|repository|file|files|archivo|archivos|database|databases|db"
+    "|base|datos|cache|disk|disco|memory|memoria|version|versions|script|scripts|today|hoy"))
 
 # Where "drop", "format" and "scale" are nouns (a track's drop, a file format, a minor scale),
 # not orders: the last word of each of these pairs is not read as a verb. "drop the table",
@@ -162,6 +207,7 @@ NOUN_USES: tuple[tuple[str, ...], ...] = tuple(
         ("format", "the|a|that|this|which|what|file|audio|output|wav|mp3|flac|aiff|ogg|same"),
         ("scale", "the|a|major|minor|pentatonic|chromatic|blues"),
         ("escala", "la|una|esa|esta"),
+        ("paro", "el|un|del|al|en|sin"),
     )
     for before in _forms(befores)
 )

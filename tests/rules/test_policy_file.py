@@ -20,7 +20,7 @@ EXAMPLE = """\
 protected_targets = ["postgres", "vault"]
 
 [verbs]
-destroy = ["annihilate", "zap"]
+destroy = ["vaporize", "defenestrate"]
 stop = ["mothball"]
 change = ["recalibrate", "spin up"]
 """
@@ -41,7 +41,7 @@ def tables(tmp_path: Path):
 
 
 @pytest.mark.parametrize(("action", "risk"), [
-    ("zap", Risk.HIGH), ("Annihilating", Risk.HIGH), ("mothball", Risk.HIGH),
+    ("defenestrate", Risk.HIGH), ("Vaporizing", Risk.HIGH), ("mothball", Risk.HIGH),
     ("recalibrate", Risk.MED), ("spin up", Risk.MED), ("spin-the-thing-up", Risk.MED),
 ])
 def test_a_policy_file_adds_verbs_to_their_class(tables, action: str, risk: Risk) -> None:
@@ -52,7 +52,7 @@ def test_a_policy_file_adds_verbs_to_their_class(tables, action: str, risk: Risk
 def test_a_file_verb_reads_the_same_in_chat_as_on_control(tables) -> None:
     dsl = fallback_parse("please recalibrate hermes", tables=tables)
     assert (dsl.action, classify_dsl(dsl, tables=tables).risk) == ("recalibrate", Risk.MED)
-    assert fallback_parse("zap hermes", tables=tables).action == "delete"
+    assert fallback_parse("defenestrate hermes", tables=tables).action == "delete"
 
 
 @pytest.mark.parametrize("target", ["postgres", "vault", "madre"])
@@ -60,7 +60,7 @@ def test_a_policy_file_adds_protected_targets_that_are_never_stopped_or_destroye
     tables, target: str
 ) -> None:
     assert classify(target, "shut down", tables=tables).denied
-    assert classify(target, "zap", tables=tables).denied
+    assert classify(target, "defenestrate", tables=tables).denied
     assert classify_dsl(fallback_parse(f"please drop {target} now", tables=tables),
                         tables=tables).denied
     assert not classify(target, "restart", tables=tables).denied
@@ -119,7 +119,7 @@ def test_a_file_that_would_make_a_dangerous_verb_less_cautious_is_refused(
     ('[verbs]\nstop = [1]\n', 2, "not a word in quotes"),
     ('[verbs]\nstop = ["  "]\n', 2, "is not a word or a phrase"),
     ('[verbs]\nstop = ["terminal"]\n', 2, "'terminal' is a built-in destroy verb"),
-    ('[verbs]\nstop = ["zap"]\nread = ["zap"]\n', 3, "also listed as a stop verb"),
+    ('[verbs]\nstop = ["mothball"]\nread = ["mothball"]\n', 3, "also listed as a stop verb"),
     ('protected_targets = "madre"\n', 1, "must be a list of words"),
     ('verbs = ["stop"]\n', 1, "'verbs' must be a table"),
 ])

