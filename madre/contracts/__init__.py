@@ -69,7 +69,12 @@ from madre.contracts.plans import (
     StepPreview,
 )
 
+# The domain types the contracts carry, which the one module showed too (programs import
+# `Status` from here): they stay importable from here, defined in madre.model.
+from madre.model import DSL, Mode, Provider, Risk, Status, Step, WaitReason
+
 __all__ = [
+    "DSL", "Mode", "Provider", "Risk", "Status", "Step", "WaitReason",
     "DIGEST", "MAX_ID_CHARS", "MAX_MESSAGE_CHARS", "MAX_PAGE", "NOT_BLANK", "SPACES",
     "TOKEN_HEADER", "ApprovalCount", "ApprovalView", "ApproveRequest", "ApproveResponse",
     "AuditEntry", "CancelRequest", "CancelResponse", "ChatRequest", "ChatResponse",
