@@ -27,6 +27,12 @@ from madre.instances import InstanceInfo
 
 log = logging.getLogger("madre.membership")
 
+# Plans claimed per write, and writes per round: a round takes a whole backlog of up to
+# CLAIM_BATCH * CLAIM_BATCHES plans at once (1,000 plans left by a kill -9 resume together,
+# not 100 a round), and leaves the rest of a larger one to the next round and to the others.
+CLAIM_BATCH = 100
+CLAIM_BATCHES = 10
+
 
 class Liveness(Protocol):
     """Whether another instance's session is gone (PostgreSQL: its advisory lock is free)."""
@@ -183,10 +189,16 @@ class Membership:
             return []
         dead = dead_owners(self._repo.active_owners(), me=self.instance_id, now=now,
                            liveness=self._liveness)
-        claimed = self._store.claim_plans(self.instance_id, dead_owners=dead,
-                                          lease_until=now + dt.timedelta(seconds=self.lease))
-        for plan_id, _ in claimed:
-            self._supervisor.activate(plan_id)
+        claimed: list[tuple[str, int]] = []
+        for _ in range(CLAIM_BATCHES):
+            batch = self._store.claim_plans(self.instance_id, dead_owners=dead,
+                                            lease_until=now + dt.timedelta(seconds=self.lease),
+                                            limit=CLAIM_BATCH)
+            for plan_id, _ in batch:
+                self._supervisor.activate(plan_id)
+            claimed += batch
+            if len(batch) < CLAIM_BATCH:  # nothing more to take
+                break
         if claimed:
             log.warning("took over %d plans", len(claimed),
                         extra={"from": dead, "plan_ids": [p for p, _ in claimed]})

@@ -23,7 +23,7 @@ from helpers import (
     table_rows,
 )
 
-from madre import Madre
+from madre import Madre, membership
 from madre.contracts.intake import ControlRequest
 from madre.errors import TokenExpired
 from madre.model import Plan, Status, Step, StepType, WaitReason, new_id, utcnow
@@ -195,3 +195,28 @@ def test_fifty_recovered_plans_run_at_most_max_active_plans_at_once_and_all_fini
         assert final(again, plan.plan_id, timeout=30).status is Status.DONE
     assert meters[0].peak == 4
     assert len(standins.recorder.idempotency_counts("shub")) == 50
+
+
+def test_one_round_takes_over_a_backlog_larger_than_one_claim_and_every_plan_finishes(
+        first, start_madre, standins, monkeypatch):
+    count = membership.CLAIM_BATCH + 50  # more than one claim takes
+    plans = [new_plan(call_step(0, "shub"), Step(index=1, type=StepType.NOOP))
+             for _ in range(count)]
+    for plan in plans:
+        store_plan(first, plan)
+    first.stop()
+    rounds: list[list[str]] = []
+    take_over = membership.Membership._take_over
+
+    def recorded(self: Any, now: Any) -> list[str]:
+        rounds.append(take_over(self, now))
+        return rounds[-1]
+
+    monkeypatch.setattr(membership.Membership, "_take_over", recorded)
+
+    again = start_madre()
+
+    assert sorted(rounds[0]) == sorted(p.plan_id for p in plans)  # recovery's round: all
+    for plan in plans:
+        assert final(again, plan.plan_id, timeout=30).status is Status.DONE
+    assert len(standins.recorder.idempotency_counts("shub")) == count
