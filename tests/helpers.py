@@ -15,7 +15,7 @@ import json
 import pathlib
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from madre import Madre, Settings
@@ -246,3 +246,37 @@ def fill(disk: pathlib.Path) -> pathlib.Path:
         except OSError as exc:
             assert exc.errno == errno.ENOSPC, exc
     return filler
+
+
+def post_ok(url: str, path: str, body: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """POST `body` to a live server's `path` with the test token; its JSON answer, which must
+    be a 200 (the body is shown when it is not)."""
+    import requests
+
+    resp = requests.post(url + path, json=body, headers={"X-VX11-Token": TOKEN}, timeout=30,
+                         **kwargs)
+    assert resp.status_code == 200, resp.text
+    return resp.json()  # type: ignore[no-any-return]
+
+
+def at_once(*calls: Callable[[], Any]) -> list[Any]:
+    """Run each call on its own thread, released together by a barrier; their results (or
+    the exception each raised), in order."""
+    import threading
+
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+
+    def run(i: int, call: Callable[[], Any]) -> None:
+        barrier.wait()
+        try:
+            results[i] = call()
+        except Exception as exc:  # noqa: BLE001 - handed back to the test
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT * 2)
+    return results

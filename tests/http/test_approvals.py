@@ -7,13 +7,13 @@ Every test runs on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
-import threading
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from helpers import (
-    WAIT,
+    at_once,
     as_principal,
     assert_envelope,
     execute,
@@ -274,23 +274,9 @@ def test_whoever_holds_the_token_may_reject_and_nobody_else_who_is_no_approver(s
 
 def race(madre: Madre, plan_id: str, digest: str, names: list[str]) -> list[Any]:
     """`names` approve at the same moment; what each got (an answer or the error)."""
-    barrier = threading.Barrier(len(names))
-    results: list[Any] = [None] * len(names)
-
-    def one(i: int, name: str) -> None:
-        barrier.wait()
-        try:
-            results[i] = madre.approve(plan_id, digest, wait=0,
-                                       principal=Principal(name, frozenset({Role.APPROVER})))
-        except Exception as exc:  # noqa: BLE001 - the refusal is the result
-            results[i] = exc
-
-    threads = [threading.Thread(target=one, args=(i, n)) for i, n in enumerate(names)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(WAIT)
-    return results
+    return at_once(*[functools.partial(madre.approve, plan_id, digest, wait=0,
+                                       principal=Principal(n, frozenset({Role.APPROVER})))
+                     for n in names])
 
 
 def test_two_approvers_at_the_same_moment_start_the_plan_exactly_once(serve, standins) -> None:

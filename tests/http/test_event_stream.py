@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import requests
-from helpers import assert_envelope, table_rows
+from helpers import assert_envelope, post_ok, table_rows
 from sse import HEADERS, Sse, Stream
 
 from madre import Madre, create_app
@@ -45,22 +45,17 @@ def open_stream(request: pytest.FixtureRequest) -> Iterator[Callable[..., Stream
             stream.close()
 
 
-def post(url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    resp = requests.post(url + path, json=body, headers=HEADERS, timeout=30)
-    assert resp.status_code == 200, resp.text
-    return resp.json()  # type: ignore[no-any-return]
-
 
 def low_chat(url: str, session_id: str | None = None) -> dict[str, Any]:
     """A LOW chat, answered DONE (so all its rows are committed)."""
     body = {"message": "mix these 3 stems", **({"session_id": session_id} if session_id else {})}
-    answer = post(url, "/madre/chat", body)
+    answer = post_ok(url, "/madre/chat", body)
     assert answer["status"] == "DONE", answer
     return answer
 
 
 def waiting(url: str) -> dict[str, Any]:
-    answer = post(url, "/madre/control", {"target": "shub", "action": "delete"})
+    answer = post_ok(url, "/madre/control", {"target": "shub", "action": "delete"})
     assert answer["status"] == "pending_confirmation", answer
     return answer
 

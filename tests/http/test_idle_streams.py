@@ -27,9 +27,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import requests
-from helpers import table_rows
-from sse import HEADERS, Stream
+from helpers import post_ok, table_rows
+from sse import Stream
 
 from madre import Madre, create_app
 from madre.event_hub import EventHub
@@ -73,14 +72,9 @@ def counted(monkeypatch: pytest.MonkeyPatch, start_madre) -> Iterator[tuple[Madr
         yield madre, server.url, counts
 
 
-def post(url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    resp = requests.post(url + path, json=body, headers=HEADERS, timeout=30)
-    assert resp.status_code == 200, resp.text
-    return resp.json()  # type: ignore[no-any-return]
-
 
 def held_plan(url: str) -> dict[str, Any]:
-    answer = post(url, "/madre/control", {"target": "shub", "action": "delete"})
+    answer = post_ok(url, "/madre/control", {"target": "shub", "action": "delete"})
     assert answer["status"] == "pending_confirmation", answer
     return answer
 
@@ -96,9 +90,9 @@ def one_round(madre: Madre, url: str, counts: Counts, watched: dict[str, Any],
     commits counted meanwhile, and the ids the watcher received."""
     before = counts.snapshot()
     for _ in range(CHATS):
-        answer = post(url, "/madre/chat", {"message": "mix these 3 stems"})
+        answer = post_ok(url, "/madre/chat", {"message": "mix these 3 stems"})
         assert answer["status"] == "DONE", answer
-    post(url, f"/madre/plans/{watched['plan_id']}/confirm",
+    post_ok(url, f"/madre/plans/{watched['plan_id']}/confirm",
          {"confirm_token": watched["confirm_token"]})
     got = watcher.until(lambda e: e.event == "plan_done", timeout=30)
     after = counts.snapshot()  # reads counted before commits: never a read without its commit

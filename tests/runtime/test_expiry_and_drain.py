@@ -10,13 +10,13 @@ Tests run on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import time
 from typing import Any
 
 import pytest
 from helpers import (
     WAIT,
+    at_once,
     assert_envelope,
     audit_actions,
     execute,
@@ -51,27 +51,6 @@ def after(pending: ControlResponse) -> dt.datetime:
     """A moment just past the confirmation's expiry."""
     assert pending.expires_at is not None
     return pending.expires_at + dt.timedelta(seconds=1)
-
-
-def at_once(*calls: Any) -> list[Any]:
-    """Run each call on its own thread, released together by a barrier; their results (or
-    the exception each raised), in order."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = calls[i]()
-        except Exception as exc:  # noqa: BLE001 - handed back to the test
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=WAIT)
-    return results
 
 
 # --------------------------------------------------------------------------- expiry by tick

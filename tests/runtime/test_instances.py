@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from helpers import WAIT, audit_actions, final, plan_actor_count, table_rows
+from helpers import WAIT, at_once, audit_actions, final, plan_actor_count, table_rows
 
 from madre import Madre
 from madre.contracts.intake import ChatRequest, ControlRequest, ControlStatus
@@ -210,26 +210,6 @@ def waiting_job(madre: Madre) -> tuple[str, int]:
     [step] = [s for s in madre.get_plan(answer.plan_id).steps
               if s.type == StepType.SPAWNER_REQUEST]
     return answer.plan_id, int(step.result["daughter_task_id"])
-
-
-def at_once(*calls: Callable[[], Any]) -> list[Any]:
-    """Run the calls on threads released together; each one's result or exception."""
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
-
-    def run(i: int, call: Callable[[], Any]) -> None:
-        barrier.wait()
-        try:
-            results[i] = call()
-        except Exception as exc:  # noqa: BLE001 - the caller looks at it
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(WAIT * 2)
-    return results
 
 
 def test_a_job_report_given_to_both_instances_at_once_resumes_the_plan_made_on_one_once(

@@ -17,20 +17,15 @@ from typing import Any
 
 import pytest
 import requests
-from helpers import TOKEN
+from helpers import TOKEN, post_ok
 
 
 HEADERS = {"X-VX11-Token": TOKEN}
 
 
-def post(url: str, path: str, body: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-    resp = requests.post(url + path, json=body, headers=HEADERS, timeout=30, **kwargs)
-    assert resp.status_code == 200, resp.text
-    return resp.json()  # type: ignore[no-any-return]
-
 
 def low_chat(url: str) -> dict[str, Any]:
-    answer = post(url, "/madre/chat", {"message": "mix these 3 stems", "session_id": "s-logs"})
+    answer = post_ok(url, "/madre/chat", {"message": "mix these 3 stems", "session_id": "s-logs"})
     assert answer["status"] == "DONE", answer
     return answer
 
@@ -86,7 +81,7 @@ def test_the_plan_outcome_line_carries_the_plans_ids_its_status_and_its_duration
 def test_a_failed_step_is_logged_with_its_step_and_duration(serve, standins) -> None:
     process, url = serve()
     standins.behaviours["shub"].set("fail")
-    answer = post(url, "/madre/chat", {"message": "mix these 3 stems"})
+    answer = post_ok(url, "/madre/chat", {"message": "mix these 3 stems"})
     assert answer["status"] == "ERROR"
     entries = parsed(process.stop())
     [failed] = [e for e in entries if e.get("step") == "CALL_SHUB"]
@@ -118,17 +113,17 @@ def test_with_madre_log_format_text_the_lines_are_text_carrying_plan_id(serve) -
 @pytest.mark.parametrize("log_format", ["json", "text"])
 def test_no_token_ever_appears_in_the_log_even_at_debug_level(serve, log_format) -> None:
     process, url = serve(MADRE_LOG_FORMAT=log_format, MADRE_LOG_LEVEL="DEBUG")
-    first = post(url, "/madre/chat", {"message": "delete the shub cache"})
+    first = post_ok(url, "/madre/chat", {"message": "delete the shub cache"})
     assert first["status"] == "WAITING" and first["confirm_token"]
     wrong = requests.post(f"{url}/madre/plans/{first['plan_id']}/confirm",
                           json={"confirm_token": first["confirm_token"][::-1]},
                           headers=HEADERS, timeout=30)
     assert wrong.status_code == 403
-    post(url, f"/madre/plans/{first['plan_id']}/confirm",
+    post_ok(url, f"/madre/plans/{first['plan_id']}/confirm",
          {"confirm_token": first["confirm_token"]})
     # the old clients' way: the token in the query string
-    second = post(url, "/madre/control", {"target": "hermes", "action": "delete"})
-    post(url, f"/madre/plans/{second['plan_id']}/confirm", {},
+    second = post_ok(url, "/madre/control", {"target": "hermes", "action": "delete"})
+    post_ok(url, f"/madre/plans/{second['plan_id']}/confirm", {},
          params={"confirm_token": second["confirm_token"]})
     bad_auth = requests.get(url + "/madre/plans", headers={"X-VX11-Token": "guessed-token"},
                             timeout=30)
