@@ -9,6 +9,7 @@ Every test runs on SQLite and on PostgreSQL.
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -103,6 +104,29 @@ def test_a_receiver_that_is_down_never_holds_up_the_plan_and_is_given_up_on(
         "notification_failed", "notification_failed", "notification_gave_up"]
     rows = [r for r in table_rows(madre, "madre_actions") if r["action"] == "notification_failed"]
     assert json.loads(rows[0]["detail_json"])["attempt"] == 1
+
+
+def test_a_receiver_that_never_answers_holds_up_nothing_and_its_tries_back_off_doubling(
+        start_madre) -> None:
+    with socket.socket() as silent:  # takes connections, never answers one
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/hook"
+        madre = notified(start_madre, url, notify_attempts=3, notify_timeout_seconds=0.3)
+
+        first = madre.control(ControlRequest(target="shub", action="delete"))
+        second = madre.control(ControlRequest(target="hermes", action="delete"))
+
+        # Both answered, and the second confirmed and run, while the announcements hang.
+        assert madre.get_plan(first.plan_id).status is Status.WAITING
+        assert madre.confirm(second.plan_id, second.confirm_token).plan_status is Status.DONE
+        assert madre.notifier.wait_idle(WAIT)
+    tries = deliveries(madre, first.plan_id)
+    assert [a for a, _ in tries] == [
+        "notification_failed", "notification_failed", "notification_failed",
+        "notification_gave_up"]
+    assert "ReadTimeout" in tries[0][1]
+    assert tries[0][1].endswith("again in 0.01 s") and tries[1][1].endswith("again in 0.02 s")
 
 
 def test_plans_that_run_at_once_are_not_announced(start_madre, receiver) -> None:
