@@ -255,6 +255,22 @@ def test_the_health_page_shows_modules_the_breaker_and_this_instance(served, vis
     assert "the only one on its database" in html
 
 
+def test_the_health_page_lists_every_instance_alive_on_its_database(
+        database_url, served, console_madre, visitor):
+    if database_url.startswith("sqlite"):
+        pytest.skip("several instances share PostgreSQL only (one per SQLite file)")
+    madre, _, _ = served
+    other = console_madre()
+    madre.membership.round()  # this instance reads who is alive now, as its rounds do
+
+    html = visitor("vic").page("/console/health")
+
+    assert '<span class="code">(2)</span>' in html
+    assert f"<code>{madre.instance_id}</code> (this one)" in html
+    assert f"<code>{other.instance_id}</code><" in html
+    assert "the only one on its database" not in html
+
+
 # --------------------------------------------------------------------------- the pages as a whole
 
 
