@@ -269,7 +269,8 @@ class Assembly:
         instance's notice never came (a dropped LISTEN connection, a reconnect). Only an
         ended plan (DONE, ERROR) is published from the database: that never changes again,
         whereas a WAITING read could be older than a confirmation being written here."""
-        for plan_id in self.watchers.watched():
+        # One status query for all of them; only the plans that ended are read whole.
+        for plan_id in self.repo.ended_among(self.watchers.watched()):
             plan = self.repo.readable_plan(plan_id)
             if plan is not None and plan.status in FINAL_STATUSES:
                 self.watchers.publish(plan)

@@ -10,6 +10,7 @@ tables; the reads people make (plan lists, the plan detail, the event stream) ar
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import peewee
@@ -134,6 +135,16 @@ class RuntimeReads:
                 .where(self.m.Task.status.in_([Status.PENDING.value, Status.RUNNING.value]))
                 .order_by(self.m.Task.id)
             ]
+
+    def ended_among(self, plan_ids: Sequence[str]) -> list[str]:
+        """Those of `plan_ids` that are DONE or ERROR, in one query."""
+        if not plan_ids:
+            return []
+        task = self.m.Task
+        with connection(self.database):
+            return [r.uuid for r in task.select(task.uuid).where(
+                task.uuid.in_(list(plan_ids))
+                & task.status.in_([Status.DONE.value, Status.ERROR.value]))]
 
     def find_intent(self, intent_id: str) -> IntentRow | None:
         with connection(self.database):
