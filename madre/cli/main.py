@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from madre.cli import output as out
 from madre.cli.options import (
     Connection,
+    PositionalsLast,
     client_command,
     conn,
     fail,
@@ -198,9 +199,10 @@ def show(plan_id: str) -> None:
     _show(plan, out.render_plan(plan, style(), width()))
 
 
-# A token is URL-safe base64 and may start with "-" (1 in 64): read it as the TOKEN argument,
-# never as an unknown option, so the `madre confirm PLAN TOKEN` line Madre prints always works.
-@main.command(context_settings={"ignore_unknown_options": True})
+# A token is URL-safe base64 and may start with "-" (1 in 64), and may then hold an "h":
+# read it as the TOKEN argument, never as options (`-h` would print the help and exit 0),
+# so the `madre confirm PLAN TOKEN` line Madre prints always works.
+@main.command(cls=PositionalsLast)
 @click.argument("plan_id", metavar="PLAN")
 @click.argument("token")
 @client_command

@@ -128,3 +128,34 @@ def key_values(ctx: click.Context, param: click.Parameter, values: tuple[str, ..
         except ValueError:
             params[key.strip()] = raw
     return params
+
+
+class PositionalsLast(click.Command):
+    """A command whose arguments are read as arguments even when they start with "-": the
+    first word that is not an option is the first argument, and every word after it that is
+    not one of the command's own options is an argument too, whatever it looks like. They are
+    handed to click after `--`, so click never reads a token `-Sh1x...` as `-S -h -1 -x`."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        takes_value = {name for param in self.params if isinstance(param, click.Option)
+                       and not param.is_flag for name in param.opts}
+        known = {name for param in self.params if isinstance(param, click.Option)
+                 for name in param.opts} | set(self.get_help_option_names(ctx))
+        options: list[str] = []
+        positionals: list[str] = []
+        words = iter(args)
+        for word in words:
+            if word == "--":
+                positionals.extend(words)
+                break
+            name = word.split("=", 1)[0]
+            if name in known:
+                options.append(word)
+                value = next(words, None) if name in takes_value and "=" not in word else None
+                if value is not None:
+                    options.append(value)
+            elif positionals or not word.startswith("-"):
+                positionals.append(word)
+            else:
+                options.append(word)
+        return super().parse_args(ctx, options + ["--", *positionals])

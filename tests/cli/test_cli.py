@@ -29,6 +29,8 @@ from helpers import TOKEN, free_port
 from helpers import table_rows as sql_rows
 
 from madre import Madre, create_app
+from madre.cli.main import main as cli_main
+from madre.cli.options import Connection
 from madre.cli.output import colour_enabled, render_event, styler, table
 from madre.client import ServerEvent, parse_sse
 from madre.contracts.commands import CancelResponse
@@ -174,7 +176,7 @@ def test_confirm_with_a_wrong_token_exits_1_with_the_servers_error(
     assert api("GET", f"/madre/plans/{plan_id}")["status"] == "WAITING"
 
 
-@pytest.mark.parametrize("token", ["-Sx8bQ_a1", "--looks-like-an-option", "-"])
+@pytest.mark.parametrize("token", ["-Sx8bQ_a1", "-hQ8b_a1", "-xyh-9", "--looks-like-an-option", "-"])
 def test_a_token_starting_with_a_dash_is_read_as_the_token_not_as_an_option(
     cli: Cli, api: Callable[..., Any], token: str,
 ) -> None:
@@ -748,3 +750,12 @@ def test_the_clients_event_reader_reads_events_cut_anywhere_across_chunks(cut: i
         ServerEvent("8", "step_done:CALL_SHUB", "line one\nline two"),
         ServerEvent("9", "plan_error", "café"),
     ]
+
+
+def test_a_dash_token_holding_an_h_is_the_token_and_options_after_it_still_count() -> None:
+    # 1 token in 64 starts with "-", and many of those hold an "h": never the help flag
+    command = cli_main.commands["confirm"]
+    ctx = command.make_context("confirm", ["PLAN", "-Sh8bQ_a1", "--timeout", "3", "--json"])
+    assert ctx.params == {"plan_id": "PLAN", "token": "-Sh8bQ_a1"}
+    connection = ctx.find_object(Connection)
+    assert connection is not None and connection.timeout == 3 and connection.as_json
