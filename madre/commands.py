@@ -260,6 +260,9 @@ class PlanCommands:
     def wait_for_plan(self, plan_id: str, timeout: float, *, final: bool = False) -> Plan | None:
         """The plan once it settles (WAITING, DONE, ERROR), or None after `timeout` seconds.
         With `final`, WAITING does not count: wait until the plan is DONE or ERROR."""
+        running = self._watchers.watch_running(plan_id, final=final)
+        if running is not None:  # its actor here publishes it when it settles: no read
+            return running.wait(timeout)
         watch = self._watchers.watch(plan_id, final=final)
         current = self._repo.readable_plan(plan_id)
         if current is None:

@@ -328,7 +328,8 @@ class Intake:
                                                 confirmation=confirmation, intent=record,
                                                 decision=decided)
         watch = self._watchers.watch(plan.plan_id) if watch_it else None
-        self._supervisor.spawn(plan.model_copy(deep=True), created=created,
+        self._watchers.expect(plan.plan_id)
+        self._supervisor.spawn(plan.detached(), created=created,
                                written_ahead=first.step_id if first is not None else None)
         try:
             action_id = self._store.wait(created)

@@ -188,6 +188,14 @@ class Plan(BaseModel):
     # actor messages by themselves, so the plan carries it into its actor's log lines.
     request_id: str | None = None
 
+    def detached(self) -> Plan:
+        """A copy to change while another thread may still read this one (the store writing
+        it, an answer built from it): the parts changed in place (the steps, the lists) are
+        copied; the rest is only ever reassigned. A fraction of a deep copy's cost."""
+        return self.model_copy(update={"steps": [s.model_copy() for s in self.steps],
+                                       "warnings": list(self.warnings),
+                                       "approvals": list(self.approvals)})
+
     @property
     def next_step(self) -> Step | None:
         """The first step that has not finished, or None when all have."""

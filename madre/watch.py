@@ -47,11 +47,34 @@ class Watchers:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._watches: defaultdict[str, list[Watch]] = defaultdict(list)
+        # Plans an actor of this instance runs from their creation until they settle: one
+        # published here when it does, so a waiter needs no read of it first.
+        self._running: set[str] = set()
 
     def watch(self, plan_id: str, *, final: bool = False) -> Watch:
         """A watch woken when the plan settles; with `final`, only when it ends (DONE/ERROR)."""
         watch = Watch(self, plan_id, FINAL_STATUSES if final else SETTLED_STATUSES)
         with self._lock:
+            self._watches[plan_id].append(watch)
+        return watch
+
+    def expect(self, plan_id: str) -> None:
+        """`plan_id` is about to run here: it is published when it settles (or, if its
+        actor stops without settling it, `unexpect`ed)."""
+        with self._lock:
+            self._running.add(plan_id)
+
+    def unexpect(self, plan_id: str) -> None:
+        with self._lock:
+            self._running.discard(plan_id)
+
+    def watch_running(self, plan_id: str, *, final: bool = False) -> Watch | None:
+        """A watch of `plan_id` if it runs here and has not settled (it will be published),
+        else None: the caller must read the plan, it may have settled already."""
+        with self._lock:
+            if plan_id not in self._running:
+                return None
+            watch = Watch(self, plan_id, FINAL_STATUSES if final else SETTLED_STATUSES)
             self._watches[plan_id].append(watch)
         return watch
 
@@ -78,6 +101,7 @@ class Watchers:
         for a plan that will only go on after a restart)."""
         with self._lock:
             watches = self._watches.pop(plan.plan_id, [])
+            self._running.discard(plan.plan_id)
         for watch in watches:
             try:
                 watch.future.set(plan)
@@ -89,6 +113,7 @@ class Watchers:
         if plan.status not in SETTLED_STATUSES:
             return
         with self._lock:
+            self._running.discard(plan.plan_id)
             watches = self._watches.get(plan.plan_id, [])
             woken = [w for w in watches if plan.status in w.accept]
             kept = [w for w in watches if plan.status not in w.accept]

@@ -133,6 +133,7 @@ class PlanActor(RecycledThreadActor):
 
     def on_stop(self) -> None:
         self._settle_in_flight_call()
+        self._watchers.unexpect(self.plan_id)  # whatever it did not publish, a read tells
         try:
             self._supervisor.tell(ChildStopped(self.plan_id, self.incarnation, self._stop_reason))
         except pykka.ActorDeadError:
@@ -307,10 +308,8 @@ class PlanActor(RecycledThreadActor):
         plan = self._plan
         assert plan is not None
         change, self._change = self._change, NO_CHANGE
-        # What the store writes must not change under it while this actor goes on: copy the
-        # parts this actor mutates (steps, warnings); the rest is only ever reassigned.
-        snapshot = plan.model_copy(update={"steps": [s.model_copy() for s in plan.steps],
-                                           "warnings": list(plan.warnings)})
+        # What the store writes must not change under it while this actor goes on.
+        snapshot = plan.detached()
         try:
             if self._unconfirmed is not None:
                 pending, self._unconfirmed = self._unconfirmed, None

@@ -30,6 +30,7 @@ from typing import Any
 import urllib3
 from urllib3 import exceptions as u3
 
+from madre.delegation import wire
 from madre.delegation.failures import (
     RETRY_AFTER_STATUSES,
     RETRY_STATUSES,
@@ -64,8 +65,8 @@ class ConnectionPools:
                 raise u3.ClosedPoolError(None, "madre is stopping")  # type: ignore[arg-type]
             pool = self._pools.get(key)
             if pool is None:
-                kind = urllib3.HTTPSConnectionPool if scheme == "https" else urllib3.HTTPConnectionPool
-                pool = kind(host, port, maxsize=self._maxsize, block=False, retries=False)
+                pool = wire.pool(scheme, host, port, maxsize=self._maxsize, block=False,
+                                 retries=False)
                 self._pools[key] = pool
             return pool
 
