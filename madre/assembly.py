@@ -147,7 +147,7 @@ class Assembly:
         self.store = StoreClient(self._actor(StoreActor.start(
             self.repo, on_commit=self._committed, on_outcome=self._write_outcome,
             lease_seconds=s.lease_seconds, clock=self.clock.now,
-            notify=not is_sqlite(self.database))))
+            notify=not is_sqlite(self.database), on_rest=self.watchers.publish)))
         # Let the plans still held go once every plan actor has stopped (popped after the
         # Supervisor's stop): another instance takes them at once.
         self._on_stop(self._release_plans)

@@ -46,7 +46,7 @@ from madre.actors.writes import (
     _Queued,
 )
 from madre.errors import DuplicateIntent, StoreUnavailable
-from madre.model import utcnow
+from madre.model import Plan, utcnow
 from madre.records import AuditRow, IntentRecord
 from madre.store.columns import SCOPE_DEAD_INSTANCE, SCOPE_INSTANCE
 from madre.store.db import is_sqlite, write_transaction
@@ -68,9 +68,13 @@ class StoreActor(pykka.ThreadingActor):
                  on_commit: Callable[[list[dict[str, Any]]], None] | None = None, *,
                  on_outcome: Callable[[DbFailure | None], None] | None = None,
                  lease_seconds: float = 10.0, clock: Callable[[], dt.datetime] = utcnow,
-                 notify: bool = False) -> None:
+                 notify: bool = False,
+                 on_rest: Callable[[Plan], None] | None = None) -> None:
         super().__init__()
         self._repo = repository
+        # Hears each plan a save brought to rest (WAITING, DONE, ERROR), once it committed and
+        # before its writer hears back: whoever waits for it wakes one thread hop sooner.
+        self._on_rest = on_rest
         self._on_commit = on_commit
         self._on_outcome = on_outcome  # hears how each batch went: None ok, else the cause
         self._lease = dt.timedelta(seconds=lease_seconds)
@@ -87,7 +91,11 @@ class StoreActor(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, _Queued):
             self._pending.append(message)
-            if not self._flush_scheduled:
+            if self._flush_scheduled:
+                return None
+            if self.actor_inbox.empty():  # nothing else to gather: commit it now
+                self._flush()
+            else:  # the writes already queued behind it join its transaction
                 self._flush_scheduled = True
                 self.actor_ref.tell(Flush())
         elif isinstance(message, Flush):
@@ -199,6 +207,8 @@ class StoreActor(pykka.ThreadingActor):
         refused: DbFailure | None = None
         for queued, result, error in outcomes:
             if error is None:
+                if isinstance(result, Plan) and not result.active and self._on_rest is not None:
+                    self._rested(result)
                 queued.reply.set(result)
                 continue
             if isinstance(error, peewee.IntegrityError) and isinstance(
@@ -292,6 +302,13 @@ class StoreActor(pykka.ThreadingActor):
         still running one elsewhere stops)."""
         if self._notify and (trail or self._settled):
             self._repo.notify(self._repo.instance_id or "", self._settled)
+
+    def _rested(self, plan: Plan) -> None:
+        assert self._on_rest is not None
+        try:
+            self._on_rest(plan)
+        except Exception:  # a listener must never break the writer
+            log.exception("rest listener failed")
 
     def _after_commit(self, committed: list[dict[str, Any]]) -> None:
         """Tell the listener what was committed; never fails a write."""
