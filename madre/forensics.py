@@ -51,6 +51,19 @@ def record_hash(record: dict[str, Any]) -> str:
     return hashlib.sha256(canonical(body).encode()).hexdigest()
 
 
+def sealed_line(record: dict[str, Any]) -> tuple[str, str]:
+    """The hash of `record` (which has no `hash` key) and its line with the hash: what
+    `record_hash` and `canonical` give, for one JSON encoding instead of two. The keys
+    sort, so the line is the record's JSON with `"hash":...` between the keys that sort
+    before "hash" and those after: each half is encoded once and joined both ways."""
+    before = canonical({k: v for k, v in record.items() if k < "hash"})[1:-1]
+    after = canonical({k: v for k, v in record.items() if k > "hash"})[1:-1]
+    body = "{" + ",".join(part for part in (before, after) if part) + "}"
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    sealed = f'"hash":"{digest}"'
+    return digest, "{" + ",".join(part for part in (before, sealed, after) if part) + "}"
+
+
 def _intact_record(raw: bytes) -> dict[str, Any] | None:
     """The record on a line, if the line is a whole record whose hash matches."""
     try:
@@ -183,9 +196,9 @@ class ForensicTrail:
             elif cursor is not None:
                 entry = {**entry, "cursor": cursor}
             record = {**entry, "time": when, "seq": seq, "prev": prev}
-            record["hash"] = record_hash(record)
-            prev = record["hash"]
-            by_file.setdefault(self.directory / f"{day}{SUFFIX}", []).append(canonical(record))
+            record.pop("hash", None)
+            prev, line = sealed_line(record)
+            by_file.setdefault(self.directory / f"{day}{SUFFIX}", []).append(line)
         for path, lines in by_file.items():
             out = self._open_file(path)
             out.write("\n".join(lines) + "\n")

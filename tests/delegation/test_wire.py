@@ -3,8 +3,8 @@ http.client does: the same names, values, order and defects, whatever the block 
 
 from __future__ import annotations
 
-import io
 import http.client
+import io
 
 from hypothesis import given, settings
 from hypothesis import strategies as st

@@ -23,11 +23,20 @@ import sys
 
 import pytest
 from helpers import TOKEN, table_rows
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from madre import Madre
 from madre.contracts.intake import ChatRequest, ControlRequest
 from madre.errors import InvalidToken
-from madre.forensics import GENESIS, ForensicTrail, record_hash, verify
+from madre.forensics import (
+    GENESIS,
+    ForensicTrail,
+    canonical,
+    record_hash,
+    sealed_line,
+    verify,
+)
 from madre.model import Status
 
 TIMEOUT = 60
@@ -306,3 +315,22 @@ def test_no_token_ever_reaches_the_trail(trail_madre, trail) -> None:
     assert "confirmation_rejected" in text  # the refused attempt is recorded...
     for secret in (used, held.confirm_token, held.confirm_token[::-1], TOKEN):
         assert secret not in text  # ...but no token, right or wrong, nor the server's
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
+                                                                 max_size=3),
+    max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(["action", "cursor", "detail", "h", "hash0", "hasg",
+                                        "prev", "seq", "time", "zeta", "", "Hash", "é"]),
+                       _JSON, max_size=8))
+def test_a_sealed_line_is_the_canonical_record_with_its_hash_encoded_once(
+    record: dict[str, object],
+) -> None:
+    digest, line = sealed_line(record)
+    assert digest == record_hash(record)
+    assert line == canonical({**record, "hash": digest})
