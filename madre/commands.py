@@ -103,7 +103,7 @@ class PlanCommands:
                 "the confirmation token expired; the plan ended in ERROR "
                 "(confirmation_expired); submit the request again", plan_id=plan_id))
         return ConfirmResponse(plan_id=plan_id, plan_status=settled.status,
-                               approvals=self._count(applied.plan))
+                               approvals=self._count(applied))
 
     def approve(self, plan_id: str, plan_digest: str, *, principal: Principal = OWNER,
                 comment: str | None = None, wait: float | None = None) -> ApproveResponse:
@@ -121,7 +121,7 @@ class PlanCommands:
                 "the time to approve this plan ran out; it ended in ERROR "
                 "(confirmation_expired); submit the request again", plan_id=plan_id))
         return ApproveResponse(plan_id=plan_id, plan_status=settled.status,
-                               approvals=self._count(applied.plan))
+                               approvals=self._count(applied))
 
     def reject(self, plan_id: str, reason: str, *, principal: Principal = OWNER,
                token: str | None = None) -> RejectResponse:
@@ -170,10 +170,12 @@ class PlanCommands:
         if outcome.verdict in refusals:
             raise refusals[outcome.verdict](outcome.detail, plan_id=plan_id)  # type: ignore[call-arg]
 
-    def _count(self, plan: Plan) -> ApprovalCount:
-        """The approvals of the plan's current content, and how many it needs."""
-        return ApprovalCount(have=len(counted(plan, self._rules.digest(plan))),
-                             need=approvals_needed(plan))
+    def _count(self, applied: Applied) -> ApprovalCount:
+        """The approvals of the plan's current content, and how many it needs (the digest
+        of that content as the decision computed it: what will run did not change since)."""
+        plan = applied.plan
+        digest = applied.outcome.digest or self._rules.digest(plan)
+        return ApprovalCount(have=len(counted(plan, digest)), need=approvals_needed(plan))
 
     def job_finished(self, daughter_task_id: int, *, ok: bool,
                      result: dict[str, Any] | None = None, error: str | None = None,

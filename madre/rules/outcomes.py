@@ -55,6 +55,7 @@ class Outcome:
     change: Change | None = None
     audit: tuple[AuditRow, ...] = ()
     detail: str = ""
+    digest: str | None = None  # an approval's: the digest of the content it judged
 
     @property
     def moves_plan(self) -> bool:
@@ -84,14 +85,15 @@ def decide_confirmation(plan: Plan, confirmation: Confirmation | None, token: st
     if now >= _aware(confirmation.expires_at):
         return Outcome(Verdict.EXPIRED, change=lifecycle.expire(plan, actor=actor, now=now),
                        detail="the confirmation token expired")
-    if confirmation.plan_digest and confirmation.plan_digest != rules.digest(plan):
+    current = rules.digest(plan)  # once: the JSON of what will run is the costly part
+    if confirmation.plan_digest and confirmation.plan_digest != current:
         return _refused(refused, Verdict.PLAN_CHANGED, "the plan changed since this token "
                         "was issued: it is not what was shown; read it again and approve it")
     if any(a.via == "token" for a in plan.approvals):
         return _refused(refused, Verdict.ALREADY_APPROVED, "this plan's confirm token was "
                         "used already; more approvals go through POST /approve")
     return _approve(plan, refused, by=actor, via="token", given=plan_digest, comment=None,
-                    rules=rules, now=now)
+                    rules=rules, now=now, current=current)
 
 
 def decide_approval(plan: Plan, confirmation: Confirmation | None, *, by: str,
@@ -114,8 +116,9 @@ def decide_approval(plan: Plan, confirmation: Confirmation | None, *, by: str,
 
 
 def _approve(plan: Plan, refused: AuditRow, *, by: str, via: str, given: str | None,
-             comment: str | None, rules: ApprovalRules, now: dt.datetime) -> Outcome:
-    current = rules.digest(plan)
+             comment: str | None, rules: ApprovalRules, now: dt.datetime,
+             current: str | None = None) -> Outcome:
+    current = current or rules.digest(plan)
     if given is not None and given != current:
         return _refused(refused, Verdict.PLAN_CHANGED, "the plan_digest given is not this "
                         "plan's: what was shown is not what would run; read the plan again")
@@ -131,9 +134,10 @@ def _approve(plan: Plan, refused: AuditRow, *, by: str, via: str, given: str | N
     change = lifecycle.approve(plan, approval, have=len(have) + 1, need=need)
     if len(have) + 1 < need:
         return Outcome(Verdict.APPROVED, change=change,
-                       detail=f"{len(have) + 1} of {need} approvals")
+                       detail=f"{len(have) + 1} of {need} approvals", digest=current)
     return Outcome(Verdict.CONFIRMED,
-                   change=change.then(lifecycle.confirm(plan, actor=by, now=now)))
+                   change=change.then(lifecycle.confirm(plan, actor=by, now=now)),
+                   digest=current)
 
 
 def decide_reject(plan: Plan, confirmation: Confirmation | None, *, by: str,
