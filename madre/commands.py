@@ -45,7 +45,7 @@ from madre.errors import (
 )
 from madre.model import Plan, Status
 from madre.principals import OWNER, Principal, Role
-from madre.rules import outcomes
+from madre.rules import lifecycle, outcomes
 from madre.rules.approvals import ApprovalRules, approvals_needed, counted
 from madre.rules.outcomes import Outcome, Verdict
 from madre.store.repository import Repository
@@ -63,6 +63,7 @@ class Applied:
 
     outcome: Outcome
     plan: Plan
+    written_ahead: str | None = None  # a step of a woken plan its write started: call it
 
 
 class PlanCommands:
@@ -151,7 +152,8 @@ class PlanCommands:
             self._raise_refusal(applied.outcome, plan_id, expired=expired)
             if applied.outcome.verdict is not Verdict.CONFIRMED:
                 return applied, applied.plan  # approved, waiting for more approvals
-            self._supervisor.spawn(applied.plan)  # the plan as saved: no need to reload
+            self._supervisor.spawn(applied.plan,  # the plan as saved: no need to reload
+                                   written_ahead=applied.written_ahead)
             settled = watch.wait(self._chat_wait if wait is None else wait)
         return applied, settled or applied.plan.model_copy(update={"status": Status.RUNNING})
 
@@ -198,7 +200,7 @@ class PlanCommands:
 
         applied = self._apply(job.plan_id, decide)
         if applied.outcome.verdict is Verdict.RESUMED:
-            self._supervisor.spawn(applied.plan)
+            self._supervisor.spawn(applied.plan, written_ahead=applied.written_ahead)
         return JobReportResponse(
             status="duplicate" if applied.outcome.verdict is Verdict.DUPLICATE else "accepted",
             daughter_task_id=daughter_task_id, plan_id=applied.plan.plan_id,
@@ -292,17 +294,21 @@ class PlanCommands:
             if outcome.change is None:
                 return Applied(outcome, plan)
             read_epoch, woken = plan.epoch, plan.active
+            change, ahead = outcome.change, None
             if woken:  # it runs again: here, so this instance takes it (a new epoch)
                 plan.owner, plan.epoch = self._me, read_epoch + 1
+                if self._supervisor.has_room():  # it starts now: its first call's write too
+                    more, ahead = lifecycle.write_ahead(plan, now=self._now())
+                    change = change.then(more)
             try:
-                saved = self._store.save_plan(plan, outcome.change, keep_stored_json=unreadable,
+                saved = self._store.save_plan(plan, change, keep_stored_json=unreadable,
                                               expected_epoch=read_epoch, claim=woken)
             except StaleWrite:
                 if once:
                     raise
                 continue
             self._watchers.publish(saved)
-            return Applied(outcome, saved)
+            return Applied(outcome, saved, ahead.step_id if ahead is not None else None)
         raise StaleWrite(plan_id, -1)
 
     def _read(self, plan_id: str) -> tuple[Plan, bool]:

@@ -147,6 +147,16 @@ def begin(plan: Plan, *, now: dt.datetime) -> tuple[Change, Step | None]:
     return change.then(step_started(plan, step, now=now)), step
 
 
+def write_ahead(plan: Plan, *, now: dt.datetime) -> tuple[Change, Step | None]:
+    """A woken plan (confirmed, a job reported) whose next step calls a module: that step's
+    write-ahead, to go in the write that wakes it (one commit, not two). Returns the change
+    and the step written ahead, or no change and None when its next move calls nothing."""
+    step = plan.next_step
+    if step is None or step.status is not Status.PENDING or step.type not in STEP_MODULES:
+        return Change(), None
+    return step_started(plan, step, now=now), step
+
+
 def step_started(plan: Plan, step: Step, *, now: dt.datetime) -> Change:
     """A step begins (one more attempt). Steps with side effects are audited: their start
     is written ahead of the call."""
