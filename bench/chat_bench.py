@@ -136,9 +136,10 @@ def main() -> int:
               f"p99={m['p99_ms']:7.1f} ms")
     rps_ratio = median["madre"]["rps"] / median["floor"]["rps"]
     p99_ratio = median["madre"]["p99_ms"] / median["floor"]["p99_ms"]
-    verdict = "meets" if rps_ratio >= 0.5 and p99_ratio <= 3 else "MISSES"
-    print(f"RESULT madre/floor throughput={rps_ratio:.2f}x (target >= 0.5) "
-          f"p99={p99_ratio:.2f}x (target <= 3) -> {verdict} the target")
+    # The performance issue's targets (the core issue's were 0.5x and 3x).
+    verdict = "meets" if rps_ratio >= 1.0 and p99_ratio <= 1.2 else "MISSES"
+    print(f"RESULT madre/floor throughput={rps_ratio:.2f}x (target >= 1.0) "
+          f"p99={p99_ratio:.2f}x (target <= 1.2) -> {verdict} the target")
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

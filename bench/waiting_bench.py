@@ -185,15 +185,19 @@ def main() -> int:
             recover_s = time.monotonic() - began
             print(f"recovered {args.recover} RUNNING plans after kill -9: all finished "
                   f"{recover_s:.1f} s after the restart began")
+            # The performance issue's targets (parking over HTTP here; the in-process
+            # figure is ../shared/bench/peers_inprocess.sh's).
             ok = (int(idle["Threads"]) <= 50
-                  and int(idle["VmRSS"].split()[0]) < 300 * 1024
-                  and percentile(latencies, 0.99) < 50)
+                  and int(idle["VmRSS"].split()[0]) < 250 * 1024
+                  and percentile(latencies, 0.99) < 30
+                  and args.waiting / park_s >= 1000
+                  and (args.recover < 1000 or recover_s < 5))
             print(f"RESULT waiting={args.waiting} threads={idle['Threads']} "
-                  f"rss_kb={idle['VmRSS'].split()[0]} confirm_p50_ms="
-                  f"{statistics.median(latencies):.1f} confirm_p99_ms="
+                  f"rss_kb={idle['VmRSS'].split()[0]} park_per_s={args.waiting / park_s:.0f} "
+                  f"confirm_p50_ms={statistics.median(latencies):.1f} confirm_p99_ms="
                   f"{percentile(latencies, 0.99):.1f} recover_{args.recover}_s={recover_s:.1f} "
-                  f"-> {'meets' if ok else 'MISSES'} the targets (<=50 threads, <300 MB, "
-                  f"p99 < 50 ms)")
+                  f"-> {'meets' if ok else 'MISSES'} the targets (<=50 threads, <250 MB, "
+                  f">=1000 parked/s, p99 < 30 ms, 1000 recovered < 5 s)")
         finally:
             server.stop()
     shutil.rmtree(work, ignore_errors=True)
