@@ -53,10 +53,8 @@ class Watchers:
 
     def watch(self, plan_id: str, *, final: bool = False) -> Watch:
         """A watch woken when the plan settles; with `final`, only when it ends (DONE/ERROR)."""
-        watch = Watch(self, plan_id, FINAL_STATUSES if final else SETTLED_STATUSES)
         with self._lock:
-            self._watches[plan_id].append(watch)
-        return watch
+            return self._register(plan_id, final)
 
     def expect(self, plan_id: str) -> None:
         """`plan_id` is about to run here: it is published when it settles (or, if its
@@ -72,10 +70,12 @@ class Watchers:
         """A watch of `plan_id` if it runs here and has not settled (it will be published),
         else None: the caller must read the plan, it may have settled already."""
         with self._lock:
-            if plan_id not in self._running:
-                return None
-            watch = Watch(self, plan_id, FINAL_STATUSES if final else SETTLED_STATUSES)
-            self._watches[plan_id].append(watch)
+            return self._register(plan_id, final) if plan_id in self._running else None
+
+    def _register(self, plan_id: str, final: bool) -> Watch:
+        """A new watch of `plan_id`, registered (the caller holds the lock)."""
+        watch = Watch(self, plan_id, FINAL_STATUSES if final else SETTLED_STATUSES)
+        self._watches[plan_id].append(watch)
         return watch
 
     def watching(self, plan_id: str) -> bool:

@@ -141,15 +141,13 @@ def begin(plan: Plan, *, now: dt.datetime) -> tuple[Change, Step | None]:
     write-ahead too, so both go in the write that creates the plan (one commit, not three).
     Returns the change and the step written ahead (its call is the actor's first move)."""
     change = start(plan, now=now)
-    step = plan.next_step
-    if step is None or step.type not in STEP_MODULES:
-        return change, None
-    return change.then(step_started(plan, step, now=now)), step
+    ahead, step = write_ahead(plan, now=now)
+    return change.then(ahead), step
 
 
 def write_ahead(plan: Plan, *, now: dt.datetime) -> tuple[Change, Step | None]:
-    """A woken plan (confirmed, a job reported) whose next step calls a module: that step's
-    write-ahead, to go in the write that wakes it (one commit, not two). Returns the change
+    """A plan starting (`begin`) or woken (confirmed, a job reported) whose next step calls a
+    module: that step's write-ahead, to go in the write that starts or wakes it. Returns the change
     and the step written ahead, or no change and None when its next move calls nothing."""
     step = plan.next_step
     if step is None or step.status is not Status.PENDING or step.type not in STEP_MODULES:
