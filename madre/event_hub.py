@@ -145,8 +145,19 @@ class EventHub:
         self.ring_all()
 
     def notify(self) -> None:
-        """Something was committed (any thread): read it."""
+        """Something was committed (any thread): read it, if anyone listens. With nobody
+        subscribed the reader is not woken at all (a thread switch per commit saved); the
+        next subscriber reads the head again, so it starts after what was committed."""
+        with self._lock:
+            if self._count == 0:
+                self._stale = True
+                return
         self._wake.set()
+
+    @property
+    def read_due(self) -> bool:
+        """The reader was woken and has not read yet."""
+        return self._wake.is_set()
 
     def ring_all(self) -> None:
         """Wake every stream (Madre begins to drain: they see it and end)."""
