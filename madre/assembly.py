@@ -25,7 +25,13 @@ from madre.actors.plan import PlanActor
 from madre.actors.recycled import ThreadCache
 from madre.actors.store import StoreActor
 from madre.actors.store_client import StoreClient
-from madre.actors.supervisor import Places, RestartPolicy, Supervisor, SupervisorClient
+from madre.actors.supervisor import (
+    DirectLine,
+    Places,
+    RestartPolicy,
+    Supervisor,
+    SupervisorClient,
+)
 from madre.actors.trail import Doorbell, TrailClient, TrailStatus, TrailWriter
 from madre.clock import SYSTEM_CLOCK, Clock
 from madre.commands import PlanCommands
@@ -174,7 +180,7 @@ class Assembly:
         # Supervisor stopped them all.
         self.plan_threads = ThreadCache(name="madre-plan", keep_idle=min(s.max_active_plans, 32))
         self._on_stop(self.plan_threads.close)
-        places = Places(s.max_active_plans)
+        places, direct = Places(s.max_active_plans), DirectLine()
         self.supervisor = SupervisorClient(self._actor(Supervisor.start(
             make_child=self._make_plan_actor,
             audit=lambda rows: self.store.append_audit(rows, wait=False),
@@ -182,8 +188,8 @@ class Assembly:
             scheduler=self.scheduler, max_active=s.max_active_plans,
             policy=RestartPolicy(max_restarts=s.restart_max, period=s.restart_period_seconds,
                                  min_backoff=s.restart_backoff_seconds),
-            clock=self.clock.monotonic, places=places,
-        )), timeout=ASK_TIMEOUT, places=places)
+            clock=self.clock.monotonic, places=places, direct=direct,
+        )), timeout=ASK_TIMEOUT, places=places, direct=direct)
         self.commands = PlanCommands(
             repo=self.repo, store=self.store, supervisor=self.supervisor,
             watchers=self.watchers, clock=self.clock.now, chat_wait=s.chat_wait_seconds,

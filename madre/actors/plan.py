@@ -93,6 +93,7 @@ class PlanActor(RecycledThreadActor):
         self._unconfirmed: pykka.Future[Plan] | None = None  # a write-ahead not waited for
         self._in_flight: tuple[str, concurrent.futures.Future[Answer]] | None = None
         self._stop_reason = "gone"
+        self._failed = False  # a crash was reported: the Supervisor hears nothing more
 
     # ------------------------------------------------------------------ pykka hooks
 
@@ -134,6 +135,8 @@ class PlanActor(RecycledThreadActor):
     def on_stop(self) -> None:
         self._settle_in_flight_call()
         self._watchers.unexpect(self.plan_id)  # whatever it did not publish, a read tells
+        if self._failed:  # its restart is the Supervisor's now: a stop report would race it
+            return
         try:
             self._supervisor.tell(ChildStopped(self.plan_id, self.incarnation, self._stop_reason))
         except pykka.ActorDeadError:
@@ -391,6 +394,7 @@ class PlanActor(RecycledThreadActor):
         return True
 
     def _report_failure(self, exc: BaseException | None) -> None:
+        self._failed = True
         try:
             self._supervisor.tell(
                 ChildFailed(self.plan_id, self.incarnation, f"{type(exc).__name__}: {exc}")

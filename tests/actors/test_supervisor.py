@@ -5,6 +5,7 @@ database, no Plan actor, no sleep."""
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,7 +14,13 @@ import pytest
 from doubles import FakeClock
 
 from madre.actors.plan_messages import ChildFailed, ChildStopped
-from madre.actors.supervisor import RestartPolicy, Supervisor, SupervisorClient
+from madre.actors.supervisor import (
+    DirectLine,
+    Places,
+    RestartPolicy,
+    Supervisor,
+    SupervisorClient,
+)
 from madre.model import Plan, new_id
 from madre.records import AuditRow
 
@@ -25,6 +32,8 @@ class FakeChild:
     plan_id: str
     plan: Plan | None
     incarnation: int
+    reports: Any = None  # what the child reports to (its `supervisor`)
+    thread: str = ""  # the thread that started it
     stopped: bool = False
 
     def stop(self, block: bool = True, timeout: float | None = None) -> None:
@@ -55,6 +64,7 @@ class Rig:
     given_up: list[tuple[str, str]]
     scheduler: FakeScheduler
     clock: FakeClock
+    places: Places
 
     def started(self, plan_id: str) -> list[int]:
         """The incarnations started for `plan_id`, in order."""
@@ -75,7 +85,8 @@ class Rig:
 def rig() -> Iterator[Callable[..., Rig]]:
     made: list[SupervisorClient] = []
 
-    def build(*, max_active: int = 2, max_restarts: int = 2, period: float = 60.0) -> Rig:
+    def build(*, max_active: int = 2, max_restarts: int = 2, period: float = 60.0,
+              direct: bool = False) -> Rig:
         children: list[FakeChild] = []
         audits: list[AuditRow] = []
         given_up: list[tuple[str, str]] = []
@@ -84,17 +95,19 @@ def rig() -> Iterator[Callable[..., Rig]]:
         def make_child(plan_id: str, *, plan: Plan | None, incarnation: int,
                        supervisor: Any, written_ahead: str | None = None,
                        created: Any = None) -> Any:
-            children.append(FakeChild(plan_id, plan, incarnation))
+            children.append(FakeChild(plan_id, plan, incarnation, supervisor,
+                                      threading.current_thread().name))
             return children[-1]
 
+        places, line = Places(max_active), DirectLine() if direct else None
         ref = Supervisor.start(
             make_child=make_child, audit=audits.extend,
             give_up=lambda plan_id, error: given_up.append((plan_id, error)),
             scheduler=scheduler, max_active=max_active, clock=clock,
             policy=RestartPolicy(max_restarts=max_restarts, period=period, min_backoff=0.1,
-                                 random_factor=0.0))
-        made.append(SupervisorClient(ref, timeout=5))
-        return Rig(made[-1], children, audits, given_up, scheduler, clock)
+                                 random_factor=0.0), places=places, direct=line)
+        made.append(SupervisorClient(ref, timeout=5, places=places, direct=line))
+        return Rig(made[-1], children, audits, given_up, scheduler, clock, places)
 
     yield build
     for client in made:
@@ -245,3 +258,62 @@ def test_stopping_the_supervisor_stops_every_child_it_holds(rig) -> None:
     r.supervisor.stop(timeout=5)
 
     assert all(child.stopped for child in r.children)
+
+
+# ------------------------------------------------------------------ the direct line
+
+
+def test_with_a_direct_line_a_spawn_starts_its_child_on_the_callers_thread(rig) -> None:
+    r = rig(direct=True)
+    plan = a_plan()
+    r.supervisor.spawn(plan)
+
+    [child] = r.children  # started before spawn returned: no message was waited for
+    assert child.thread == threading.current_thread().name
+    assert (child.plan, child.incarnation, r.places.taken) == (plan, 1, 1)
+    assert r.supervisor.live_actor(plan.plan_id) is child
+
+
+def test_with_a_direct_line_a_clean_stop_frees_its_place_before_the_report_returns(rig) -> None:
+    r = rig(direct=True, max_active=1)
+    first, second = a_plan(), a_plan()
+    r.supervisor.spawn(first)
+    r.supervisor.spawn(second)  # no room: it queues
+    assert [c.plan_id for c in r.children] == [first.plan_id]
+
+    r.children[0].reports.tell(ChildStopped(first.plan_id, 1, "done"))
+
+    # Heard on this thread: the queued plan started from it, before any ask.
+    assert [c.plan_id for c in r.children] == [first.plan_id, second.plan_id]
+    assert r.children[1].thread == threading.current_thread().name
+    assert r.places.taken == 1
+    assert r.supervisor.live_actor(first.plan_id) is None
+
+
+def test_with_a_direct_line_a_crash_still_goes_through_the_mailbox_and_restarts(rig) -> None:
+    r = rig(direct=True)
+    plan = a_plan()
+    r.supervisor.spawn(plan)
+    r.children[0].reports.tell(ChildFailed(plan.plan_id, 1, "RuntimeError: on purpose"))
+    r.supervisor.count()  # asked after the tell: answered once it was handled
+
+    assert r.scheduler.fire_all() == [pytest.approx(0.1)]
+    r.supervisor.count()
+    assert r.started(plan.plan_id) == [1, 2]
+    assert [a.action for a in r.audits] == ["plan_actor_restarted"]
+
+
+def test_after_the_supervisor_stopped_a_direct_spawn_is_refused_and_a_late_report_starts_nothing(
+        rig) -> None:
+    r = rig(direct=True, max_active=1)
+    first, second = a_plan(), a_plan()
+    r.supervisor.spawn(first)
+    r.supervisor.spawn(second)  # queued
+    reports = r.children[0].reports
+    r.supervisor.stop(timeout=5)
+
+    with pytest.raises(pykka.ActorDeadError):
+        r.supervisor.spawn(a_plan())
+    reports.tell(ChildStopped(first.plan_id, 1, "suspended"))  # its actor stopped last
+    assert [c.plan_id for c in r.children] == [first.plan_id]
+    assert r.places.taken == 0
