@@ -264,6 +264,9 @@ class PlanCommands:
     def wait_for_plan(self, plan_id: str, timeout: float, *, final: bool = False) -> Plan | None:
         """The plan once it settles (WAITING, DONE, ERROR), or None after `timeout` seconds.
         With `final`, WAITING does not count: wait until the plan is DONE or ERROR."""
+        ended = self._watchers.ended(plan_id)
+        if ended is not None:  # it ended here lately: an end is final, no read needed
+            return ended
         running = self._watchers.watch_running(plan_id, final=final)
         if running is not None:  # its actor here publishes it when it settles: no read
             return running.wait(timeout)

@@ -8,7 +8,7 @@ this to answer with the plan's outcome; tests and embedders through `Madre.wait_
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 
 import pykka
 
@@ -41,15 +41,22 @@ class Watch:
         self._hub.forget(self)
 
 
+ENDED_KEPT = 1024  # plans that ended lately, kept to answer a waiter that comes after the end
+
+
 class Watchers:
     """Thread-safe registry of watches per plan id."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, ended_kept: int = ENDED_KEPT) -> None:
         self._lock = threading.Lock()
         self._watches: defaultdict[str, list[Watch]] = defaultdict(list)
         # Plans an actor of this instance runs from their creation until they settle: one
         # published here when it does, so a waiter needs no read of it first.
         self._running: set[str] = set()
+        # The last plans published DONE or ERROR: an end never changes, so a waiter that comes
+        # after it is answered from here, without reading the plan back.
+        self._ended: OrderedDict[str, Plan] = OrderedDict()
+        self._ended_kept = ended_kept
 
     def watch(self, plan_id: str, *, final: bool = False) -> Watch:
         """A watch woken when the plan settles; with `final`, only when it ends (DONE/ERROR)."""
@@ -65,6 +72,11 @@ class Watchers:
     def unexpect(self, plan_id: str) -> None:
         with self._lock:
             self._running.discard(plan_id)
+
+    def ended(self, plan_id: str) -> Plan | None:
+        """`plan_id` as it ended (DONE or ERROR), if it ended here lately; else None."""
+        with self._lock:
+            return self._ended.get(plan_id)
 
     def watch_running(self, plan_id: str, *, final: bool = False) -> Watch | None:
         """A watch of `plan_id` if it runs here and has not settled (it will be published),
@@ -114,6 +126,11 @@ class Watchers:
             return
         with self._lock:
             self._running.discard(plan.plan_id)
+            if plan.status in FINAL_STATUSES:
+                self._ended[plan.plan_id] = plan
+                self._ended.move_to_end(plan.plan_id)
+                if len(self._ended) > self._ended_kept:
+                    self._ended.popitem(last=False)
             watches = self._watches.get(plan.plan_id, [])
             woken = [w for w in watches if plan.status in w.accept]
             kept = [w for w in watches if plan.status not in w.accept]

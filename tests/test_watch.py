@@ -93,3 +93,22 @@ def test_a_watch_that_was_waited_on_is_forgotten() -> None:
     watchers.publish(plan)  # nobody left to wake: nothing kept for it
 
     assert watchers._watches == {}  # noqa: SLF001 - the registry does not grow
+
+
+def test_a_plan_that_ended_is_remembered_so_a_later_waiter_needs_no_read() -> None:
+    watchers = Watchers()
+    done, waiting = plan_in(Status.DONE), plan_in(Status.WAITING)
+    watchers.publish(done)
+    watchers.publish(waiting)
+
+    assert watchers.ended(done.plan_id) is done
+    assert watchers.ended(waiting.plan_id) is None  # WAITING may still move: never kept
+
+
+def test_only_the_latest_ended_plans_are_remembered() -> None:
+    watchers = Watchers(ended_kept=2)
+    plans = [plan_in(Status.DONE), plan_in(Status.ERROR), plan_in(Status.DONE)]
+    for plan in plans:
+        watchers.publish(plan)
+
+    assert [watchers.ended(p.plan_id) for p in plans] == [None, plans[1], plans[2]]
