@@ -213,7 +213,9 @@ class Supervisor(pykka.ThreadingActor):
     def spawn_now(self, message: Spawn) -> None:
         """`Spawn`, on the caller's thread."""
         with self._lock:
-            if self._stopping:
+            # As a tell to a dead actor would: a supervisor that stopped (or crashed, so no
+            # restart could ever be heard) starts nothing more.
+            if self._stopping or self.actor_stopped.is_set():
                 raise pykka.ActorDeadError("the supervisor is stopping")
             self._want(message.plan.plan_id, plan=message.plan,
                        written_ahead=message.written_ahead, created=message.created)
