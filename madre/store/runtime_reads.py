@@ -94,10 +94,11 @@ class RuntimeReads:
 
     def confirmation(self, plan_id: str) -> Confirmation | None:
         """The confirmation issued for a plan (hash and expiry), or None if none was."""
-        with connection(self.database):
-            stored = self.sql.first_value("context_value", (plan_id, KEY_CONFIRM_HASH))
-            expires = self.sql.first_value("context_value", (plan_id, KEY_CONFIRM_EXPIRES))
-            digest = self.sql.first_value("context_value", (plan_id, KEY_CONFIRM_DIGEST))
+        with connection(self.database):  # one query for the three keys
+            values = dict(self.sql.rows("context_values", (
+                plan_id, KEY_CONFIRM_HASH, KEY_CONFIRM_EXPIRES, KEY_CONFIRM_DIGEST)))
+        stored, expires = values.get(KEY_CONFIRM_HASH), values.get(KEY_CONFIRM_EXPIRES)
+        digest = values.get(KEY_CONFIRM_DIGEST)
         if stored is None:
             return None
         moment = from_db_time(expires) if expires else None

@@ -50,8 +50,8 @@ _STATEMENTS = {
         "SELECT plan_json, status, wait_reason, version, error, intent_id, session_id, source,"
         " created_at, updated_at, owner, epoch FROM tasks WHERE uuid = ?"
     ),
-    "context_value": (
-        "SELECT value FROM context WHERE task_id = ? AND key = ? ORDER BY id DESC LIMIT 1"
+    "context_values": (  # of three keys at once, oldest first: the last of each key counts
+        "SELECT key, value FROM context WHERE task_id = ? AND key IN (?, ?, ?) ORDER BY id"
     ),
     "active_owners": (
         "SELECT owner, MIN(lease_until) FROM tasks WHERE status IN ('PENDING', 'RUNNING')"
@@ -107,6 +107,10 @@ class Statements:
         """The first row statement `name` selects, or None."""
         row = self._db.execute_sql(self._sql[name], params).fetchone()
         return tuple(row) if row else None
+
+    def rows(self, name: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        """Every row statement `name` selects."""
+        return [tuple(row) for row in self._db.execute_sql(self._sql[name], params).fetchall()]
 
     def first_value(self, name: str, params: tuple[Any, ...]) -> Any:
         """The first column of the first row statement `name` selects, or None."""

@@ -266,3 +266,25 @@ def test_the_store_groups_concurrent_writes_into_fewer_commits(madre, standins):
     assert commits - commits_before < writes - writes_before
     closed = [r["result_status"] for r in table_rows(madre, "intents_log")]
     assert closed == ["done"] * chats
+
+
+def test_a_waiting_plans_confirmation_is_read_back_whole_and_the_newest_row_of_a_key_counts(
+        madre):
+    from madre.rules.tokens import hash_token
+    from madre.store.columns import KEY_CONFIRM_HASH, SCOPE_GLOBAL
+
+    pending = madre.control(ControlRequest(target="shub", action="delete"))
+    plan = madre.get_plan(pending.plan_id)
+    first = madre.repo.confirmation(pending.plan_id)
+
+    assert first is not None
+    assert first.token_hash == hash_token(pending.confirm_token)
+    assert first.plan_digest == plan.plan_digest
+    assert first.expires_at > utcnow()
+
+    madre.repo.m.Context.create(task_id=pending.plan_id, key=KEY_CONFIRM_HASH, value="newer",
+                                scope=SCOPE_GLOBAL)
+    again = madre.repo.confirmation(pending.plan_id)
+    assert (again.token_hash, again.expires_at, again.plan_digest) == (
+        "newer", first.expires_at, first.plan_digest)
+    assert madre.repo.confirmation("no-such-plan") is None
