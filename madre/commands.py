@@ -266,7 +266,7 @@ class PlanCommands:
         With `final`, WAITING does not count: wait until the plan is DONE or ERROR."""
         ended = self._watchers.ended(plan_id)
         if ended is not None:  # it ended here lately: an end is final, no read needed
-            return ended
+            return ended.detached()  # a plan of its own, as a read would give
         running = self._watchers.watch_running(plan_id, final=final)
         if running is not None:  # its actor here publishes it when it settles: no read
             return running.wait(timeout)

@@ -191,7 +191,6 @@ class Supervisor(pykka.ThreadingActor):
         # Held by every handler: the mailbox's and the direct line's (any thread).
         self._lock = threading.RLock()
         self._stopping = False
-        self._direct = direct
         self._make_child = make_child
         self._audit = audit
         self._give_up_on = give_up
@@ -217,8 +216,7 @@ class Supervisor(pykka.ThreadingActor):
             # restart could ever be heard) starts nothing more.
             if self._stopping or self.actor_stopped.is_set():
                 raise pykka.ActorDeadError("the supervisor is stopping")
-            self._want(message.plan.plan_id, plan=message.plan,
-                       written_ahead=message.written_ahead, created=message.created)
+            self._spawn(message)
 
     def stopped_now(self, report: ChildStopped) -> None:
         """`ChildStopped`, on the stopping child's thread."""
@@ -233,8 +231,7 @@ class Supervisor(pykka.ThreadingActor):
 
     def _handle(self, message: Any) -> Any:
         if isinstance(message, Spawn):
-            self._want(message.plan.plan_id, plan=message.plan,
-                       written_ahead=message.written_ahead, created=message.created)
+            self._spawn(message)
         elif isinstance(message, Activate):
             self._want(message.plan_id, plan=None)
         elif isinstance(message, ChildFailed):
@@ -272,6 +269,10 @@ class Supervisor(pykka.ThreadingActor):
                 log.error("a plan actor did not stop within 60 s")
 
     # ------------------------------------------------------------------ starting children
+
+    def _spawn(self, message: Spawn) -> None:
+        self._want(message.plan.plan_id, plan=message.plan,
+                   written_ahead=message.written_ahead, created=message.created)
 
     def _want(self, plan_id: str, *, plan: Plan | None, written_ahead: str | None = None,
               created: pykka.Future[Any] | None = None) -> None:
@@ -345,12 +346,12 @@ class Supervisor(pykka.ThreadingActor):
         self._places.taken -= 1
         if self._stopping:  # nothing starts any more
             del self._children[report.plan_id]
-        elif child.activate_again:
+            return
+        if child.activate_again:
             self._start_or_queue(report.plan_id, child)
         else:
             del self._children[report.plan_id]
-        if not self._stopping:
-            self._start_next_queued()
+        self._start_next_queued()
 
     def _child_failed(self, report: ChildFailed) -> None:
         child = self._children.get(report.plan_id)
