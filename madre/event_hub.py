@@ -7,7 +7,7 @@ streams whose filters it matches, in memory. A stream filtered on a plan or a se
 nothing happens to costs nothing per commit: streams are indexed by their most selective
 filter, and only the ones an event may match are looked at and woken.
 
-Ids become visible in id order (`madre.store.db.write_transaction`), so the reader's
+Ids become visible in id order (`madre.store.ordered`), so the reader's
 position (`head`) is a safe high-water mark: no row below it can still commit, and no
 stream skips an event committed late by another instance.
 

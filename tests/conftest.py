@@ -21,8 +21,10 @@ from helpers import TOKEN, make_settings
 
 from madre import Madre, Settings, create_app
 from madre.standins import ENV_VARS, LoopbackServer, StandinCluster
-from madre.store.migrations import KEY_SCHEMA_VERSION, SCOPE_SCHEMA
-from madre.store.models import TABLE_NAMES
+from madre.store.db import open_database
+from madre.store.migrations import KEY_SCHEMA_VERSION, SCOPE_SCHEMA, ensure_schema
+from madre.store.models import TABLE_NAMES, build_models
+from madre.store.repository import Repository
 
 PG_ENV = "MADRE_TEST_DATABASE_URL"
 
@@ -67,6 +69,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
         pytest.skip(f"PostgreSQL run skipped: set {PG_ENV}=postgresql://user@host/db to run it")
     _reset_postgres(url)
     return url
+
+
+@pytest.fixture
+def repo(database_url: str) -> Iterator[Repository]:
+    """A repository alone over `database_url`'s schema (no actor, no Madre)."""
+    database = open_database(database_url)
+    models = build_models(database)
+    ensure_schema(database, models)
+    yield Repository(database, models)
+    database.close_all() if hasattr(database, "close_all") else database.close()
 
 
 @pytest.fixture(scope="session")

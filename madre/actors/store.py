@@ -51,6 +51,7 @@ from madre.records import AuditRow, IntentRecord
 from madre.store.columns import SCOPE_DEAD_INSTANCE, SCOPE_INSTANCE
 from madre.store.db import is_sqlite, write_transaction
 from madre.store.failures import DbFailure, describe
+from madre.store.ordered import RowId
 from madre.store.repository import Repository, stamp
 
 log = logging.getLogger("madre.store")
@@ -237,7 +238,7 @@ class StoreActor(pykka.ThreadingActor):
         trail: list[dict[str, Any]] = []
         self._settled = []
         try:
-            with write_transaction(database):
+            with write_transaction(database), self._repo.ordered.kept() as ordered:
                 outcomes_ok: list[tuple[_Queued, Any, BaseException | None]] = []
                 for queued in batch:
                     try:
@@ -245,9 +246,14 @@ class StoreActor(pykka.ThreadingActor):
                     except Exception as exc:
                         op_error = exc
                         raise
-                self._tell_others(trail)
+                try:  # the rows kept to the end: a duplicate intent id fails here
+                    self._tell_others(trail)
+                    ordered.write()
+                except Exception as exc:
+                    op_error = exc
+                    raise
             committed.extend(trail)
-            return outcomes_ok
+            return [(queued, _resolved(result), None) for queued, result, _ in outcomes_ok]
         except Exception:
             if len(batch) == 1:
                 if op_error is not None:
@@ -260,9 +266,11 @@ class StoreActor(pykka.ThreadingActor):
             trail = []
             self._settled = []
             try:
-                with write_transaction(database):
-                    outcomes.append((queued, self._apply(queued.write, trail), None))
+                with write_transaction(database), self._repo.ordered.kept() as ordered:
+                    result = self._apply(queued.write, trail)
                     self._tell_others(trail)
+                    ordered.write()
+                outcomes.append((queued, _resolved(result), None))
                 committed.extend(trail)
             except Exception as exc:  # noqa: BLE001 - handed back to the caller
                 outcomes.append((queued, None, exc))
@@ -335,6 +343,11 @@ def _is_database_failure(error: BaseException) -> bool:
     """The database (not the write's own content) refused: disk, lock, connection."""
     return isinstance(error, peewee.DatabaseError | peewee.InterfaceError) and not isinstance(
         error, peewee.IntegrityError)
+
+
+def _resolved(result: Any) -> Any:
+    """A write's answer once committed: the id of a row written at the end, not its handle."""
+    return result.value if isinstance(result, RowId) else result
 
 
 def _trail_entry(row: AuditRow) -> dict[str, Any]:

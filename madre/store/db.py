@@ -77,20 +77,11 @@ def connection(database: peewee.Database) -> Iterator[None]:
         yield
 
 
-ORDER_LOCK = 0x6D61647265  # "madre": the PostgreSQL advisory lock of every write transaction
-
-
 @contextlib.contextmanager
 def write_transaction(database: peewee.Database) -> Iterator[None]:
-    """A write transaction whose rows become visible in the order of their ids.
-
-    SQLite: BEGIN IMMEDIATE takes the file's write lock up front (a read-then-write never
-    loses a race), and one writer at a time means ids commit in order. PostgreSQL hands
-    out ids before commit, so two instances' transactions could commit out of id order and
-    a reader that saw id 12 could later find 11 appear: every write transaction first takes
-    one advisory lock (held until COMMIT), so the highest id a reader sees is a safe
-    high-water mark: nothing below it can still commit (the event streams and the forensic
-    trail read after such a mark).
+    """A write transaction. On SQLite BEGIN IMMEDIATE takes the file's write lock up front,
+    so a read-then-write never loses a race (and one writer at a time commits ids in order;
+    PostgreSQL gets that order from `madre.store.ordered`).
 
     When the database fails a statement and then the ROLLBACK too (SQLite rolls back by
     itself on "database or disk is full", so peewee's ROLLBACK finds no transaction), the
@@ -98,8 +89,6 @@ def write_transaction(database: peewee.Database) -> Iterator[None]:
     """
     try:
         with database.atomic("IMMEDIATE") if is_sqlite(database) else database.atomic():
-            if not is_sqlite(database):
-                database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (ORDER_LOCK,))
             yield
     except Exception as exc:
         first = first_error(exc)

@@ -1,7 +1,7 @@
 """Committed rows after a cursor: what the forensic trail copies, and how far behind it is.
 
 A cursor is the last row id copied from each table (`{"intents_log": I, "madre_actions": A}`).
-Ids become visible in id order (`madre.store.db.write_transaction`), so "after the cursor"
+Ids become visible in id order (`madre.store.ordered`), so "after the cursor"
 never skips a row that commits later.
 """
 

@@ -20,6 +20,7 @@ from madre.model import Status
 from madre.store.columns import KEY_INSTANCE, SCOPE_INSTANCE, from_db_time, to_db_time
 from madre.store.db import connection, is_sqlite
 from madre.store.models import Models, naive_utcnow
+from madre.store.ordered import OrderedRows
 from madre.store.runtime_reads import IntentRow
 from madre.store.sql import Statements
 
@@ -37,6 +38,7 @@ class Leases:
     database: peewee.Database
     m: Models
     sql: Statements
+    ordered: OrderedRows
 
     # ------------------------------------------------------------------ writes (Store actor)
 
@@ -83,8 +85,8 @@ class Leases:
         100 plan ids (PostgreSQL caps one at 8000 bytes): more take more notices."""
         chunks = [list(settled[i:i + 100]) for i in range(0, len(settled), 100)] or [[]]
         for chunk in chunks:
-            self.database.execute_sql("SELECT pg_notify(%s, %s)", (
-                NOTIFY_CHANNEL, json.dumps({"from": sender, "settled": chunk})))
+            self.ordered.add_notice(NOTIFY_CHANNEL,
+                                    json.dumps({"from": sender, "settled": chunk}))
 
     def release_leases(self, owner: str) -> int:
         """A stopping instance lets its running plans go: any live instance may take them

@@ -38,8 +38,9 @@ from madre.store.columns import (
 )
 from madre.store.leases import Leases
 from madre.store.models import Models, naive_utcnow
+from madre.store.ordered import OrderedRows, RowId
 from madre.store.runtime_reads import RuntimeReads
-from madre.store.sql import Statements
+from madre.store.sql import Statements, Step
 
 
 class Repository(Leases, RuntimeReads):
@@ -50,11 +51,13 @@ class Repository(Leases, RuntimeReads):
         self.database = database
         self.m = models
         self.sql = Statements(database)
+        # intents_log and madre_actions rows, kept to the end of the Store's transaction
+        self.ordered = OrderedRows(database)
         self.instance_id = instance_id  # owner of the plans this Madre creates and wakes
 
     # ------------------------------------------------------------------ writes (Store actor)
 
-    def record_intent(self, intent: IntentRecord) -> int | None:
+    def record_intent(self, intent: IntentRecord) -> None:
         """INSERT the intents_log row of a new intent (status `received`). A second row with
         the same intent id raises peewee.IntegrityError.
 
@@ -62,24 +65,36 @@ class Repository(Leases, RuntimeReads):
         or left received by a crash) instead; DuplicateIntent when that row has a plan or a
         denial by now (another attempt won meanwhile)."""
         if intent.retake:
+            self._written(intent.intent_id)
             if self.sql.run("retake_intent", (
                     clip(intent.source, 64), json.dumps(intent.payload, default=str),
                     intent.session_id, self.instance_id, "received", intent.intent_id)) != 1:
                 raise DuplicateIntent(f"intent {intent.intent_id} was taken by another attempt")
-            return None
-        return self.sql.insert_returning_id("insert_intent", (
-            clip(intent.source, 64), json.dumps(intent.payload, default=str),
-            self.sql.ts(naive_utcnow()), "received", intent.intent_id, intent.session_id,
-            self.instance_id, intent.idempotency_key, intent.request_hash,
-        ))
+            return
+        self.ordered.add_intent({
+            "source": clip(intent.source, 64),
+            "payload_json": json.dumps(intent.payload, default=str),
+            "created_at": self.sql.ts(naive_utcnow()), "result_status": "received",
+            "intent_id": intent.intent_id, "session_id": intent.session_id,
+            "instance_id": self.instance_id, "idempotency_key": intent.idempotency_key,
+            "request_hash": intent.request_hash, "plan_id": None, "notes": None,
+            "processed_by_madre_at": None})
+
+    def _written(self, intent_id: str) -> None:
+        """Write the kept rows now if `intent_id` is one of them: the next statement must
+        find its row in the table."""
+        if self.ordered.holds_intent(intent_id):
+            self.ordered.write()
 
     def remember_answer(self, intent_id: str, answer_json: str) -> None:
         """Keep the first answer to a keyed request, to replay it."""
+        self._written(intent_id)
         self.m.IntentLog.update(answer_json=answer_json).where(
             self.m.IntentLog.intent_id == intent_id).execute()
 
     def release_key(self, intent_id: str) -> None:
         """Let a keyed request that failed be tried again: its key is claimed no more."""
+        self._written(intent_id)
         self.m.IntentLog.update(idempotency_key=None).where(
             self.m.IntentLog.intent_id == intent_id).execute()
 
@@ -91,7 +106,7 @@ class Repository(Leases, RuntimeReads):
         instance that will start it) and is leased until `lease_until`, so no other instance
         takes it meanwhile."""
         now = self.sql.ts(naive_utcnow())
-        self.sql.run("insert_task", (
+        steps = [self.sql.step("insert_task", (
             plan.plan_id, "madre_plan", "madre",
             clip(plan.dsl.action if plan.dsl else "plan", 100), plan.status.value,
             self.sql.ts(to_db_time(plan.created_at)), now,
@@ -102,7 +117,7 @@ class Repository(Leases, RuntimeReads):
             self.sql.ts(to_db_time(confirmation.expires_at)) if confirmation else None,
             plan.owner, plan.epoch,
             self.sql.ts(to_db_time(lease_until)) if plan.active and lease_until else None,
-        ))
+        ))]
         rows = [
             (plan.plan_id, KEY_INTENT, plan.intent_id, SCOPE_GLOBAL, now),
             (plan.plan_id, KEY_MODE, plan.mode.value, session_scope(plan.session_id), now),
@@ -115,10 +130,13 @@ class Repository(Leases, RuntimeReads):
             if confirmation.plan_digest:
                 rows.append((plan.plan_id, KEY_CONFIRM_DIGEST, confirmation.plan_digest,
                              SCOPE_GLOBAL, now))
-        self.sql.run_many("insert_context", rows)
-        self.sql.run("plan_intent", (plan.plan_id, "planned", plan.intent_id))
+        steps += self.sql.insert_rows("insert_context", rows)
+        if not self.ordered.update_intent(plan.intent_id, plan_id=plan.plan_id,
+                                          result_status="planned"):
+            steps.append(self.sql.step("plan_intent", (plan.plan_id, "planned", plan.intent_id)))
         if close is not None:
-            self.close_intent(close)
+            steps += self._closing(close)
+        self.sql.run_together(steps)
         self.append_audit(audit)
 
     def save_plan(self, plan: Plan, *, expected_version: int, expected_epoch: int | None = None,
@@ -159,15 +177,17 @@ class Repository(Leases, RuntimeReads):
             values.append(self.sql.ts(to_db_time(lease_until)) if lease_until else None)
         statement = ("update_task" + ("_columns" if keep_stored_json else "")
                      + ("_lease" if sets_lease else ""))
-        updated = self.sql.run(statement, (*values, plan.plan_id, expected_version, epoch))
-        if updated != 1:
-            raise StaleWrite(plan.plan_id, expected_version)
-        if close is not None:
-            self.close_intent(close)
+        # What goes with the save first and the conditional UPDATE last, in one round trip:
+        # its row count is the one the script answers with. A stale save raises, and the
+        # Store's transaction rolls back what went before it.
+        steps = self._closing(close) if close is not None else []
         if confirmed_at is not None:
-            self.sql.run_many("insert_context", [(plan.plan_id, KEY_CONFIRMED_AT,
-                                                  confirmed_at.isoformat(), SCOPE_GLOBAL,
-                                                  self.sql.ts(naive_utcnow()))])
+            steps += self.sql.insert_rows("insert_context", [(
+                plan.plan_id, KEY_CONFIRMED_AT, confirmed_at.isoformat(), SCOPE_GLOBAL,
+                self.sql.ts(naive_utcnow()))])
+        steps.append(self.sql.step(statement, (*values, plan.plan_id, expected_version, epoch)))
+        if self.sql.run_together(steps) != 1:
+            raise StaleWrite(plan.plan_id, expected_version)
         self.append_audit(audit)
         return saved
 
@@ -195,18 +215,31 @@ class Repository(Leases, RuntimeReads):
 
     def close_intent(self, close: IntentClose) -> None:
         """UPDATE the intents_log row with how it ends (or stands)."""
-        self.sql.run("close_intent", (close.result_status, close.notes,
-                                      self.sql.ts(naive_utcnow()), close.intent_id))
+        self.sql.run_together(self._closing(close))
+
+    def _closing(self, close: IntentClose) -> list[Step]:
+        """The statement that closes an intent; none when its row is still kept (it takes
+        the close in memory)."""
+        now = self.sql.ts(naive_utcnow())
+        if self.ordered.update_intent(close.intent_id, result_status=close.result_status,
+                                      notes=close.notes, processed_by_madre_at=now):
+            return []
+        return [self.sql.step("close_intent", (close.result_status, close.notes, now,
+                                               close.intent_id))]
 
     def append_audit(self, rows: Sequence[AuditRow]) -> None:
         """INSERT madre_actions rows (append-only)."""
-        now = self.sql.ts(naive_utcnow())
-        self.sql.run_many("insert_action", [self._audit_values(r, now) for r in rows])
+        if rows:
+            now = self.sql.ts(naive_utcnow())
+            self.ordered.add_actions([self._audit_values(r, now) for r in rows])
 
-    def append_audit_returning_id(self, row: AuditRow) -> int:
-        """INSERT one madre_actions row and return its id (the `action_id` of an answer)."""
-        return self.sql.insert_returning_id(
-            "insert_action", self._audit_values(row, self.sql.ts(naive_utcnow())))
+    def append_audit_returning_id(self, row: AuditRow) -> RowId:
+        """INSERT one madre_actions row; its id (the `action_id` of an answer) is set on the
+        handle once the row is written (at the end of the Store's transaction)."""
+        handle = self.ordered.add_actions(
+            [self._audit_values(row, self.sql.ts(naive_utcnow()))], with_id=True)
+        assert handle is not None
+        return handle
 
     @staticmethod
     def _audit_values(r: AuditRow, now: Any) -> tuple[Any, ...]:

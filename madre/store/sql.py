@@ -14,12 +14,9 @@ import peewee
 
 from madre.store.db import is_sqlite
 
+Step = tuple[str, list[Any]]  # a statement in the backend's dialect and its parameters
+
 _STATEMENTS = {
-    "insert_intent": (
-        "INSERT INTO intents_log (source, payload_json, created_at, result_status, intent_id,"
-        " session_id, instance_id, idempotency_key, request_hash)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    ),
     "retake_intent": (
         "UPDATE intents_log SET source = ?, payload_json = ?, session_id = ?, instance_id = ?,"
         " result_status = ?, notes = NULL, processed_by_madre_at = NULL"
@@ -56,10 +53,6 @@ _STATEMENTS = {
     "active_owners": (
         "SELECT owner, MIN(lease_until) FROM tasks WHERE status IN ('PENDING', 'RUNNING')"
         " AND owner IS NOT NULL GROUP BY owner"
-    ),
-    "insert_action": (
-        "INSERT INTO madre_actions (module, action, reason, created_at, plan_id, intent_id,"
-        " session_id, actor, detail_json, plan_status) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ),
 }
 
@@ -117,11 +110,42 @@ class Statements:
         row = self.first_row(name, params)
         return row[0] if row else None
 
-    def run_many(self, name: str, rows: list[tuple[Any, ...]]) -> None:
-        if rows:
-            cursor = self._db.cursor()
-            cursor.executemany(self._sql[name], rows)
+    def insert_rows(self, name: str, rows: list[tuple[Any, ...]]) -> list[Step]:
+        """INSERT statement `name` for every row, many rows to a statement (a driver's
+        executemany is one round trip per row on PostgreSQL), to `run_together`."""
+        head, _, group = self._sql[name].partition(" VALUES ")
+        return many_rows(head, group, rows, sqlite=self._sqlite)
 
-    def insert_returning_id(self, name: str, params: tuple[Any, ...]) -> int:
-        cursor = self._db.execute_sql(self._sql[name] + " RETURNING id", params)
-        return int(cursor.fetchone()[0])
+    def step(self, name: str, params: tuple[Any, ...]) -> Step:
+        """Statement `name` with its parameters, to `run_together`."""
+        return self._sql[name], list(params)
+
+    def run_together(self, steps: list[Step]) -> int:
+        """Run `steps` in order, in one round trip on PostgreSQL (a script: each round trip
+        is a wait for the Store's thread) and one by one on SQLite (in-process, and sqlite3
+        runs no scripts); the number of rows the last one changed. The first that fails
+        raises, and the transaction it is in must roll back."""
+        if not steps:
+            return 0
+        if self._sqlite or len(steps) == 1:
+            for sql, params in steps:
+                cursor = self._db.execute_sql(sql, params)
+        else:
+            cursor = self._db.execute_sql("; ".join(sql for sql, _ in steps),
+                                          [p for _, params in steps for p in params])
+        return int(cursor.rowcount)
+
+
+SQLITE_MAX_PARAMS = 999  # the smallest limit any SQLite build puts on one statement's parameters
+
+
+def many_rows(head: str, group: str, rows: list[tuple[Any, ...]], *, sqlite: bool,
+              tail: str = "") -> list[Step]:
+    """`head VALUES group, group, ... tail` statements for `rows`, with their parameters: one
+    on PostgreSQL, as many as SQLite's parameter limit asks for there."""
+    if not rows:
+        return []
+    per_statement = max(1, SQLITE_MAX_PARAMS // len(rows[0])) if sqlite else len(rows)
+    return [(f"{head} VALUES {', '.join([group] * len(chunk))}{tail}",
+             [value for row in chunk for value in row])
+            for chunk in (rows[i:i + per_statement] for i in range(0, len(rows), per_statement))]

@@ -17,9 +17,6 @@ from madre.errors import DuplicateIntent, StaleWrite
 from madre.model import Plan, Status, new_id, utcnow
 from madre.records import NO_CHANGE, AuditRow, Change, IntentClose, IntentRecord
 from madre.rules import lifecycle
-from madre.store.db import open_database
-from madre.store.migrations import ensure_schema
-from madre.store.models import build_models
 from madre.store.repository import Repository
 
 
@@ -42,15 +39,6 @@ class Listener:
             assert self.release.wait(10)
         if self.fail:
             raise RuntimeError("a listener that breaks")
-
-
-@pytest.fixture
-def repo(database_url: str) -> Iterator[Repository]:
-    database = open_database(database_url)
-    models = build_models(database)
-    ensure_schema(database, models)
-    yield Repository(database, models)
-    database.close_all() if hasattr(database, "close_all") else database.close()
 
 
 @pytest.fixture
