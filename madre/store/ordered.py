@@ -29,7 +29,7 @@ from typing import Any
 import peewee
 
 from madre.store.db import is_sqlite
-from madre.store.sql import many_rows
+from madre.store.sql import Statements, Step, many_rows
 
 ORDER_LOCK = 0x6D61647265  # "madre": the advisory lock these tables take their ids under
 
@@ -51,8 +51,8 @@ class OrderedRows:
     """One connection's intents_log and madre_actions rows, kept until the end of the
     transaction (the Store actor's thread only)."""
 
-    def __init__(self, database: peewee.Database) -> None:
-        self._db = database
+    def __init__(self, database: peewee.Database, statements: Statements) -> None:
+        self._statements = statements
         self._sqlite = is_sqlite(database)
         self._param = database.param
         self._keeping = False
@@ -97,15 +97,20 @@ class OrderedRows:
     def holds_intent(self, intent_id: str) -> bool:
         return intent_id in self._intents
 
-    def add_actions(self, rows: list[tuple[Any, ...]], *, with_id: bool = False
-                    ) -> RowId | None:
-        """madre_actions rows (`ACTION_COLUMNS` in order); with `with_id`, one row, and the
-        handle its id will be set on."""
-        handle = RowId() if with_id else None
-        self._actions.extend((row, handle) for row in rows)
+    def add_actions(self, rows: list[tuple[Any, ...]]) -> None:
+        """madre_actions rows (`ACTION_COLUMNS` in order)."""
+        self._add_actions([(row, None) for row in rows])
+
+    def add_action_with_id(self, row: tuple[Any, ...]) -> RowId:
+        """One madre_actions row, and the handle its id will be set on."""
+        handle = RowId()
+        self._add_actions([(row, handle)])
+        return handle
+
+    def _add_actions(self, rows: list[tuple[tuple[Any, ...], RowId | None]]) -> None:
+        self._actions.extend(rows)
         if not self._keeping:
             self.write()
-        return handle
 
     def add_notice(self, channel: str, payload: str) -> None:
         """A NOTIFY to send with the rows (PostgreSQL delivers it at COMMIT)."""
@@ -121,7 +126,7 @@ class OrderedRows:
         for one last). One round trip on PostgreSQL; SQLite runs the statements one by one."""
         if not (self._intents or self._actions or self._notices):
             return
-        statements: list[tuple[str, list[Any]]] = []
+        statements: list[Step] = []
         if not self._sqlite and not self._locked and self._keeping:
             statements.append((f"SELECT pg_advisory_xact_lock({self._param})", [ORDER_LOCK]))
             self._locked = True
@@ -135,23 +140,21 @@ class OrderedRows:
         wants_ids = any(handle is not None for handle in handles)
         statements += self._inserts("madre_actions", ACTION_COLUMNS, [row for row, _ in actions],
                                     returning=wants_ids)
-        if self._sqlite:  # sqlite3 runs no scripts through execute: one by one
-            ids = []
-            for sql, params in statements:
-                rows = self._db.execute_sql(sql, params).fetchall()
-                ids += [int(r[0]) for r in rows] if sql.endswith("RETURNING id") else []
-        else:  # the last statement is the one whose rows the cursor holds
-            cursor = self._db.execute_sql("; ".join(sql for sql, _ in statements),
-                                          [p for _, params in statements for p in params])
-            ids = [int(r[0]) for r in cursor.fetchall()] if wants_ids else []
-        if wants_ids:
-            # Ids are taken in VALUES order; RETURNING's own order is not promised.
-            for handle, row_id in zip(handles, sorted(ids), strict=True):
-                if handle is not None:
-                    handle.value = row_id
+        if not wants_ids:
+            self._statements.script(statements)
+            return
+        if self._sqlite:  # one by one, each RETURNING's rows (SQLite may need several INSERTs)
+            returned = [self._statements.script([step]).fetchall() for step in statements]
+        else:  # one round trip: the rows are the last statement's, the INSERT's
+            returned = [self._statements.script(statements).fetchall()]
+        ids = sorted(int(r[0]) for rows in returned for r in rows)
+        # Ids are taken in VALUES order; RETURNING's own order is not promised.
+        for handle, row_id in zip(handles, ids, strict=True):
+            if handle is not None:
+                handle.value = row_id
 
     def _inserts(self, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]], *,
-                 returning: bool = False) -> list[tuple[str, list[Any]]]:
+                 returning: bool = False) -> list[Step]:
         group = "(" + ", ".join([self._param] * len(columns)) + ")"
         return many_rows(f"INSERT INTO {table} ({', '.join(columns)})", group, rows,
                          sqlite=self._sqlite, tail=" RETURNING id" if returning else "")

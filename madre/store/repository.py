@@ -52,7 +52,7 @@ class Repository(Leases, RuntimeReads):
         self.m = models
         self.sql = Statements(database)
         # intents_log and madre_actions rows, kept to the end of the Store's transaction
-        self.ordered = OrderedRows(database)
+        self.ordered = OrderedRows(database, self.sql)
         self.instance_id = instance_id  # owner of the plans this Madre creates and wakes
 
     # ------------------------------------------------------------------ writes (Store actor)
@@ -236,10 +236,8 @@ class Repository(Leases, RuntimeReads):
     def append_audit_returning_id(self, row: AuditRow) -> RowId:
         """INSERT one madre_actions row; its id (the `action_id` of an answer) is set on the
         handle once the row is written (at the end of the Store's transaction)."""
-        handle = self.ordered.add_actions(
-            [self._audit_values(row, self.sql.ts(naive_utcnow()))], with_id=True)
-        assert handle is not None
-        return handle
+        return self.ordered.add_action_with_id(
+            self._audit_values(row, self.sql.ts(naive_utcnow())))
 
     @staticmethod
     def _audit_values(r: AuditRow, now: Any) -> tuple[Any, ...]:

@@ -125,15 +125,16 @@ class Statements:
         is a wait for the Store's thread) and one by one on SQLite (in-process, and sqlite3
         runs no scripts); the number of rows the last one changed. The first that fails
         raises, and the transaction it is in must roll back."""
-        if not steps:
-            return 0
+        return int(self.script(steps).rowcount) if steps else 0
+
+    def script(self, steps: list[Step]) -> Any:
+        """Run `steps` as `run_together` does; the cursor of the last (its rows, if any)."""
         if self._sqlite or len(steps) == 1:
             for sql, params in steps:
                 cursor = self._db.execute_sql(sql, params)
-        else:
-            cursor = self._db.execute_sql("; ".join(sql for sql, _ in steps),
-                                          [p for _, params in steps for p in params])
-        return int(cursor.rowcount)
+            return cursor
+        return self._db.execute_sql("; ".join(sql for sql, _ in steps),
+                                    [p for _, params in steps for p in params])
 
 
 SQLITE_MAX_PARAMS = 999  # the smallest limit any SQLite build puts on one statement's parameters
