@@ -185,7 +185,7 @@ class ForensicTrail:
         if not self.is_open:
             self.open()
         prev, seq, cursor, day = self._prev, self._seq, self.cursor, self._day
-        by_file: dict[pathlib.Path, list[str]] = {}
+        by_day: dict[str, list[str]] = {}
         notes = list(self._pending_notes)
         for entry in [*notes, *entries]:
             seq += 1
@@ -198,9 +198,9 @@ class ForensicTrail:
             record = {**entry, "time": when, "seq": seq, "prev": prev}
             record.pop("hash", None)
             prev, line = sealed_line(record)
-            by_file.setdefault(self.directory / f"{day}{SUFFIX}", []).append(line)
-        for path, lines in by_file.items():
-            out = self._open_file(path)
+            by_day.setdefault(day, []).append(line)
+        for file_day, lines in by_day.items():
+            out = self._open_file(self.directory / f"{file_day}{SUFFIX}")
             out.write("\n".join(lines) + "\n")
             out.flush()
             os.fsync(out.fileno())

@@ -179,8 +179,10 @@ class Membership:
             still = set(self._supervisor.live_plans())
             lost = [p for p in lost if p in still]
         if lost:
-            log.warning("plans taken over or ended elsewhere: stopping their actors here",
-                        extra={"plan_ids": lost})
+            # Taken over, ended elsewhere, or brought to rest here a moment ago by an actor
+            # that is stopping: each actor knows which, and warns only for a real loss.
+            log.info("live plans without a lease: stopping their actors here",
+                     extra={"plan_ids": lost})
             self._supervisor.fence(lost)
         return len(held), lost
 

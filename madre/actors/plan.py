@@ -38,7 +38,7 @@ from madre.actors.recycled import RecycledThreadActor, ThreadCache
 from madre.delegation.client import Answer
 from madre.delegation.executor import StepRunner
 from madre.errors import DownstreamError, StaleWrite
-from madre.model import FINAL_STATUSES, Plan, Status, Step, StepType
+from madre.model import FINAL_STATUSES, SETTLED_STATUSES, Plan, Status, Step, StepType
 from madre.modules import LOCAL_STEPS
 from madre.records import NO_CHANGE, Change
 from madre.rules import lifecycle
@@ -120,9 +120,7 @@ class PlanActor(RecycledThreadActor):
             elif isinstance(message, Cancel):
                 return self._cancel(message)
             elif isinstance(message, Fenced):
-                log.warning("plan no longer ours; stopping", extra={"plan_id": self.plan_id})
-                self._in_flight = None
-                self._end("fenced")
+                self._fenced()
             else:
                 return super().on_receive(message)
         except _Superseded:
@@ -288,6 +286,18 @@ class PlanActor(RecycledThreadActor):
         plan = self._plan
         assert plan is not None
         self._settle(lifecycle.fail(plan, reason, now=self._now(), step=step), "error")
+
+    def _fenced(self) -> None:
+        """The heartbeat found this plan's lease gone: taken over, or ended elsewhere. A plan
+        this actor brought to rest itself has no lease either (its last save committed before
+        the heartbeat read the leases and it is stopping now): nothing was lost, no warning."""
+        plan = self._plan
+        if plan is not None and plan.status in SETTLED_STATUSES:
+            log.debug("fenced after it came to rest", extra={"plan_id": self.plan_id})
+        else:
+            log.warning("plan no longer ours; stopping", extra={"plan_id": self.plan_id})
+        self._in_flight = None
+        self._end("fenced")
 
     def _cancel(self, message: Cancel) -> tuple[Verdict, Plan] | None:
         plan = self._plan
