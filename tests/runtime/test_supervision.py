@@ -385,13 +385,19 @@ class _HeldCall(Wrapping):
 def test_a_running_plan_fenced_by_the_heartbeat_is_warned_about_and_its_actor_stops(
         start_madre, standins, caplog):
     caplog.set_level(logging.DEBUG, logger="madre.plan")
-    held: list[_HeldCall] = []
-    madre = start_madre(step_runner=lambda real: held.append(_HeldCall(real)) or held[0])
+    made: list[_HeldCall] = []
+
+    def held_calls(real: Any) -> _HeldCall:
+        made.append(_HeldCall(real))
+        return made[0]
+
+    madre = start_madre(step_runner=held_calls)
+    held = made[0]
     try:
         answer = madre.control(ControlRequest(target="switch", action="chat"))
-        assert held[0].calling.wait(WAIT)
+        assert held.calling.wait(WAIT)
         madre.supervisor.fence([answer.plan_id])  # as a heartbeat that found its lease gone
         assert helpers.plan_actors_left(madre) == 0
     finally:
-        held[0].release.set()
+        held.release.set()
     assert (logging.WARNING, "plan no longer ours; stopping") in _messages(caplog, "madre.plan")
