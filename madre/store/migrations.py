@@ -122,12 +122,19 @@ def _step_3(database: peewee.Database, models: Models) -> None:
         "intents_log": ("idempotency_key", "request_hash", "answer_json")})
 
 
+def _step_4(database: peewee.Database, models: Models) -> None:
+    # The index a foreign key gets by default; (task_id, key) covers every lookup it served.
+    database.execute_sql("DROP INDEX IF EXISTS context_task_id")
+
+
 STEPS: tuple[Step, ...] = (
     Step(1, "the five tables, with every column Madre had before versions", _step_1),
     Step(2, "several instances: tasks.owner, lease_until and epoch; intents_log.instance_id; "
             "context rows that belong to no plan", _step_2),
     Step(3, "idempotent intake: intents_log.idempotency_key (unique), request_hash and "
             "answer_json", _step_3),
+    Step(4, "context loses its index on task_id alone, which (task_id, key) makes redundant",
+         _step_4),
 )
 NEWEST = STEPS[-1].version
 

@@ -102,8 +102,12 @@ def build_models(database: peewee.Database) -> Models:  # noqa: PLR0915 - one ta
     class Context(Base):
         id = peewee.AutoField()
         # NULL for rows that belong to no plan: an instance's liveness, the schema version.
+        # No index of its own (a foreign key gets one by default): the (task_id, key) index
+        # below serves every lookup by plan, and each plan writes 2-5 of these rows, so a
+        # second index over the same random uuids is one more B-tree insert per row for nothing.
         task_id = peewee.ForeignKeyField(
-            Task, field=Task.uuid, column_name="task_id", backref="context_rows", null=True
+            Task, field=Task.uuid, column_name="task_id", backref="context_rows", null=True,
+            index=False,
         )
         key = peewee.CharField(max_length=255)
         value = peewee.TextField()

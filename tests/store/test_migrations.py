@@ -52,6 +52,31 @@ def test_starting_twice_on_the_same_database_migrates_nothing_the_second_time(tm
         assert ensure_schema(madre.database, madre.models) == []
 
 
+def test_a_version_3_database_loses_its_redundant_context_index_and_keeps_its_plans(
+        tmp_path) -> None:
+    path = tmp_path / "v3.db"
+    settings = Settings(database_url=f"sqlite:///{path}", forensic_dir=str(tmp_path / "f"),
+                        switch_url="http://127.0.0.1:9", health_interval_seconds=60)
+    with Madre(settings) as madre:
+        plan_id = madre.chat(ChatRequest(message="hello"), wait=0).plan_id
+    with sqlite3.connect(path) as conn:  # as version 3 left it: with the foreign key's index
+        conn.execute("CREATE INDEX context_task_id ON context (task_id)")
+        conn.execute("UPDATE context SET value = '3' WHERE key = 'madre:schema_version'")
+
+    with Madre(settings) as madre:
+        assert madre.get_plan(plan_id) is not None
+    with sqlite3.connect(path) as conn:
+        indexes = {name for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'context'")}
+        version = conn.execute(
+            "SELECT value FROM context WHERE key = 'madre:schema_version'").fetchone()
+        lookup = conn.execute("EXPLAIN QUERY PLAN SELECT * FROM context WHERE task_id = ?",
+                              (plan_id,)).fetchall()
+    assert "context_task_id" not in indexes and "context_task_id_key" in indexes
+    assert version == (str(NEWEST),) and NEWEST == 4
+    assert "USING INDEX context_task_id_key" in str(lookup)
+
+
 # --------------------------------------------------------------------------- PostgreSQL
 
 
