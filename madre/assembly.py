@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, Self
 import peewee
 import pykka
 
+from madre.actors.checkpointer import CheckpointClient, Checkpointer
+from madre.actors.doorbell import Doorbell
 from madre.actors.plan import PlanActor
 from madre.actors.recycled import ThreadCache
 from madre.actors.store import StoreActor
@@ -32,7 +34,7 @@ from madre.actors.supervisor import (
     Supervisor,
     SupervisorClient,
 )
-from madre.actors.trail import Doorbell, TrailClient, TrailStatus, TrailWriter
+from madre.actors.trail import TrailClient, TrailStatus, TrailWriter
 from madre.clock import SYSTEM_CLOCK, Clock
 from madre.commands import PlanCommands
 from madre.delegation.executor import StepExecutor, StepRunner
@@ -101,6 +103,7 @@ class Assembly:
         self.principals = self.settings.principals()
         self.metrics = Metrics(self._live_figures)
         self.notifier: Notifier | None = None
+        self.checkpoints: CheckpointClient | None = None  # SQLite's, once started
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -167,6 +170,10 @@ class Assembly:
                                    wait=s.parse_timeout_seconds)
         self.scheduler = Scheduler().start()
         self._on_stop(self.scheduler.stop)
+        if is_sqlite(self.database):  # the log moves into the file off the writer's thread
+            ring = Doorbell()
+            self.checkpoints = CheckpointClient(self._actor(Checkpointer.start(
+                self.database, ring)), ring, self.scheduler.call_later)
         self.notifier = Notifier.from_settings(s, scheduler=self.scheduler,
                                                audit=self.store.append_audit,
                                                clock=self.clock.now)
@@ -197,7 +204,8 @@ class Assembly:
         self.intake = Intake(
             repo=self.repo, store=self.store, parser=self.parser, tables=self.tables,
             confirm_ttl_seconds=s.confirm_ttl_seconds, supervisor=self.supervisor,
-            watchers=self.watchers, clock=self.clock.now, chat_wait=s.chat_wait_seconds, confirm=self.commands.confirm,
+            watchers=self.watchers, clock=self.clock.now, chat_wait=s.chat_wait_seconds,
+            confirm=self.commands.confirm,
             rules=self.rules, instance_id=self.instance_id)
         self.membership = Membership(
             me=self.me, store=self.store, repo=self.repo, supervisor=self.supervisor,
@@ -352,8 +360,11 @@ class Assembly:
             log.warning("the forensic trail is still catching up with the database")
 
     def _committed(self, records: list[dict[str, Any]]) -> None:
-        """After every commit (Store actor thread): trail, event streams, metrics."""
+        """After every commit (Store actor thread): trail, event streams, metrics, and the
+        checkpointer."""
         self.trail.wake()
+        if self.checkpoints is not None:
+            self.checkpoints.wake()
         if records and self.notifier is not None:
             self.notifier.offer(records)
         self.events.notify()

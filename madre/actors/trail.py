@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 import pykka
 
+from madre.actors.doorbell import Doorbell
 from madre.forensics import ForensicTrail, TrailBusy
 from madre.model import utcnow
 from madre.store.feed import EMPTY, TrailSource
@@ -155,27 +156,6 @@ class TrailWriter(pykka.ThreadingActor):
 
     def on_stop(self) -> None:
         self._trail.close()
-
-
-class Doorbell:
-    """Rung after every commit; answered when a catch-up starts. While it is rung and not yet
-    answered, more rings queue nothing more (one catch-up copies them all)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._rung = False
-
-    def ring(self) -> bool:
-        """True when this ring must be delivered (nobody rang since the last answer)."""
-        with self._lock:
-            if self._rung:
-                return False
-            self._rung = True
-            return True
-
-    def answer(self) -> None:
-        with self._lock:
-            self._rung = False
 
 
 class TrailClient:

@@ -24,11 +24,10 @@ SQLITE_PRAGMAS = {
     "foreign_keys": 1,
     "busy_timeout": 5000,
     "cache_size": -16000,
-    # Move the WAL into the database file every 10,000 pages (~40 MB) instead of every 1,000:
-    # a plan's commits dirty the same hot pages (index leaves, the tasks table's tail) again
-    # and again, and each checkpoint copies every page once and fsyncs: fewer of them write
-    # ~14 % fewer bytes per parked plan (142 -> 122 KiB, /proc/self/io); the WAL file grows
-    # larger before it starts over.
+    # The writer moves the WAL into the database file itself only past 10,000 pages (~40 MB;
+    # SQLite's default is 1,000): a running Madre's checkpointer actor does it before that,
+    # off the writer's thread (madre.actors.checkpointer). Other users of the file (the CLI)
+    # write little, and their last connection's close checkpoints it.
     "wal_autocheckpoint": 10000,
 }
 
