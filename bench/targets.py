@@ -66,10 +66,12 @@ def number(pattern: str, text: str) -> float | None:
 
 def peers_rows(outdir: pathlib.Path) -> list[Row]:
     """From peers_inprocess.sh's per-engine outputs: medians and ratios."""
-    def median(engine: str, figure: str) -> float | None:
+    def output(engine: str) -> str:
         path = outdir / "peers" / f"{engine}.txt"
-        text = path.read_text() if path.exists() else ""
-        return number(rf"SUMMARY {figure} min=\S+ median=([\d.]+)", text)
+        return path.read_text() if path.exists() else ""
+
+    def median(engine: str, figure: str) -> float | None:
+        return number(rf"SUMMARY {figure} min=\S+ median=([\d.]+)", output(engine))
 
     rows = []
     for figure, floor_name, times_peers in (("low", "floor_inproc_low", 3.0),
@@ -86,8 +88,7 @@ def peers_rows(outdir: pathlib.Path) -> list[Row]:
                         f"{madre / dbos:.2f}x DBOS",
                         f">= 0.8x floor, >= {times_peers:.0f}x each peer",
                         madre >= 0.8 * floor and madre >= times_peers * max(lg, dbos)))
-    text = (outdir / "peers" / "madre.txt")
-    park = text.read_text() if text.exists() else ""
+    park = output("madre")
     rate = number(r"FIGURE park run=\d+ .*park_rate_per_s=([\d.]+)", park)
     threads = number(r"FIGURE park run=\d+ .*threads_parked=(\d+)", park)
     if rate is None or threads is None:

@@ -100,6 +100,6 @@ class CheckpointClient:
             pass  # stopping
 
     def now(self, timeout: float) -> Moved | None:
-        """Checkpoint at once and say what moved (start-up, tests)."""
+        """Checkpoint at once and say what moved (tests ask it this way)."""
         result: Moved | None = self.ref.ask(Checkpoint(), timeout=timeout)
         return result
