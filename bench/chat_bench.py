@@ -76,6 +76,16 @@ def uvicorn_cmd(app: str, port: int) -> list[str]:
             "--loop", "auto", "--http", "auto"]
 
 
+@contextlib.contextmanager
+def fake_switch(shared: pathlib.Path, work: pathlib.Path) -> Iterator[str]:
+    """The shared fake Switch on a free loopback port, in a process of its own."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with process(uvicorn_cmd("fake_switch:app", port), env=dict(os.environ), cwd=shared,
+                 log=work / "switch.log", health=url + "/health"):
+        yield url
+
+
 def wrk(url: str, lua: pathlib.Path, *, duration: int, connections: int) -> dict[str, float]:
     env = {**os.environ, "CHAT_MESSAGE": MESSAGE, "CHAT_TOKEN": TOKEN, "CHAT_PATH": "/madre/chat"}
     args = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "30s",

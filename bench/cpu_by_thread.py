@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
 import os
 import pathlib
 import re
@@ -29,28 +28,18 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
-from chat_bench import free_port, process, uvicorn_cmd  # noqa: E402
+from chat_bench import fake_switch  # noqa: E402
 
 from madre import Madre, Settings  # noqa: E402
 from madre.contracts import ControlRequest, ControlStatus, Status  # noqa: E402
 
 FIGURES = ("low", "high", "park")
 WARM_UP = 30  # plans per figure not counted: imports, pools, caches
-
-
-@contextlib.contextmanager
-def fake_switch(shared: pathlib.Path, work: pathlib.Path) -> Iterator[str]:
-    """The shared fake Switch on a free loopback port, in a process of its own."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with process(uvicorn_cmd("fake_switch:app", port), env=dict(os.environ), cwd=shared,
-                 log=work / "switch.log", health=url + "/health"):
-        yield url
 
 
 # ------------------------------------------------------------------ per-thread accounting

@@ -38,7 +38,7 @@ from typing import Any
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from cpu_by_thread import fake_switch  # noqa: E402
+from chat_bench import fake_switch  # noqa: E402
 
 VARIANTS = {
     "floor": "1 transaction, 1 call",
